@@ -1,0 +1,51 @@
+# Outpost — see README.md. Every target works on a fresh Debian 12 machine
+# with Go; `make deps` installs the rest.
+SHELL     := /bin/bash
+GO        ?= go
+BIN       := bin
+RACE      ?= -race
+E2E_FLAGS ?=
+FUZZTIME  ?= 15s
+
+.PHONY: all build deps run test unit fuzz e2e bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/outpost ./appliance/cmd/outpost
+
+deps:
+	scripts/deps.sh
+
+# The demo: one node with the demo account; prints the web UI address and
+# the SIP credentials. Ctrl-C stops it cleanly.
+run: deps build
+	scripts/run-demo.sh
+
+# Everything CI runs: vet, unit tests (race), a short fuzz, the system tests
+# with real processes.
+test: deps
+	$(GO) vet ./...
+	$(MAKE) unit fuzz e2e
+
+unit:
+	$(GO) test $(RACE) -count=1 -timeout 10m $$($(GO) list ./... | grep -v /appliance/e2e)
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeValidate -fuzztime=$(FUZZTIME) ./account/
+
+e2e:
+	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/
+
+# Benchmarks; writes the table in docs/performance.md.
+bench: deps
+	scripts/bench.sh
+
+lint: deps
+	scripts/lint-deps.sh
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$$($(GO) env GOPATH)/bin/staticcheck ./...
+
+clean:
+	rm -rf $(BIN) run-data

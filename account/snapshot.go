@@ -1,0 +1,229 @@
+package account
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Snapshot is the account's whole desired state at one revision, as the cloud
+// control plane publishes it (shared/CONTRACT.md, "Snapshot").
+type Snapshot struct {
+	Revision int64    `json:"revision"`
+	Account  Account  `json:"account"`
+	Sites    []Site   `json:"sites"`
+	Users    []User   `json:"users"`
+	SDGs     []SDG    `json:"sdgs"`
+	Numbers  []Number `json:"numbers"`
+	Trunks   []Trunk  `json:"trunks"`
+	Callout  Callout  `json:"callout"`
+	Admins   []Admin  `json:"admins"`
+	Embed    Embed    `json:"embed"`
+}
+
+// Account names the tenant and its SIP digest realm.
+type Account struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	SIPRealm string `json:"sip_realm"`
+}
+
+// Site is one office: its phones, its trunks and its emergency settings.
+type Site struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Country    string    `json:"country"`
+	Timezone   string    `json:"timezone"`
+	AreaCode   string    `json:"area_code"`
+	MainNumber string    `json:"main_number"`
+	Emergency  Emergency `json:"emergency"`
+}
+
+// Emergency holds a site's emergency dial strings, the ELINs presented as
+// caller ID on emergency calls, and the dispatchable address.
+type Emergency struct {
+	Numbers  []string `json:"numbers"`
+	ELINPool []string `json:"elin_pool"`
+	Address  Address  `json:"address"`
+}
+
+// Address is a civic address.
+type Address struct {
+	Street     string `json:"street"`
+	City       string `json:"city"`
+	Region     string `json:"region"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+// User is a person with a phone: extension, direct numbers and SIP credentials.
+type User struct {
+	ID        string         `json:"id"`
+	Site      string         `json:"site"`
+	Name      string         `json:"name"`
+	Email     string         `json:"email"`
+	Extension string         `json:"extension"`
+	Numbers   []string       `json:"numbers"`
+	SIP       SIPCredentials `json:"sip"`
+}
+
+// SIPCredentials are digest credentials: HA1 = H(username:realm:password), hex.
+type SIPCredentials struct {
+	Username  string `json:"username"`
+	HA1MD5    string `json:"ha1_md5"`
+	HA1SHA256 string `json:"ha1_sha256"`
+}
+
+// SDG is a Survivability Distribution Group: an extension with a route.
+type SDG struct {
+	ID        string `json:"id"`
+	Site      string `json:"site"`
+	Name      string `json:"name"`
+	Extension string `json:"extension"`
+	Route     *Route `json:"route"`
+}
+
+// Number is an account number (DID) routed somewhere other than a user's DID.
+type Number struct {
+	Number string `json:"number"`
+	Site   string `json:"site"`
+	Route  *Route `json:"route"`
+}
+
+// Route types.
+const (
+	RouteUser   = "user"
+	RouteGroup  = "group"
+	RouteIVR    = "ivr"
+	RouteNumber = "number"
+	RouteSDG    = "sdg"
+)
+
+// Group ringing strategies.
+const (
+	StrategySimultaneous = "simultaneous"
+	StrategySequential   = "sequential"
+	StrategyRotating     = "rotating"
+	StrategyLongestIdle  = "longest_idle"
+)
+
+// Route says where a call goes. Which fields matter depends on Type.
+type Route struct {
+	Type string `json:"type"`
+
+	// user, sdg
+	ID string `json:"id,omitempty"`
+
+	// group
+	Members      []string `json:"members,omitempty"`
+	Strategy     string   `json:"strategy,omitempty"`
+	RingTimeoutS int      `json:"ring_timeout_s,omitempty"`
+	NoAnswer     *Route   `json:"no_answer,omitempty"`
+
+	// ivr
+	Prompt   string            `json:"prompt,omitempty"`
+	TimeoutS int               `json:"timeout_s,omitempty"`
+	Retries  int               `json:"retries,omitempty"`
+	Options  map[string]*Route `json:"options,omitempty"`
+	NoInput  *Route            `json:"no_input,omitempty"`
+
+	// number
+	Number string `json:"number,omitempty"`
+}
+
+// Trunk is a SIP trunk to an on-prem SBC.
+type Trunk struct {
+	ID               string   `json:"id"`
+	Site             string   `json:"site"`
+	Name             string   `json:"name"`
+	Host             string   `json:"host"`
+	Port             int      `json:"port"`
+	Transport        string   `json:"transport"`
+	Priority         int      `json:"priority"`
+	Weight           int      `json:"weight"`
+	OptionsIntervalS int      `json:"options_interval_s"`
+	MaxChannels      int      `json:"max_channels"`
+	Codecs           []string `json:"codecs"`
+}
+
+// Callout configures calls that add an outside number to a live call.
+type Callout struct {
+	GreetingPrompt string     `json:"greeting_prompt"`
+	RequirePress1  bool       `json:"require_press_1"`
+	CallerIDs      []CallerID `json:"caller_ids"`
+}
+
+// CallerID is a number presented on call-outs to a country.
+type CallerID struct {
+	Country   string `json:"country"`
+	Number    string `json:"number"`
+	Dedicated bool   `json:"dedicated,omitempty"`
+}
+
+// Admin is a local web UI login that works during an outage.
+type Admin struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+	Bcrypt   string `json:"bcrypt"`
+}
+
+// Embed configures the embeddable call widget.
+type Embed struct {
+	AllowedOrigins []string `json:"allowed_origins"`
+}
+
+// MaxSnapshotBytes bounds a snapshot document; larger ones are refused before
+// decoding. A 10,000-user account is about 6 MiB.
+const MaxSnapshotBytes = 64 << 20
+
+// ErrMalformed marks a document that is not a snapshot at all: bad JSON,
+// truncated, unknown fields, or trailing data.
+var ErrMalformed = errors.New("malformed snapshot")
+
+// Decode reads one snapshot document strictly: unknown fields, trailing data,
+// truncation and documents over MaxSnapshotBytes are errors wrapping ErrMalformed.
+func Decode(r io.Reader) (*Snapshot, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxSnapshotBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	return DecodeBytes(data)
+}
+
+// DecodeBytes is Decode over a byte slice.
+func DecodeBytes(data []byte) (*Snapshot, error) {
+	if len(data) > MaxSnapshotBytes {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxSnapshotBytes)
+	}
+	start := skipSpace(data, 0)
+	if start == len(data) {
+		return nil, fmt.Errorf("%w: document is empty; want a JSON object", ErrMalformed)
+	}
+	if data[start] != '{' {
+		line, col := position(data, int64(start))
+		return nil, fmt.Errorf("%w: want a JSON object at line %d column %d", ErrMalformed, line, col)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s Snapshot
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(data, err))
+	}
+	if end := skipSpace(data, int(dec.InputOffset())); end < len(data) {
+		line, col := position(data, int64(end))
+		return nil, fmt.Errorf("%w: unexpected data after the snapshot object at line %d column %d; send exactly one object",
+			ErrMalformed, line, col)
+	}
+	return &s, nil
+}
+
+// Encode writes the snapshot as canonical JSON (the form stored and replicated).
+func (s *Snapshot) Encode() ([]byte, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode snapshot: %w", err)
+	}
+	return data, nil
+}

@@ -1,0 +1,123 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/outpost-voice/outpost/appliance/store"
+)
+
+// CommandType is the first byte of every Raft log entry the FSM applies.
+// Types are never renumbered; a new meaning gets a new type.
+type CommandType uint8
+
+// The commands of the config plane. A type with IgnorableFlag set may be
+// skipped by a node that does not know it (rolling upgrades); an unknown type
+// without it stops the FSM loudly.
+const (
+	CmdApplySnapshot CommandType = 1 // a whole account revision
+	CmdUpsertMember  CommandType = 2 // a node's addresses and site
+	CmdRemoveMember  CommandType = 3
+	CmdSetMode       CommandType = 4 // normal | survivability | recovering
+
+	IgnorableFlag CommandType = 0x80
+)
+
+func (t CommandType) String() string {
+	switch t {
+	case CmdApplySnapshot:
+		return "apply_snapshot"
+	case CmdUpsertMember:
+		return "upsert_member"
+	case CmdRemoveMember:
+		return "remove_member"
+	case CmdSetMode:
+		return "set_mode"
+	case CmdBatch:
+		return "batch"
+	}
+	return fmt.Sprintf("command_%d", uint8(t))
+}
+
+// commandVersion is the payload encoding version, the second byte of an entry.
+// Version 1 payloads are JSON (snapshots are the canonical snapshot document).
+const commandVersion = 1
+
+// ErrUnknownCommand is returned for a log entry this binary cannot decode.
+var ErrUnknownCommand = errors.New("unknown raft command")
+
+// Modes of the appliance (shared/DESIGN.md, "Modes").
+const (
+	ModeNormal        = "normal"
+	ModeSurvivability = "survivability"
+	ModeRecovering    = "recovering"
+)
+
+// ModeChange is the payload of CmdSetMode. Since is stamped by the proposer so
+// every node applies the same value.
+type ModeChange struct {
+	Mode  string    `json:"mode"`
+	Since time.Time `json:"since"`
+}
+
+// RemoveMember is the payload of CmdRemoveMember.
+type RemoveMember struct {
+	ID string `json:"id"`
+}
+
+// Encode builds a log entry: type, version, payload.
+func Encode(t CommandType, payload any) ([]byte, error) {
+	var body []byte
+	switch p := payload.(type) {
+	case []byte:
+		body = p
+	default:
+		var err error
+		if body, err = json.Marshal(payload); err != nil {
+			return nil, fmt.Errorf("encode %s command: %w", t, err)
+		}
+	}
+	out := make([]byte, 0, len(body)+2)
+	out = append(out, byte(t), commandVersion)
+	return append(out, body...), nil
+}
+
+// EncodeSnapshot is the entry for a whole revision; doc is canonical JSON.
+func EncodeSnapshot(doc []byte) []byte {
+	b, _ := Encode(CmdApplySnapshot, doc) // []byte payloads never fail
+	return b
+}
+
+// EncodeMember is the entry announcing a member's addresses.
+func EncodeMember(m store.Member) ([]byte, error) { return Encode(CmdUpsertMember, m) }
+
+// EncodeMode is the entry that changes the appliance's mode.
+func EncodeMode(mode string, since time.Time) ([]byte, error) {
+	switch mode {
+	case ModeNormal, ModeSurvivability, ModeRecovering:
+	default:
+		return nil, fmt.Errorf("mode %q: want normal, survivability or recovering", mode)
+	}
+	return Encode(CmdSetMode, ModeChange{Mode: mode, Since: since.UTC()})
+}
+
+// splitCommand returns an entry's type and payload, checking its version.
+func splitCommand(data []byte) (CommandType, []byte, error) {
+	if len(data) < 2 {
+		return 0, nil, fmt.Errorf("%w: entry of %d bytes is too short", ErrUnknownCommand, len(data))
+	}
+	t, v := CommandType(data[0]), data[1]
+	if v != commandVersion {
+		return t, nil, fmt.Errorf("%w: %s version %d (this node knows %d)", ErrUnknownCommand, t, v, commandVersion)
+	}
+	return t, data[2:], nil
+}
+
+func decodeJSON(t CommandType, payload []byte, v any) error {
+	if err := json.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("decode %s command: %w", t, err)
+	}
+	return nil
+}

@@ -1,0 +1,273 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/store"
+)
+
+// ApplyResult is what the FSM answers for one command, returned to the
+// proposer through raft's ApplyFuture.
+type ApplyResult struct {
+	Revision int64         // the config revision after the command
+	Err      error         // why the command changed nothing
+	Batch    []ApplyResult // for CmdBatch: one result per inner command
+}
+
+// ErrStaleRevision is an ApplyResult.Err: a snapshot whose revision is not
+// greater than the one the cluster holds.
+var ErrStaleRevision = errors.New("stale revision")
+
+// ErrHalted is returned while the FSM refuses to apply: it met a command it
+// does not know and must be upgraded before it can go on.
+var ErrHalted = errors.New("fsm halted")
+
+// FSM is a thin adapter from Raft's log to the store: every batch of entries
+// is one SQLite transaction, every entry one savepoint within it. Entries at or
+// below the store's applied index are skipped, so a restarted node replays
+// only what it has not applied (raft runs with NoSnapshotRestoreOnStart).
+type FSM struct {
+	store *store.Store
+	log   *slog.Logger
+
+	applied atomic.Uint64
+	halted  atomic.Pointer[error]
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// NewFSM wraps an open store.
+func NewFSM(st *store.Store, log *slog.Logger) (*FSM, error) {
+	idx, err := st.AppliedIndex()
+	if err != nil {
+		return nil, fmt.Errorf("read applied index: %w", err)
+	}
+	f := &FSM{store: st, log: log}
+	f.applied.Store(idx)
+	return f, nil
+}
+
+// AppliedIndex is the last Raft index the store holds.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// Halted reports why the FSM stopped applying, or nil.
+func (f *FSM) Halted() error {
+	if p := f.halted.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Apply applies one entry.
+func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed entries in one transaction.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	results := make([]any, len(logs))
+	if err := f.Halted(); err != nil {
+		for i := range results {
+			results[i] = ApplyResult{Err: err}
+		}
+		return results
+	}
+	last := f.applied.Load()
+	err := f.store.Write(func(tx *store.Tx) error {
+		for i, l := range logs {
+			if l.Index <= f.applied.Load() {
+				results[i] = ApplyResult{Err: nil}
+				continue
+			}
+			if l.Type == raft.LogCommand {
+				res, err := f.applyOne(tx, l.Index, l.Data, true)
+				if err != nil {
+					return err // halts the whole batch: nothing is applied
+				}
+				results[i] = res
+			}
+			last = l.Index
+		}
+		return tx.SetAppliedIndex(last)
+	})
+	if err != nil {
+		f.halt(err)
+		for i := range results {
+			results[i] = ApplyResult{Err: f.Halted()}
+		}
+		return results
+	}
+	f.applied.Store(last)
+	return results
+}
+
+// applyOne applies one command in its own savepoint. A command refused for
+// its content (a stale revision) is an ApplyResult.Err and changes nothing; an
+// entry the node cannot understand, or a store failure, is the returned error.
+// outer is false for the commands inside a CmdBatch, which cannot nest.
+func (f *FSM) applyOne(tx *store.Tx, index uint64, data []byte, outer bool) (ApplyResult, error) {
+	t, payload, err := splitCommand(data)
+	if err == nil && t == CmdBatch && !outer {
+		err = fmt.Errorf("%w: a batch inside a batch", ErrUnknownCommand)
+	}
+	if err != nil {
+		if t&IgnorableFlag != 0 {
+			f.log.Warn("skipping ignorable raft command", "raft_index", index, "command", uint8(t), "error", err)
+			return ApplyResult{}, nil
+		}
+		return ApplyResult{}, fmt.Errorf("raft index %d: %w", index, err)
+	}
+	var res ApplyResult
+	err = tx.Savepoint(func() error {
+		var err error
+		res, err = f.dispatch(tx, index, t, payload)
+		if err == nil && res.Err != nil {
+			return res.Err // roll the savepoint back
+		}
+		return err
+	})
+	if res.Err != nil {
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("raft index %d: apply %s: %w", index, t, err)
+	}
+	return res, nil
+}
+
+func (f *FSM) dispatch(tx *store.Tx, index uint64, t CommandType, payload []byte) (ApplyResult, error) {
+	switch t {
+	case CmdBatch:
+		entries, err := decodeBatch(payload)
+		if err != nil {
+			return ApplyResult{}, err
+		}
+		out := ApplyResult{Batch: make([]ApplyResult, len(entries))}
+		for i, e := range entries {
+			if out.Batch[i], err = f.applyOne(tx, index, e, false); err != nil {
+				return ApplyResult{}, err
+			}
+		}
+		return revisionAfter(tx, nil, out)
+	case CmdApplySnapshot:
+		return applySnapshot(tx, payload)
+	case CmdUpsertMember:
+		var m store.Member
+		if err := decodeJSON(t, payload, &m); err != nil {
+			return ApplyResult{}, err
+		}
+		return revisionAfter(tx, tx.UpsertMember(m), ApplyResult{})
+	case CmdRemoveMember:
+		var m RemoveMember
+		if err := decodeJSON(t, payload, &m); err != nil {
+			return ApplyResult{}, err
+		}
+		return revisionAfter(tx, tx.RemoveMember(m.ID), ApplyResult{})
+	case CmdSetMode:
+		var m ModeChange
+		if err := decodeJSON(t, payload, &m); err != nil {
+			return ApplyResult{}, err
+		}
+		return revisionAfter(tx, tx.SetMode(m.Mode, m.Since), ApplyResult{})
+	}
+	if t&IgnorableFlag != 0 {
+		return ApplyResult{}, nil
+	}
+	return ApplyResult{}, fmt.Errorf("%w: type %d", ErrUnknownCommand, uint8(t))
+}
+
+// revisionAfter completes res with the revision once a command succeeded.
+func revisionAfter(tx *store.Tx, err error, res ApplyResult) (ApplyResult, error) {
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	res.Revision, err = tx.Revision()
+	return res, err
+}
+
+// applySnapshot replaces the configuration with a whole revision. The
+// proposer validated the document; here only what depends on the order of
+// the log is checked again: the revision must still be newer.
+func applySnapshot(tx *store.Tx, doc []byte) (ApplyResult, error) {
+	snap, err := account.DecodeBytes(doc)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("decode snapshot command: %w", err)
+	}
+	cur, err := tx.Revision()
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	if snap.Revision <= cur {
+		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: revision %d is not greater than the current revision %d", ErrStaleRevision, snap.Revision, cur)}, nil
+	}
+	if err := tx.ReplaceConfig(snap, doc); err != nil {
+		return ApplyResult{}, err
+	}
+	return ApplyResult{Revision: snap.Revision}, nil
+}
+
+func (f *FSM) halt(err error) {
+	err = fmt.Errorf("%w: %w", ErrHalted, err)
+	if f.halted.CompareAndSwap(nil, &err) {
+		f.log.Error("state machine halted: this node applies nothing more until it is upgraded or repaired", "error", err)
+	}
+}
+
+// Snapshot captures nothing up front: Persist takes a consistent copy of the
+// database with SQLite's backup API while applies go on. The copy holds its
+// own applied index, which may be past the snapshot's; entries up to it are
+// skipped after a restore, so the result is the same.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{store: f.store}, nil
+}
+
+// Restore replaces the store's contents with a snapshot.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.store.Restore(rc); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	idx, err := f.store.AppliedIndex()
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.applied.Store(idx)
+	return nil
+}
+
+type fsmSnapshot struct{ store *store.Store }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.store.Backup(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// restoreIfBehind brings the store up to the newest Raft snapshot when the
+// database is older than it (lost or replaced while the node was down), since
+// raft will only replay entries after that snapshot.
+func restoreIfBehind(snaps raft.SnapshotStore, f *FSM, log *slog.Logger) error {
+	metas, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list raft snapshots: %w", err)
+	}
+	if len(metas) == 0 || metas[0].Index <= f.AppliedIndex() {
+		return nil
+	}
+	meta, rc, err := snaps.Open(metas[0].ID)
+	if err != nil {
+		return fmt.Errorf("open raft snapshot %s: %w", metas[0].ID, err)
+	}
+	log.Warn("store is behind the newest raft snapshot; restoring it", "applied_index", f.AppliedIndex(), "snapshot_index", meta.Index)
+	return f.Restore(rc)
+}
+

@@ -1,0 +1,306 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outpost-voice/outpost/appliance/web"
+)
+
+// outpostBin is the binary under test, built once by TestMain.
+var outpostBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "outpost-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	outpostBin = filepath.Join(dir, "outpost")
+	args := []string{"build", "-o", outpostBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/outpost")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build outpost:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testToken = "e2e-admin-token-0123456789"
+
+// node is one `outpost serve` process.
+type node struct {
+	t        *testing.T
+	id       string
+	dir      string
+	cfgPath  string
+	httpAddr string
+	raftAddr string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+
+	mu   sync.Mutex
+	logs bytes.Buffer
+}
+
+type nodeOpts struct {
+	site string
+	join []string
+	// fixed addresses for a restart; empty binds port 0
+	httpListen, raftListen string
+	bootstrapSnapshot      string
+}
+
+var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+)`)
+
+// startNode writes a config file and starts `outpost serve`, waiting until
+// it has bound its listeners.
+func startNode(t *testing.T, id string, o nodeOpts) *node {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, id: id, dir: dir}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(testToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o.site == "" {
+		o.site = "hq"
+	}
+	if o.httpListen == "" {
+		o.httpListen = "127.0.0.1:0"
+	}
+	if o.raftListen == "" {
+		o.raftListen = "127.0.0.1:0"
+	}
+	join, _ := json.Marshal(o.join)
+	cfg := fmt.Sprintf(`node_id: %s
+site: %s
+data_dir: %s
+sip:
+  udp: 127.0.0.1:0
+  tcp: 127.0.0.1:0
+  tls: ""
+http:
+  listen: %s
+  admin_token_file: %s
+raft:
+  listen: %s
+  bootstrap: %v
+  join: %s
+  heartbeat_timeout: 500ms
+  election_timeout: 500ms
+log:
+  level: debug
+bootstrap_snapshot: %q
+`, id, o.site, filepath.Join(dir, "data"), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.bootstrapSnapshot)
+	n.cfgPath = filepath.Join(dir, "outpost.yaml")
+	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.start()
+	t.Cleanup(n.kill)
+	return n
+}
+
+func (n *node) start() {
+	n.t.Helper()
+	n.cmd = exec.Command(outpostBin, "serve", "--config", n.cfgPath)
+	n.cmd.Env = cleanEnv()
+	stderr, err := n.cmd.StderrPipe()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.done = make(chan struct{})
+	bound := make(chan [2]string, 1)
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatalf("start %s: %v", n.id, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			n.mu.Lock()
+			n.logs.WriteString(line + "\n")
+			n.mu.Unlock()
+			if m := startedRE.FindStringSubmatch(line); m != nil {
+				select {
+				case bound <- [2]string{m[1], m[2]}:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		n.err = n.cmd.Wait()
+		close(n.done)
+	}()
+	select {
+	case a := <-bound:
+		n.httpAddr, n.raftAddr = a[0], a[1]
+	case <-n.done:
+		n.t.Fatalf("%s exited at start: %v\n%s", n.id, n.err, n.log())
+	case <-time.After(60 * time.Second):
+		n.t.Fatalf("%s did not bind its listeners in 60s\n%s", n.id, n.log())
+	}
+}
+
+// cleanEnv drops OUTPOST_ variables of the caller so only the config file counts.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OUTPOST_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func (n *node) log() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.logs.String()
+}
+
+// kill -9s the process (a crash) and waits for it.
+func (n *node) kill() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-n.done:
+		return
+	default:
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (n *node) stop() error {
+	n.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-n.done:
+		return n.err
+	case <-time.After(30 * time.Second):
+		n.kill()
+		return fmt.Errorf("%s did not stop within 30s of SIGTERM", n.id)
+	}
+}
+
+// restart starts the process again on the same addresses and data.
+func (n *node) restart() {
+	n.t.Helper()
+	cfg, err := os.ReadFile(n.cfgPath)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cfg = regexp.MustCompile(`(?m)^  listen: 127\.0\.0\.1:0$`).ReplaceAllLiteral(cfg, nil)
+	s := string(cfg)
+	s = strings.Replace(s, "http:\n", "http:\n  listen: "+n.httpAddr+"\n", 1)
+	s = strings.Replace(s, "raft:\n", "raft:\n  listen: "+n.raftAddr+"\n", 1)
+	if err := os.WriteFile(n.cfgPath, []byte(s), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+	n.mu.Lock()
+	n.logs.Reset()
+	n.mu.Unlock()
+	n.start()
+}
+
+func (n *node) client() *web.Client { return web.NewClient(n.httpAddr, testToken) }
+
+func (n *node) status(ctx context.Context) (web.Status, error) {
+	return n.client().Status(ctx)
+}
+
+// cli runs the real outpost CLI and returns its stdout, stderr and exit code.
+func cli(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(outpostBin, args...)
+	cmd.Env = cleanEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run outpost %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// eventually polls cond every 50ms until it returns nil or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func(ctx context.Context) error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		last = cond(ctx)
+		cancel()
+		if last == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true within %s: %v", what, within, last)
+}
+
+// post sends a raw request and returns the status code and body.
+func post(t *testing.T, url, token string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}
+
+// demoSnapshot is shared/contract/demo-snapshot.json.
+func demoSnapshot(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile("../../../shared/contract/demo-snapshot.json")
+	if err != nil {
+		t.Fatalf("read demo snapshot (shared/ must sit beside the repo): %v", err)
+	}
+	return data
+}

@@ -1,0 +1,293 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/cluster"
+	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/appliance/web"
+	"github.com/outpost-voice/outpost/config"
+)
+
+// drainTimeout bounds how long a stopping node waits for HTTP requests in flight.
+const drainTimeout = 10 * time.Second
+
+// Node is one running Outpost node.
+type Node struct {
+	cfg config.Config
+	log *slog.Logger
+
+	token        string
+	bootstrapDoc []byte
+
+	store   *store.Store
+	cluster *cluster.Cluster
+	health  *cluster.Health
+	web     *web.Server
+	httpLn  net.Listener
+	raftLn  net.Listener
+
+	httpAdvertise string
+
+	mu       sync.Mutex
+	readyErr error
+	started  chan struct{}
+}
+
+// New prepares a node; nothing is opened or bound until Run.
+func New(cfg config.Config, log *slog.Logger) *Node {
+	return &Node{
+		cfg:      cfg,
+		log:      log.With("node_id", cfg.NodeID),
+		readyErr: errors.New("starting"),
+		started:  make(chan struct{}),
+	}
+}
+
+// Started is closed once every listener is bound (HTTPAddr and RaftAddr are
+// then valid), before readiness.
+func (n *Node) Started() <-chan struct{} { return n.started }
+
+// HTTPAddr is the bound HTTP address.
+func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
+
+// RaftAddr is the address other members dial for Raft.
+func (n *Node) RaftAddr() string { return n.cluster.RaftAddr() }
+
+// Run starts the node, serves until ctx ends, then stops it cleanly.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.start(); err != nil {
+		n.closeAll()
+		return err
+	}
+	close(n.started)
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	run := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(bg) }()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- n.web.Serve(n.httpLn) }()
+	run(func(ctx context.Context) { n.health.Run(ctx, n.store.Reader().Members) })
+	run(n.joinLoop)
+	run(n.announceLoop)
+	run(n.bootstrapSnapshotLoop)
+	run(n.readinessLoop)
+	run(n.systemdLoop)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	n.log.Info("stopping")
+	notify(n.log, "STOPPING=1")
+	stopBG()
+	wg.Wait()
+	return errors.Join(err, n.stop())
+}
+
+func (n *Node) start() error {
+	c := n.cfg
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	token, err := loadToken(c)
+	if err != nil {
+		return err
+	}
+	n.token = token
+	if c.BootstrapSnapshot != "" {
+		if n.bootstrapDoc, err = readBootstrapSnapshot(c.BootstrapSnapshot); err != nil {
+			return err
+		}
+	}
+	if n.store, err = store.Open(c.DBPath(), n.log); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if n.raftLn, err = net.Listen("tcp", c.Raft.Listen); err != nil {
+		return fmt.Errorf("listen raft on %s: %w", c.Raft.Listen, err)
+	}
+	if n.httpLn, err = net.Listen("tcp", c.HTTP.Listen); err != nil {
+		return fmt.Errorf("listen http on %s: %w", c.HTTP.Listen, err)
+	}
+	n.httpAdvertise = config.Advertised(c.HTTP.Advertise, n.httpLn.Addr().String(), fallbackHost(c))
+	n.cluster, err = cluster.Open(cluster.Config{
+		NodeID:            c.NodeID,
+		RaftDir:           c.RaftDir(),
+		Listener:          n.raftLn,
+		Advertise:         config.Advertised(c.Raft.Advertise, n.raftLn.Addr().String(), fallbackHost(c)),
+		Bootstrap:         c.Raft.Bootstrap && len(c.Raft.Join) == 0,
+		HeartbeatTimeout:  c.Raft.HeartbeatTimeout.Duration,
+		ElectionTimeout:   c.Raft.ElectionTimeout.Duration,
+		SnapshotThreshold: c.Raft.SnapshotThreshold,
+		Store:             n.store,
+		Log:               n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.health = cluster.NewHealth(c.NodeID, time.Second)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(n.cluster.Collectors()...)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "outpost", Subsystem: "store", Name: "size_bytes",
+		Help: "Size of the node's SQLite database, WAL included.",
+	}, func() float64 {
+		size, _ := n.store.SizeBytes()
+		return float64(size)
+	}))
+	n.web = web.New(web.Deps{
+		NodeID:     c.NodeID,
+		Site:       c.Site,
+		CloudURL:   c.Cloud.URL,
+		AdminToken: token,
+		Cluster:    n.cluster,
+		Reader:     n.store.Reader(),
+		Healthy:    n.health.Healthy,
+		Ready:      n.Ready,
+		Registry:   reg,
+		Log:        n.log.With("component", "web"),
+	})
+	n.log.Info("node started", "http_addr", n.httpLn.Addr().String(), "raft_addr", n.cluster.RaftAddr(),
+		"data_dir", c.DataDir, "site", c.Site)
+	return nil
+}
+
+// stop drains HTTP, hands over leadership, stops Raft and closes the store.
+func (n *Node) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	var errs []error
+	if err := n.web.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, n.closeAll())
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	n.log.Info("stopped cleanly")
+	return nil
+}
+
+func (n *Node) closeAll() error {
+	var errs []error
+	if n.cluster != nil {
+		if err := n.cluster.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if n.raftLn != nil {
+		_ = n.raftLn.Close()
+	}
+	if n.httpLn != nil {
+		_ = n.httpLn.Close()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ready returns nil once the node can serve: store open and readable, FSM
+// applying, a Raft leader known, every listener up.
+func (n *Node) Ready() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.readyErr
+}
+
+func (n *Node) checkReady(ctx context.Context) error {
+	if _, err := n.store.Reader().Revision(ctx); err != nil {
+		return fmt.Errorf("store not readable: %w", err)
+	}
+	if err := n.cluster.FSM().Halted(); err != nil {
+		return err
+	}
+	if id, _ := n.cluster.Leader(); id == "" {
+		if !n.cluster.HasHistory() {
+			return errors.New("not a cluster member yet: waiting to be bootstrapped or joined")
+		}
+		return errors.New("no raft leader known")
+	}
+	return nil
+}
+
+func (n *Node) readinessLoop(ctx context.Context) {
+	notified := false
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := n.checkReady(ctx)
+		n.mu.Lock()
+		n.readyErr = err
+		n.mu.Unlock()
+		if err == nil && !notified {
+			notified = true
+			n.log.Info("ready", "http_addr", n.HTTPAddr())
+			notify(n.log, "READY=1")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fallbackHost replaces an unspecified listen host in advertised addresses:
+// the SIP advertise host, else this machine's first non-loopback address.
+func fallbackHost(c config.Config) string {
+	if c.SIP.Advertise != "" {
+		if h, _, err := net.SplitHostPort(c.SIP.Advertise); err == nil {
+			return h
+		}
+		return c.SIP.Advertise
+	}
+	return primaryIP()
+}
+
+func primaryIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// readBootstrapSnapshot reads and checks the bootstrap snapshot up front, so
+// a bad file stops the node at start with every problem listed.
+func readBootstrapSnapshot(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap_snapshot: %w", err)
+	}
+	defer f.Close()
+	snap, err := account.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap_snapshot %s: %w", filepath.Base(path), err)
+	}
+	if err := account.Validate(snap, 0); err != nil {
+		return nil, fmt.Errorf("bootstrap_snapshot %s: %w", filepath.Base(path), err)
+	}
+	return snap.Encode()
+}

@@ -1,0 +1,366 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/outpost-voice/outpost/account"
+)
+
+// backupOf applies snap at applied index idx to a new store and returns
+// Backup's output.
+func backupOf(t *testing.T, snap *account.Snapshot, idx uint64) []byte {
+	t.Helper()
+	src := openTest(t)
+	err := src.Write(func(tx *Tx) error {
+		if err := tx.ReplaceConfig(snap, nil); err != nil {
+			return err
+		}
+		if err := tx.UpsertMember(Member{ID: "node-1", RaftAddr: "10.0.0.1:7000", UpdatedAt: time.Unix(1700000000, 0)}); err != nil {
+			return err
+		}
+		if err := tx.SetMode(ModeSurvivability, time.Unix(1700000100, 0)); err != nil {
+			return err
+		}
+		return tx.SetAppliedIndex(idx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := src.Backup(&buf); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if !bytes.HasPrefix(buf.Bytes(), sqliteHeader) {
+		t.Fatalf("backup does not start with the SQLite header")
+	}
+	assertOnlyDBFiles(t, src)
+	return buf.Bytes()
+}
+
+// assertOnlyDBFiles checks that no temp file is left beside the database.
+func assertOnlyDBFiles(t *testing.T, s *Store) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Dir(s.Path()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Base(s.Path())
+	for _, e := range entries {
+		if name := e.Name(); !slices.Contains([]string{base, base + "-wal", base + "-shm"}, name) {
+			t.Errorf("unexpected file %s left beside the database", name)
+		}
+	}
+}
+
+func TestBackupRestore(t *testing.T) {
+	ctx := context.Background()
+	demo, _ := demoSnapshot(t)
+	backup := backupOf(t, demo, 42)
+
+	dst := openTest(t)
+	apply(t, dst, smallSnapshot(99), nil)
+	r := dst.Reader() // taken before the restore: must stay valid
+	if _, err := r.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Restore(bytes.NewReader(backup)); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	assertOnlyDBFiles(t, dst)
+
+	got, err := r.Snapshot(ctx)
+	if err != nil || !reflect.DeepEqual(got, demo) {
+		t.Errorf("Snapshot() after restore = %+v, %v; want the demo", got, err)
+	}
+	if i, err := dst.AppliedIndex(); err != nil || i != 42 {
+		t.Errorf("AppliedIndex() after restore = %d, %v; want 42", i, err)
+	}
+	if m, err := r.Members(ctx); err != nil || len(m) != 1 || m[0].ID != "node-1" {
+		t.Errorf("Members() after restore = %+v, %v; want node-1", m, err)
+	}
+	if mode, _, err := r.Mode(ctx); err != nil || mode != ModeSurvivability {
+		t.Errorf("Mode() after restore = %q, %v; want survivability", mode, err)
+	}
+	if tgt, err := r.LookupDial(ctx, "1001"); err != nil || tgt.ID != "u-alice" {
+		t.Errorf("LookupDial(1001) after restore = %+v, %v", tgt, err)
+	}
+	var mode string
+	if err := dst.wdb.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode after restore = %q, %v; want wal", mode, err)
+	}
+	// The store goes on working, and survives a reopen.
+	if err := dst.Write(func(tx *Tx) error { return tx.SetAppliedIndex(43) }); err != nil {
+		t.Fatal(err)
+	}
+	path := dst.Path()
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if i, err := again.AppliedIndex(); err != nil || i != 43 {
+		t.Errorf("AppliedIndex() after reopen = %d, %v; want 43", i, err)
+	}
+	if got, err := again.Reader().Snapshot(ctx); err != nil || !reflect.DeepEqual(got, demo) {
+		t.Errorf("Snapshot() after reopen differs from the demo (%v)", err)
+	}
+}
+
+func TestBackupOfBigStoreRestores(t *testing.T) {
+	big := bigSnapshot(3000, 3000, 300)
+	backup := backupOf(t, big, 7)
+	dst := openTest(t)
+	if err := dst.Restore(bytes.NewReader(backup)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dst.Reader().Snapshot(context.Background())
+	if err != nil || !reflect.DeepEqual(got, big) {
+		t.Errorf("Snapshot() after restoring a big backup differs (%v)", err)
+	}
+}
+
+func TestRestoreRejectsBadInput(t *testing.T) {
+	ctx := context.Background()
+	demo, _ := demoSnapshot(t)
+	backup := backupOf(t, demo, 42)
+
+	plain := filepath.Join(t.TempDir(), "plain.db")
+	db, err := sql.Open("sqlite3", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE other (x INTEGER); INSERT INTO other VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	notOurs, err := os.ReadFile(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	newer := backupWithVersion(t, backup, SchemaVersion()+1)
+	corrupt := bytes.Clone(backup)
+	for i := 4096; i < len(corrupt); i++ { // keep page 1, garble the rest
+		corrupt[i] ^= 0x5a
+	}
+
+	inputs := map[string][]byte{
+		"empty":                   {},
+		"garbage":                 []byte(strings.Repeat("not a database ", 1000)),
+		"header only":             sqliteHeader,
+		"truncated to half":       backup[:len(backup)/2],
+		"truncated by one page":   backup[:len(backup)-4096],
+		"truncated mid-page":      backup[:len(backup)-100],
+		"corrupt pages":           corrupt,
+		"not an outpost database": notOurs,
+		"newer schema":            newer,
+	}
+	for name, input := range inputs {
+		t.Run(name, func(t *testing.T) {
+			dst := openTest(t)
+			small := smallSnapshot(5)
+			apply(t, dst, small, nil)
+			if err := dst.Write(func(tx *Tx) error { return tx.SetAppliedIndex(5) }); err != nil {
+				t.Fatal(err)
+			}
+			err := dst.Restore(bytes.NewReader(input))
+			if err == nil {
+				t.Fatal("Restore succeeded, want an error")
+			}
+			t.Logf("Restore error: %v", err)
+			if name == "newer schema" && !errors.Is(err, ErrSchemaTooNew) {
+				t.Errorf("Restore error = %v, want ErrSchemaTooNew", err)
+			}
+			got, err := dst.Reader().Snapshot(ctx)
+			if err != nil || !reflect.DeepEqual(got, small) {
+				t.Errorf("Snapshot() after a refused restore = %+v, %v; want the previous state", got, err)
+			}
+			if i, err := dst.AppliedIndex(); err != nil || i != 5 {
+				t.Errorf("AppliedIndex() after a refused restore = %d, %v; want 5", i, err)
+			}
+			assertOnlyDBFiles(t, dst)
+		})
+	}
+}
+
+// backupWithVersion returns backup with a schema_migrations row claiming
+// version.
+func backupWithVersion(t *testing.T, backup []byte, version int) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "edit.db")
+	if err := os.WriteFile(path, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', '')`, version); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA journal_mode = DELETE`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	edited, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return edited
+}
+
+// TestRestoreMigratesOlderBackup restores a backup made at schema version 1
+// into a binary that knows a version 2.
+func TestRestoreMigratesOlderBackup(t *testing.T) {
+	ctx := context.Background()
+	demo, _ := demoSnapshot(t)
+	backup := backupOf(t, demo, 11)
+
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = append(slices.Clip(saved), migration{
+		version: len(saved) + 1,
+		name:    "9999_test_extra.sql",
+		sql:     "CREATE TABLE test_extra (x INTEGER NOT NULL) STRICT;",
+	})
+
+	dst := openTest(t)
+	if err := dst.Restore(bytes.NewReader(backup)); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	version, _, err := schemaVersion(ctx, dst.Reader().db)
+	if err != nil || version != len(saved)+1 {
+		t.Errorf("schema version after restore = %d, %v; want %d", version, err, len(saved)+1)
+	}
+	var n int
+	if err := dst.Reader().db.QueryRow("SELECT count(*) FROM test_extra").Scan(&n); err != nil {
+		t.Errorf("migrated table missing after restore: %v", err)
+	}
+	if got, err := dst.Reader().Snapshot(ctx); err != nil || !reflect.DeepEqual(got, demo) {
+		t.Errorf("Snapshot() after restoring an older backup differs (%v)", err)
+	}
+}
+
+// TestRestoreWhileReading restores two backups in turn while readers run:
+// every answer is wholly one backup or the other, and readers never fail.
+func TestRestoreWhileReading(t *testing.T) {
+	ctx := context.Background()
+	demo, _ := demoSnapshot(t)
+	backups := [][]byte{backupOf(t, demo, 10), backupOf(t, smallSnapshot(20), 20)}
+	dst := openTest(t)
+	if err := dst.Restore(bytes.NewReader(backups[0])); err != nil {
+		t.Fatal(err)
+	}
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 3 {
+		wg.Go(func() {
+			r := dst.Reader()
+			for !stop.Load() {
+				snap, err := r.Snapshot(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				switch {
+				case snap.Revision == demo.Revision && len(snap.Users) == len(demo.Users):
+				case snap.Revision == 20 && len(snap.Users) == 1:
+				default:
+					errs <- fmt.Errorf("snapshot mixes two backups: revision %d, %d users", snap.Revision, len(snap.Users))
+					return
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		if err := dst.Restore(bytes.NewReader(backups[i%2])); err != nil {
+			t.Errorf("Restore %d: %v", i, err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if i, err := dst.AppliedIndex(); err != nil || i != 20 {
+		t.Errorf("AppliedIndex() = %d, %v; want 20", i, err)
+	}
+}
+
+// TestBackupWhileWriting takes backups while another goroutine replaces the
+// config: each backup holds one whole revision.
+func TestBackupWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	src := openTest(t)
+	big := bigSnapshot(2000, 2000, 100)
+	apply(t, src, big, nil)
+
+	done := make(chan error)
+	go func() {
+		for rev := int64(1); rev <= 20; rev++ {
+			snap := smallSnapshot(rev)
+			if rev%2 == 0 {
+				c := *big
+				c.Revision = rev
+				snap = &c
+			}
+			if err := src.Write(func(tx *Tx) error {
+				if err := tx.ReplaceConfig(snap, nil); err != nil {
+					return err
+				}
+				return tx.SetAppliedIndex(uint64(rev))
+			}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	dst := openTest(t)
+	for range 5 {
+		var buf bytes.Buffer
+		if err := src.Backup(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if err := dst.Restore(&buf); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := dst.Reader().Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := dst.AppliedIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantUsers := 1
+		if snap.Revision%2 == 0 || snap.Revision == big.Revision {
+			wantUsers = len(big.Users)
+		}
+		if len(snap.Users) != wantUsers || (idx != 0 && int64(idx) != snap.Revision) {
+			t.Errorf("backup holds revision %d with %d users at applied index %d: mixed state", snap.Revision, len(snap.Users), idx)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,216 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/cluster"
+	"github.com/outpost-voice/outpost/appliance/store"
+)
+
+// RevisionResponse answers a successful snapshot apply.
+type RevisionResponse struct {
+	Revision int64 `json:"revision"`
+}
+
+// JoinRequest asks the cluster to add a voter.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// LeaveRequest asks the cluster to remove a member.
+type LeaveRequest struct {
+	ID string `json:"id"`
+}
+
+// ModeRequest sets the appliance's mode by hand (operators, tests).
+type ModeRequest struct {
+	Mode string `json:"mode"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// postSnapshot validates a whole revision and applies it as one Raft entry.
+// Any problem answers 400 listing every one, and nothing changes.
+func (s *Server) postSnapshot(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, account.MaxSnapshotBytes))
+	if err != nil {
+		fail(c, http.StatusRequestEntityTooLarge, "read snapshot: %v (limit %d bytes)", err, account.MaxSnapshotBytes)
+		return
+	}
+	snap, err := account.DecodeBytes(body)
+	if err != nil {
+		fail(c, http.StatusBadRequest, "%v", err)
+		return
+	}
+	ctx := c.Request.Context()
+	cur, err := s.deps.Reader.Revision(ctx)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "read current revision: %v", err)
+		return
+	}
+	if err := account.Validate(snap, cur); err != nil {
+		var ve *account.ValidationError
+		if errors.As(err, &ve) {
+			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "snapshot refused: nothing changed", Problems: ve.Problems})
+			return
+		}
+		fail(c, http.StatusBadRequest, "%v", err)
+		return
+	}
+	doc, err := snap.Encode()
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	res, ok := s.apply(c, cluster.EncodeSnapshot(doc))
+	if !ok {
+		return
+	}
+	s.deps.Log.Info("snapshot applied", "revision", res.Revision, "users", len(snap.Users), "sdgs", len(snap.SDGs))
+	c.JSON(http.StatusOK, RevisionResponse{Revision: res.Revision})
+}
+
+// apply proposes a command and writes the error answer when it fails.
+func (s *Server) apply(c *gin.Context, cmd []byte) (cluster.ApplyResult, bool) {
+	res, err := s.deps.Cluster.Apply(c.Request.Context(), cmd)
+	switch {
+	case errors.Is(err, cluster.ErrNotLeader):
+		fail(c, http.StatusServiceUnavailable, "leadership changed while applying; retry: %v", err)
+	case err != nil:
+		fail(c, http.StatusInternalServerError, "apply: %v", err)
+	case errors.Is(res.Err, cluster.ErrStaleRevision):
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{
+			Error:    "snapshot refused: nothing changed",
+			Problems: []account.Problem{{Path: "revision", Message: res.Err.Error()}},
+		})
+	case res.Err != nil:
+		fail(c, http.StatusInternalServerError, "apply: %v", res.Err)
+	default:
+		return res, true
+	}
+	return res, false
+}
+
+func (s *Server) getSnapshot(c *gin.Context) {
+	doc, err := s.deps.Reader.SnapshotJSON(c.Request.Context())
+	switch {
+	case err != nil:
+		fail(c, http.StatusInternalServerError, "read snapshot: %v", err)
+	case doc == nil:
+		fail(c, http.StatusNotFound, "no snapshot applied yet")
+	default:
+		c.Data(http.StatusOK, "application/json", doc)
+	}
+}
+
+func (s *Server) getMembers(c *gin.Context) {
+	m, err := s.members(c.Request.Context())
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"members": m})
+}
+
+// bindJSON decodes a small request body strictly.
+func bindJSON(c *gin.Context, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		fail(c, http.StatusBadRequest, "bad request body: %v", err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) postJoin(c *gin.Context) {
+	var req JoinRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	if req.ID == "" || req.RaftAddr == "" {
+		fail(c, http.StatusBadRequest, "id and raft_addr are required")
+		return
+	}
+	if err := s.deps.Cluster.AddVoter(req.ID, req.RaftAddr); err != nil {
+		fail(c, http.StatusConflict, "%v", err)
+		return
+	}
+	s.deps.Log.Info("member joined", "member_id", req.ID, "raft_addr", req.RaftAddr)
+	c.JSON(http.StatusOK, gin.H{"joined": req.ID})
+}
+
+func (s *Server) postLeave(c *gin.Context) {
+	var req LeaveRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	if req.ID == "" {
+		fail(c, http.StatusBadRequest, "id is required")
+		return
+	}
+	if err := s.deps.Cluster.RemoveServer(req.ID); err != nil {
+		fail(c, http.StatusConflict, "%v", err)
+		return
+	}
+	cmd, err := cluster.Encode(cluster.CmdRemoveMember, cluster.RemoveMember{ID: req.ID})
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if _, ok := s.apply(c, cmd); !ok {
+		return
+	}
+	s.deps.Log.Info("member removed", "member_id", req.ID)
+	c.JSON(http.StatusOK, gin.H{"removed": req.ID})
+}
+
+// postMember records a node's addresses and site (nodes announce themselves).
+func (s *Server) postMember(c *gin.Context) {
+	var m store.Member
+	if !bindJSON(c, &m) {
+		return
+	}
+	if m.ID == "" || m.RaftAddr == "" || m.HTTPAddr == "" {
+		fail(c, http.StatusBadRequest, "id, raft_addr and http_addr are required")
+		return
+	}
+	m.UpdatedAt = time.Now().UTC()
+	cmd, err := cluster.EncodeMember(m)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if _, ok := s.apply(c, cmd); ok {
+		c.JSON(http.StatusOK, gin.H{"member": m.ID})
+	}
+}
+
+func (s *Server) postMode(c *gin.Context) {
+	var req ModeRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	cmd, err := cluster.EncodeMode(req.Mode, time.Now())
+	if err != nil {
+		fail(c, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if _, ok := s.apply(c, cmd); ok {
+		c.JSON(http.StatusOK, gin.H{"mode": req.Mode})
+	}
+}
+

@@ -1,0 +1,135 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outpost-voice/outpost/appliance/cluster"
+	"github.com/outpost-voice/outpost/appliance/store"
+)
+
+// Cluster is what the API needs from the node's Raft cluster.
+type Cluster interface {
+	Apply(ctx context.Context, cmd []byte) (cluster.ApplyResult, error)
+	IsLeader() bool
+	Leader() (id, raftAddr string)
+	HasQuorum() bool
+	Members() ([]cluster.Member, error)
+	AddVoter(id, raftAddr string) error
+	RemoveServer(id string) error
+}
+
+// Deps wires the server to the node.
+type Deps struct {
+	NodeID     string
+	Site       string
+	CloudURL   string
+	AdminToken string
+	Cluster    Cluster
+	Reader     *store.Reader
+	// Healthy reports whether a member answered its health probe recently.
+	Healthy func(id string) bool
+	// Ready returns nil once the node can serve (store open, leader known,
+	// listeners up), else why not.
+	Ready    func() error
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+}
+
+// Server is the node's HTTP server.
+type Server struct {
+	deps    Deps
+	engine  *gin.Engine
+	http    *http.Server
+	started time.Time
+}
+
+// New builds the routes.
+func New(d Deps) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Use(gin.Recovery(), requestLog(d.Log))
+	s := &Server{deps: d, engine: e, started: time.Now()}
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	e := s.engine
+	e.GET("/livez", s.livez)
+	e.GET("/healthz", s.livez)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(metricsHandler(s.deps.Registry)))
+	e.GET("/", s.statusPage)
+
+	api := e.Group("/api/v1")
+	api.GET("/status", s.getStatus)
+
+	admin := api.Group("", s.requireToken)
+	admin.GET("/snapshot", s.getSnapshot)
+	admin.GET("/cluster/members", s.getMembers)
+
+	writes := admin.Group("", s.forwardToLeader)
+	writes.POST("/snapshot", s.postSnapshot)
+	writes.POST("/cluster/join", s.postJoin)
+	writes.POST("/cluster/leave", s.postLeave)
+	writes.POST("/cluster/members", s.postMember)
+	writes.POST("/mode", s.postMode)
+}
+
+// Handler is the routed handler, for tests.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting and drains requests in flight until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.http.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return nil
+}
+
+func requestLog(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		level := slog.LevelDebug
+		if c.Writer.Status() >= 500 {
+			level = slog.LevelWarn
+		}
+		log.Log(c.Request.Context(), level, "http request",
+			"method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "duration_ms", time.Since(start).Milliseconds(),
+			"remote", c.ClientIP())
+	}
+}
+
+// apiError is every error body of the API.
+type apiError struct {
+	Error    string `json:"error"`
+	Problems any    `json:"problems,omitempty"`
+}
+
+func fail(c *gin.Context, status int, format string, args ...any) {
+	c.AbortWithStatusJSON(status, apiError{Error: fmt.Sprintf(format, args...)})
+}

@@ -1,0 +1,139 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Status is GET /api/v1/status and `outpost status --json`
+// (shared/CONTRACT.md, "HTTP"). Fields of features not built yet report zero.
+type Status struct {
+	NodeID         string         `json:"node_id"`
+	Site           string         `json:"site"`
+	Mode           string         `json:"mode"`
+	ModeSince      *time.Time     `json:"mode_since,omitempty"`
+	Leader         string         `json:"leader"`
+	Quorum         bool           `json:"quorum"`
+	Members        []MemberStatus `json:"members"`
+	Revision       int64          `json:"revision"`
+	Registrations  int            `json:"registrations"`
+	ActiveCalls    int            `json:"active_calls"`
+	Trunks         []TrunkStatus  `json:"trunks"`
+	Cloud          CloudStatus    `json:"cloud"`
+	JournalPending int            `json:"journal_pending"`
+	UptimeSeconds  int64          `json:"uptime_s"`
+	Ready          bool           `json:"ready"`
+	NotReadyReason string         `json:"not_ready_reason,omitempty"`
+}
+
+// MemberStatus is one cluster member as this node sees it.
+type MemberStatus struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+	Site     string `json:"site"`
+	Healthy  bool   `json:"healthy"`
+	Leader   bool   `json:"leader"`
+}
+
+// TrunkStatus is one SBC trunk's health.
+type TrunkStatus struct {
+	ID            string     `json:"id"`
+	Healthy       bool       `json:"healthy"`
+	LastOptionsAt *time.Time `json:"last_options_at"`
+}
+
+// CloudStatus is the control plane's reachability as the leader last saw it.
+type CloudStatus struct {
+	URL        string     `json:"url"`
+	Reachable  bool       `json:"reachable"`
+	LastSyncAt *time.Time `json:"last_sync_at"`
+	LastError  string     `json:"last_error"`
+}
+
+func (s *Server) getStatus(c *gin.Context) {
+	st, err := s.status(c.Request.Context())
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "read status: %v", err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) status(ctx context.Context) (Status, error) {
+	r := s.deps.Reader
+	rev, err := r.Revision(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("read revision: %w", err)
+	}
+	mode, since, err := r.Mode(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("read mode: %w", err)
+	}
+	members, err := s.members(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	leader, _ := s.deps.Cluster.Leader()
+	st := Status{
+		NodeID:        s.deps.NodeID,
+		Site:          s.deps.Site,
+		Mode:          mode,
+		Leader:        leader,
+		Quorum:        s.deps.Cluster.HasQuorum(),
+		Members:       members,
+		Revision:      rev,
+		Trunks:        []TrunkStatus{},
+		Cloud:         CloudStatus{URL: s.deps.CloudURL},
+		UptimeSeconds: int64(time.Since(s.started).Seconds()),
+	}
+	if !since.IsZero() {
+		st.ModeSince = &since
+	}
+	if err := s.deps.Ready(); err != nil {
+		st.NotReadyReason = err.Error()
+	} else {
+		st.Ready = true
+	}
+	return st, nil
+}
+
+// members joins Raft's configuration (who votes) with the replicated member
+// records (where each node's site and HTTP API are) and the health probes.
+func (s *Server) members(ctx context.Context) ([]MemberStatus, error) {
+	voters, err := s.deps.Cluster.Members()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.deps.Reader.Members(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read members: %w", err)
+	}
+	out := make([]MemberStatus, 0, len(voters))
+	for _, v := range voters {
+		m := MemberStatus{ID: v.ID, RaftAddr: v.RaftAddr, Leader: v.Leader, Healthy: s.deps.Healthy(v.ID)}
+		for _, r := range recs {
+			if r.ID == v.ID {
+				m.Site, m.HTTPAddr = r.Site, r.HTTPAddr
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (s *Server) livez(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "alive", "node_id": s.deps.NodeID})
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	if err := s.deps.Ready(); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "reason": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}

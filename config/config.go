@@ -1,0 +1,279 @@
+package config
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the node configuration. The yaml tags are the file's keys and, by
+// reflection, the names of the environment overrides (see Load); the json tags
+// are the same names, for the web UI's Settings page.
+type Config struct {
+	// NodeID names this node in the cluster. Default: the host name.
+	NodeID string `yaml:"node_id" json:"node_id"`
+	// Site is the account site whose phones this node serves first.
+	Site string `yaml:"site" json:"site"`
+	// DataDir holds the store, the Raft log and the cloud credentials.
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+
+	SIP   SIP   `yaml:"sip" json:"sip"`
+	HTTP  HTTP  `yaml:"http" json:"http"`
+	Raft  Raft  `yaml:"raft" json:"raft"`
+	DNS   DNS   `yaml:"dns" json:"dns"`
+	Media Media `yaml:"media" json:"media"`
+	Cloud Cloud `yaml:"cloud" json:"cloud"`
+	Log   Log   `yaml:"log" json:"log"`
+
+	// BootstrapSnapshot is a snapshot file applied once when the store is empty.
+	BootstrapSnapshot string `yaml:"bootstrap_snapshot" json:"bootstrap_snapshot"`
+}
+
+// SIP configures the SIP listeners. An empty address disables that transport.
+type SIP struct {
+	UDP     string `yaml:"udp" json:"udp"`
+	TCP     string `yaml:"tcp" json:"tcp"`
+	TLS     string `yaml:"tls" json:"tls"`
+	TLSCert string `yaml:"tls_cert" json:"tls_cert"`
+	TLSKey  string `yaml:"tls_key" json:"tls_key"`
+	// Advertise is the host (or host:port) the node puts in Via, Contact and
+	// Record-Route. Empty: derived from the listener (see Advertised).
+	Advertise string `yaml:"advertise" json:"advertise"`
+}
+
+// TLSEnabled reports whether the SIP TLS listener should run: it needs an
+// address, a certificate and a key. With the default address and no
+// certificate, TLS is simply off.
+func (s SIP) TLSEnabled() bool {
+	return s.TLS != "" && s.TLSCert != "" && s.TLSKey != ""
+}
+
+// HTTP configures the HTTP API, web UI, health and metrics listener.
+type HTTP struct {
+	Listen string `yaml:"listen" json:"listen"`
+	// Advertise is the host:port other nodes use to reach this node's HTTP
+	// API. Empty: derived from Listen (see Advertised).
+	Advertise string `yaml:"advertise" json:"advertise"`
+	// AdminTokenFile holds the bearer token for the API and `outpost apply`.
+	AdminTokenFile string `yaml:"admin_token_file" json:"admin_token_file"`
+}
+
+// Raft configures cluster membership and consensus.
+type Raft struct {
+	Listen    string `yaml:"listen" json:"listen"`
+	Advertise string `yaml:"advertise" json:"advertise"`
+	// Bootstrap forms a new one-node cluster when the store is empty and Join
+	// is empty. When Join is set, joining wins.
+	Bootstrap bool `yaml:"bootstrap" json:"bootstrap"`
+	// Join lists HTTP addresses (host:port or http(s) URLs) of existing
+	// members, tried in order when the store is empty.
+	Join              []string `yaml:"join" json:"join"`
+	HeartbeatTimeout  Duration `yaml:"heartbeat_timeout" json:"heartbeat_timeout"`
+	ElectionTimeout   Duration `yaml:"election_timeout" json:"election_timeout"`
+	SnapshotThreshold uint64   `yaml:"snapshot_threshold" json:"snapshot_threshold"`
+}
+
+// JoinURLs returns Join as base URLs: host:port entries become
+// "http://host:port"; URLs are kept, without a trailing slash.
+func (r Raft) JoinURLs() []string {
+	out := make([]string, 0, len(r.Join))
+	for _, j := range r.Join {
+		if !strings.Contains(j, "://") {
+			j = "http://" + j
+		}
+		out = append(out, strings.TrimRight(j, "/"))
+	}
+	return out
+}
+
+// DNS configures the built-in DNS server. An empty Listen disables it.
+type DNS struct {
+	Listen string `yaml:"listen" json:"listen"`
+	Domain string `yaml:"domain" json:"domain"`
+}
+
+// Media configures the RTP relay.
+type Media struct {
+	// RTPPorts is the inclusive port range "LO-HI" used for RTP and RTCP.
+	RTPPorts string `yaml:"rtp_ports" json:"rtp_ports"`
+}
+
+// Cloud configures the link to the control plane.
+type Cloud struct {
+	// URL is the control plane's base URL; empty means offline.
+	URL string `yaml:"url" json:"url"`
+	// CredentialsFile is written by `outpost pair`; empty means
+	// <data_dir>/cloud.json (see Config.CloudCredentialsFile).
+	CredentialsFile string   `yaml:"credentials_file" json:"credentials_file"`
+	ProbeInterval   Duration `yaml:"probe_interval" json:"probe_interval"`
+	OutageAfter     Duration `yaml:"outage_after" json:"outage_after"`
+	RecoverAfter    Duration `yaml:"recover_after" json:"recover_after"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level" json:"level"`   // debug, info, warn or error
+	Format string `yaml:"format" json:"format"` // text or json
+}
+
+// SlogLevel returns Level as a slog.Level (info for anything unknown;
+// Validate refuses unknown levels).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Default returns the embedded defaults: a single node that bootstraps its own
+// cluster, offline from the cloud. NodeID is the host name (reduced to the
+// allowed characters) and DataDir is /var/lib/outpost when running as root,
+// ./outpost-data otherwise.
+func Default() Config {
+	host, _ := os.Hostname()
+	return defaults(host, os.Geteuid())
+}
+
+func defaults(hostname string, euid int) Config {
+	dataDir := "./outpost-data"
+	if euid == 0 {
+		dataDir = "/var/lib/outpost"
+	}
+	return Config{
+		NodeID:  nodeIDFromHostname(hostname),
+		Site:    "default",
+		DataDir: dataDir,
+		SIP: SIP{
+			UDP: "0.0.0.0:5060",
+			TCP: "0.0.0.0:5060",
+			TLS: "0.0.0.0:5061",
+		},
+		HTTP: HTTP{Listen: "0.0.0.0:8080"},
+		Raft: Raft{
+			Listen:            "0.0.0.0:7000",
+			Bootstrap:         true,
+			HeartbeatTimeout:  seconds(1),
+			ElectionTimeout:   seconds(1),
+			SnapshotThreshold: 8192,
+		},
+		Media: Media{RTPPorts: "20000-29999"},
+		Cloud: Cloud{
+			ProbeInterval: seconds(5),
+			OutageAfter:   seconds(30),
+			RecoverAfter:  seconds(30),
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// nodeIDFromHostname turns a host name into a valid node ID: characters
+// outside [A-Za-z0-9._-] become '-', and it is cut to the maximum length.
+func nodeIDFromHostname(h string) string {
+	id := []byte(h)
+	for i, b := range id {
+		if !isIDByte(b) {
+			id[i] = '-'
+		}
+	}
+	if len(id) > maxIDLen {
+		id = id[:maxIDLen]
+	}
+	if len(id) == 0 {
+		return "outpost"
+	}
+	return string(id)
+}
+
+// DBPath is the SQLite store: <data_dir>/outpost.db.
+func (c Config) DBPath() string { return filepath.Join(c.DataDir, "outpost.db") }
+
+// RaftDir holds the Raft log and snapshots: <data_dir>/raft.
+func (c Config) RaftDir() string { return filepath.Join(c.DataDir, "raft") }
+
+// CloudCredentialsFile is cloud.credentials_file, or <data_dir>/cloud.json
+// when that is empty.
+func (c Config) CloudCredentialsFile() string {
+	if c.Cloud.CredentialsFile != "" {
+		return c.Cloud.CredentialsFile
+	}
+	return filepath.Join(c.DataDir, "cloud.json")
+}
+
+// Redacted returns a deep copy safe to show (the web UI's Settings page).
+// Config holds paths, never secret contents; the only secrets it can carry
+// are passwords inside URLs (cloud.url, raft.join), which are replaced by
+// "xxxxx".
+func (c Config) Redacted() Config {
+	c.Raft.Join = slices.Clone(c.Raft.Join)
+	for i, j := range c.Raft.Join {
+		c.Raft.Join[i] = redactURL(j)
+	}
+	c.Cloud.URL = redactURL(c.Cloud.URL)
+	return c
+}
+
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// YAML renders the configuration in the file format; loading the output gives
+// the same Config back. Use it for `--print-config` style dumps (on a
+// Redacted copy when it is shown to someone).
+func (c Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Advertised returns the host:port others should use to reach a listener:
+// advertise itself when it has a port; advertise's host with listen's port
+// when it is a bare host; otherwise listen, with its host replaced by
+// fallbackHost when listen's host is empty or unspecified (0.0.0.0, ::).
+// Pass the bound address as listen when listening on port 0.
+func Advertised(advertise, listen, fallbackHost string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		port = ""
+	}
+	if advertise != "" {
+		if _, _, err := net.SplitHostPort(advertise); err == nil {
+			return advertise
+		}
+		return net.JoinHostPort(strings.Trim(advertise, "[]"), port)
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		return net.JoinHostPort(fallbackHost, port)
+	}
+	return listen
+}
