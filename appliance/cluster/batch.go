@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/hashicorp/raft"
 )
 
 // CmdBatch carries many small commands in one Raft entry: one append, one
@@ -157,9 +155,7 @@ func (b *Batcher) propose(batch []pending) {
 		err := f.Error()
 		b.c.applyLatency.Observe(time.Since(start).Seconds())
 		if err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-				err = fmt.Errorf("%w: %w", ErrNotLeader, err)
-			}
+			err = notLeader(err)
 			for _, p := range batch {
 				p.done <- batchAnswer{err: err}
 			}

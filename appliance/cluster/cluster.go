@@ -23,6 +23,10 @@ import (
 // write to the leader (web does it for the HTTP API).
 var ErrNotLeader = errors.New("not the raft leader")
 
+// ErrForeignStore is returned by Open for a database that was filled by a
+// Raft history this node no longer has: trusting it would skip entries.
+var ErrForeignStore = errors.New("store belongs to another raft history")
+
 // Config is what Open needs. Listener is the bound Raft transport socket;
 // Advertise is the address other members dial to reach it.
 type Config struct {
@@ -110,6 +114,11 @@ func Open(cfg Config) (*Cluster, error) {
 		_ = logs.Close()
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
+	if !has && fsm.AppliedIndex() > 0 {
+		_ = logs.Close()
+		return nil, fmt.Errorf("%w: the database holds entries up to raft index %d but %s has no raft state; "+
+			"move the database aside (the cluster refills it) or put the raft directory back", ErrForeignStore, fsm.AppliedIndex(), cfg.RaftDir)
+	}
 	r, err := raft.NewRaft(rc, fsm, logs, logs, snaps, transport)
 	if err != nil {
 		_ = logs.Close()
@@ -188,10 +197,7 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (ApplyResult, error) {
 	err := f.Error()
 	c.applyLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return ApplyResult{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
-		}
-		return ApplyResult{}, fmt.Errorf("raft apply: %w", err)
+		return ApplyResult{}, fmt.Errorf("raft apply: %w", notLeader(err))
 	}
 	res, ok := f.Response().(ApplyResult)
 	if !ok {
@@ -205,6 +211,16 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (ApplyResult, error) {
 // through Apply.
 func (c *Cluster) ApplyBatched(ctx context.Context, cmd []byte) (ApplyResult, error) {
 	return c.batcher.Apply(ctx, cmd)
+}
+
+// notLeader marks raft's lost-leadership errors with ErrNotLeader, so
+// callers know a retry (on the new leader) may succeed.
+func notLeader(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	}
+	return err
 }
 
 // Member is one voter of the Raft configuration.
@@ -246,7 +262,7 @@ func (c *Cluster) AddVoter(id, raftAddr string) error {
 		}
 	}
 	if err := c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 30*time.Second).Error(); err != nil {
-		return fmt.Errorf("add voter %s: %w", id, err)
+		return fmt.Errorf("add voter %s: %w", id, notLeader(err))
 	}
 	return nil
 }
@@ -257,7 +273,7 @@ func (c *Cluster) RemoveServer(id string) error {
 		return ErrNotLeader
 	}
 	if err := c.raft.RemoveServer(raft.ServerID(id), 0, 30*time.Second).Error(); err != nil {
-		return fmt.Errorf("remove server %s: %w", id, err)
+		return fmt.Errorf("remove server %s: %w", id, notLeader(err))
 	}
 	return nil
 }

@@ -205,7 +205,9 @@ func applySnapshot(tx *store.Tx, doc []byte) (ApplyResult, error) {
 	if snap.Revision <= cur {
 		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: revision %d is not greater than the current revision %d", ErrStaleRevision, snap.Revision, cur)}, nil
 	}
-	if err := tx.ReplaceConfig(snap, doc); err != nil {
+	if err := tx.ReplaceConfig(snap, doc); errors.Is(err, store.ErrConflict) {
+		return ApplyResult{Revision: cur, Err: err}, nil
+	} else if err != nil {
 		return ApplyResult{}, err
 	}
 	return ApplyResult{Revision: snap.Revision}, nil
@@ -222,7 +224,12 @@ func (f *FSM) halt(err error) {
 // database with SQLite's backup API while applies go on. The copy holds its
 // own applied index, which may be past the snapshot's; entries up to it are
 // skipped after a restore, so the result is the same.
+// A halted FSM refuses: raft counts the entries it refused as applied, and a
+// snapshot would claim them.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.Halted(); err != nil {
+		return nil, err
+	}
 	return &fsmSnapshot{store: f.store}, nil
 }
 
@@ -270,4 +277,3 @@ func restoreIfBehind(snaps raft.SnapshotStore, f *FSM, log *slog.Logger) error {
 	log.Warn("store is behind the newest raft snapshot; restoring it", "applied_index", f.AppliedIndex(), "snapshot_index", meta.Index)
 	return f.Restore(rc)
 }
-

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -189,13 +190,13 @@ func TestFSMSkipsApplied(t *testing.T) {
 
 func TestFSMHaltsOnUnknownCommands(t *testing.T) {
 	cases := map[string][]byte{
-		"unknown type":      {42, commandVersion, '{', '}'},
-		"unknown version":   {byte(CmdSetMode), 9, '{', '}'},
-		"too short":         {byte(CmdSetMode)},
-		"truncated batch":   {byte(CmdBatch), commandVersion, 200, 1},
-		"nested batch":      encodeBatch([][]byte{encodeBatch(nil)}),
-		"undecodable":       {byte(CmdUpsertMember), commandVersion, '{'},
-		"snapshot garbage":  {byte(CmdApplySnapshot), commandVersion, 'x'},
+		"unknown type":     {42, commandVersion, '{', '}'},
+		"unknown version":  {byte(CmdSetMode), 9, '{', '}'},
+		"too short":        {byte(CmdSetMode)},
+		"truncated batch":  {byte(CmdBatch), commandVersion, 200, 1},
+		"nested batch":     encodeBatch([][]byte{encodeBatch(nil)}),
+		"undecodable":      {byte(CmdUpsertMember), commandVersion, '{'},
+		"snapshot garbage": {byte(CmdApplySnapshot), commandVersion, 'x'},
 	}
 	for name, entry := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -267,5 +268,56 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 	if revision(t, st2) != 7 {
 		t.Error("failed restore changed the store")
+	}
+}
+
+// A database filled by a Raft history the node no longer has (its raft
+// directory was wiped) is refused at open, not silently trusted.
+func TestOpenRefusesForeignStore(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "outpost.db"), discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f, _ := NewFSM(st, discardLog())
+	applyAt(f, 1, EncodeSnapshot(demoDoc(t, 1)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = Open(Config{
+		NodeID: "n1", RaftDir: filepath.Join(dir, "raft"), Listener: ln, Bootstrap: true,
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 100,
+		Store: st, Log: discardLog(),
+	})
+	if !errors.Is(err, ErrForeignStore) {
+		t.Fatalf("Open with a foreign store: %v, want ErrForeignStore", err)
+	}
+}
+
+// A halted FSM takes no snapshot: it would claim entries it refused.
+func TestHaltedFSMRefusesSnapshot(t *testing.T) {
+	f, _ := newFSM(t)
+	applyAt(f, 1, []byte{42, commandVersion})
+	if _, err := f.Snapshot(); !errors.Is(err, ErrHalted) {
+		t.Fatalf("snapshot of a halted FSM: %v, want ErrHalted", err)
+	}
+}
+
+// A snapshot the tables cannot hold is refused like a stale one: a content
+// error every node reaches alike, not a halt.
+func TestFSMRefusesConflictingSnapshot(t *testing.T) {
+	f, st := newFSM(t)
+	s, err := account.DecodeBytes(demoDoc(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SDGs[0].Extension = s.Users[0].Extension // validation would catch it; the store must too
+	doc, _ := s.Encode()
+	res := applyAt(f, 1, EncodeSnapshot(doc))[0]
+	if !errors.Is(res.Err, store.ErrConflict) || f.Halted() != nil || revision(t, st) != 0 {
+		t.Fatalf("conflicting snapshot: %+v, halted %v, revision %d", res, f.Halted(), revision(t, st))
 	}
 }

@@ -274,24 +274,34 @@ func TestThreeNodeCluster(t *testing.T) {
 	})
 }
 
-// A member leaves through the CLI and the others stop listing it.
+// Members leave through the CLI — the leader itself included — and the
+// others stop listing them.
 func TestClusterLeave(t *testing.T) {
 	nodes := formCluster(t)
 	tokenFile := writeFile(t, "token", []byte(testToken))
-	out, stderr, code := cli(t, "cluster", "leave", "--server", nodes[1].httpAddr, "--token-file", tokenFile, "--id", "n3")
-	if code != 0 {
-		t.Fatalf("cluster leave: exit %d: %s %s", code, out, stderr)
+	l, err := leaderOf(context.Background(), nodes)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, n := range nodes[:2] {
-		eventually(t, 10*time.Second, n.id+" lists two members", func(ctx context.Context) error {
+	rest := others(nodes, l)
+	out, stderr, code := cli(t, "cluster", "leave", "--server", rest[0].httpAddr, "--token-file", tokenFile, "--id", l.id)
+	if code != 0 {
+		t.Fatalf("cluster leave of the leader: exit %d: %s %s", code, out, stderr)
+	}
+	for _, n := range rest {
+		eventually(t, 10*time.Second, n.id+" lists two members under a new leader", func(ctx context.Context) error {
 			st, err := n.status(ctx)
-			if err == nil && len(st.Members) != 2 {
-				err = fmt.Errorf("%d members", len(st.Members))
+			if err == nil && (len(st.Members) != 2 || st.Leader == "" || st.Leader == l.id) {
+				err = fmt.Errorf("%d members, leader %q", len(st.Members), st.Leader)
 			}
 			return err
 		})
 	}
-	_, _, code = cli(t, "cluster", "leave", "--server", nodes[0].httpAddr, "--token-file", tokenFile)
+	_, stderr, code = cli(t, "cluster", "leave", "--server", rest[0].httpAddr, "--token-file", tokenFile, "--id", "no-such-node")
+	if code != 1 || !strings.Contains(stderr, "not a member") {
+		t.Errorf("leave of an unknown id: exit %d, stderr %q", code, stderr)
+	}
+	_, _, code = cli(t, "cluster", "leave", "--server", rest[0].httpAddr, "--token-file", tokenFile)
 	if code != 2 {
 		t.Errorf("cluster leave without --id: exit %d, want 2", code)
 	}

@@ -228,7 +228,12 @@ func (n *Node) checkReady(ctx context.Context) error {
 	return nil
 }
 
+// readinessLoop keeps Ready current. systemd hears READY=1 once, when the
+// store, Raft and every listener are up (Run calls this after start), not
+// when a leader is known: a node restarted without quorum still serves its
+// last configuration and must not be killed for want of a leader.
 func (n *Node) readinessLoop(ctx context.Context) {
+	notify(n.log, "READY=1")
 	notified := false
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -240,7 +245,6 @@ func (n *Node) readinessLoop(ctx context.Context) {
 		if err == nil && !notified {
 			notified = true
 			n.log.Info("ready", "http_addr", n.HTTPAddr())
-			notify(n.log, "READY=1")
 		}
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/outpost-voice/outpost/account"
 )
 
@@ -34,6 +36,12 @@ var configTables = []string{
 	"null_lists", "account", "snapshot_doc",
 }
 
+// ErrConflict marks a snapshot the tables cannot hold (two things behind one
+// dial string, a duplicate id, username or number). It depends only on the
+// snapshot, so every node refuses it alike; account.Validate catches all of
+// these first, and this is the store's own guard.
+var ErrConflict = errors.New("snapshot conflicts with the store's constraints")
+
 // ReplaceConfig replaces every config table with snap, rebuilds dial_index,
 // stores raw (the canonical JSON document; when nil, snap.Encode() is
 // stored) and sets the revision to snap.Revision. It is atomic on its own: on
@@ -51,7 +59,7 @@ func (tx *Tx) ReplaceConfig(snap *account.Snapshot, raw []byte) error {
 		}
 	}
 	if err := checkDials(snap); err != nil {
-		return fmt.Errorf("replace config revision %d: %w", snap.Revision, err)
+		return fmt.Errorf("replace config revision %d: %w: %w", snap.Revision, ErrConflict, err)
 	}
 	err := tx.Savepoint(func() error {
 		for _, table := range configTables {
@@ -72,6 +80,10 @@ func (tx *Tx) ReplaceConfig(snap *account.Snapshot, raw []byte) error {
 		w.dialIndex()
 		return w.err
 	})
+	var serr sqlite3.Error
+	if errors.As(err, &serr) && serr.Code == sqlite3.ErrConstraint {
+		return fmt.Errorf("replace config revision %d: %w: %w", snap.Revision, ErrConflict, err)
+	}
 	if err != nil {
 		return fmt.Errorf("replace config revision %d: %w", snap.Revision, err)
 	}

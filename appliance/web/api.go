@@ -6,6 +6,7 @@ import (
 
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -96,6 +97,11 @@ func (s *Server) apply(c *gin.Context, cmd []byte) (cluster.ApplyResult, bool) {
 			Error:    "snapshot refused: nothing changed",
 			Problems: []account.Problem{{Path: "revision", Message: res.Err.Error()}},
 		})
+	case errors.Is(res.Err, store.ErrConflict):
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{
+			Error:    "snapshot refused: nothing changed",
+			Problems: []account.Problem{{Path: "", Message: res.Err.Error()}},
+		})
 	case res.Err != nil:
 		fail(c, http.StatusInternalServerError, "apply: %v", res.Err)
 	default:
@@ -146,7 +152,7 @@ func (s *Server) postJoin(c *gin.Context) {
 		return
 	}
 	if err := s.deps.Cluster.AddVoter(req.ID, req.RaftAddr); err != nil {
-		fail(c, http.StatusConflict, "%v", err)
+		fail(c, membershipStatus(err), "%v", err)
 		return
 	}
 	s.deps.Log.Info("member joined", "member_id", req.ID, "raft_addr", req.RaftAddr)
@@ -162,10 +168,18 @@ func (s *Server) postLeave(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "id is required")
 		return
 	}
-	if err := s.deps.Cluster.RemoveServer(req.ID); err != nil {
-		fail(c, http.StatusConflict, "%v", err)
+	members, err := s.deps.Cluster.Members()
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
 		return
 	}
+	if !slices.ContainsFunc(members, func(m cluster.Member) bool { return m.ID == req.ID }) {
+		fail(c, http.StatusNotFound, "%q is not a member of this cluster", req.ID)
+		return
+	}
+	// The record goes first: when the leader removes itself it steps down
+	// and could no longer propose it. Should the removal then fail, the
+	// node's own announce loop puts its record back.
 	cmd, err := cluster.Encode(cluster.CmdRemoveMember, cluster.RemoveMember{ID: req.ID})
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "%v", err)
@@ -174,8 +188,22 @@ func (s *Server) postLeave(c *gin.Context) {
 	if _, ok := s.apply(c, cmd); !ok {
 		return
 	}
+	if err := s.deps.Cluster.RemoveServer(req.ID); err != nil {
+		fail(c, membershipStatus(err), "%v", err)
+		return
+	}
 	s.deps.Log.Info("member removed", "member_id", req.ID)
 	c.JSON(http.StatusOK, gin.H{"removed": req.ID})
+}
+
+// membershipStatus is the HTTP status for a failed membership change: a lost
+// leadership is worth a retry, anything else is a conflict with the
+// current configuration.
+func membershipStatus(err error) int {
+	if errors.Is(err, cluster.ErrNotLeader) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusConflict
 }
 
 // postMember records a node's addresses and site (nodes announce themselves).
@@ -213,4 +241,3 @@ func (s *Server) postMode(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"mode": req.Mode})
 	}
 }
-

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -63,5 +64,5 @@ func (s *Server) leaderHTTP(ctx context.Context) (*url.URL, error) {
 			return &url.URL{Scheme: "http", Host: m.HTTPAddr}, nil
 		}
 	}
-	return nil, errNoLeader
+	return nil, fmt.Errorf("the leader %s has not announced its HTTP address yet; retry shortly", id)
 }

@@ -114,8 +114,8 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 		start := time.Now()
 		c.Next()
 		level := slog.LevelDebug
-		if c.Writer.Status() >= 500 {
-			level = slog.LevelWarn
+		if st := c.Writer.Status(); st >= 500 && st != http.StatusServiceUnavailable {
+			level = slog.LevelWarn // 503s are readiness probes and elections: expected
 		}
 		log.Log(c.Request.Context(), level, "http request",
 			"method", c.Request.Method, "path", c.Request.URL.Path,

@@ -260,7 +260,11 @@ func printStatus(w io.Writer, st web.Status) {
 	}
 	fmt.Fprintf(w, "node      %s (site %s)\n", st.NodeID, st.Site)
 	fmt.Fprintf(w, "mode      %s\n", st.Mode)
-	fmt.Fprintf(w, "ready     %s %s\n", yes[st.Ready], st.NotReadyReason)
+	if st.Ready {
+		fmt.Fprintln(w, "ready     yes")
+	} else {
+		fmt.Fprintf(w, "ready     no (%s)\n", st.NotReadyReason)
+	}
 	fmt.Fprintf(w, "leader    %s   quorum %s\n", leader, yes[st.Quorum])
 	fmt.Fprintf(w, "revision  %d\n", st.Revision)
 	fmt.Fprintf(w, "phones    %d registered, %d active calls, %d journal records pending\n",
@@ -317,4 +321,3 @@ func clusterLeave(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s removed\n", *id)
 	return nil
 }
-
