@@ -114,10 +114,3 @@ func splitCommand(data []byte) (CommandType, []byte, error) {
 	}
 	return t, data[2:], nil
 }
-
-func decodeJSON(t CommandType, payload []byte, v any) error {
-	if err := json.Unmarshal(payload, v); err != nil {
-		return fmt.Errorf("decode %s command: %w", t, err)
-	}
-	return nil
-}

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,8 +39,9 @@ type FSM struct {
 	store *store.Store
 	log   *slog.Logger
 
-	applied atomic.Uint64
-	halted  atomic.Pointer[error]
+	applied  atomic.Uint64
+	revision atomic.Int64 // the store's config revision, kept in step by the FSM
+	halted   atomic.Pointer[error]
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -51,7 +54,19 @@ func NewFSM(st *store.Store, log *slog.Logger) (*FSM, error) {
 	}
 	f := &FSM{store: st, log: log}
 	f.applied.Store(idx)
+	if err := f.loadRevision(); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+func (f *FSM) loadRevision() error {
+	rev, err := f.store.Reader().Revision(context.Background())
+	if err != nil {
+		return fmt.Errorf("read revision: %w", err)
+	}
+	f.revision.Store(rev)
+	return nil
 }
 
 // AppliedIndex is the last Raft index the store holds.
@@ -97,6 +112,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	})
 	if err != nil {
 		f.halt(err)
+		_ = f.loadRevision() // the batch rolled back
 		for i := range results {
 			results[i] = ApplyResult{Err: f.Halted()}
 		}
@@ -106,102 +122,100 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	return results
 }
 
-// applyOne applies one command in its own savepoint. A command refused for
-// its content (a stale revision) is an ApplyResult.Err and changes nothing; an
-// entry the node cannot understand, or a store failure, is the returned error.
-// outer is false for the commands inside a CmdBatch, which cannot nest.
+// handler applies one command's payload. Handlers must be deterministic.
+type handler func(f *FSM, tx *store.Tx, index uint64, payload []byte) (ApplyResult, error)
+
+// handlers is the dispatch table of the config plane's commands (filled in
+// init: CmdBatch's handler dispatches through the table itself).
+var handlers map[CommandType]handler
+
+func init() { handlers = commandHandlers() }
+
+func commandHandlers() map[CommandType]handler {
+	return map[CommandType]handler{
+		CmdApplySnapshot: (*FSM).applySnapshot,
+		CmdUpsertMember: jsonHandler(func(tx *store.Tx, m store.Member) error {
+			return tx.UpsertMember(m)
+		}),
+		CmdRemoveMember: jsonHandler(func(tx *store.Tx, m RemoveMember) error {
+			return tx.RemoveMember(m.ID)
+		}),
+		CmdSetMode: jsonHandler(func(tx *store.Tx, m ModeChange) error {
+			return tx.SetMode(m.Mode, m.Since)
+		}),
+		CmdBatch: (*FSM).applyBatch,
+	}
+}
+
+// jsonHandler is a handler for a small command: a JSON payload and one write,
+// atomic by itself.
+func jsonHandler[T any](apply func(tx *store.Tx, payload T) error) handler {
+	return func(f *FSM, tx *store.Tx, _ uint64, payload []byte) (ApplyResult, error) {
+		var v T
+		if err := json.Unmarshal(payload, &v); err != nil {
+			return ApplyResult{}, fmt.Errorf("decode %T: %w", v, err)
+		}
+		if err := apply(tx, v); err != nil {
+			return ApplyResult{}, err
+		}
+		return ApplyResult{Revision: f.revision.Load()}, nil
+	}
+}
+
+// applyOne applies one entry. A command refused for its content (a stale
+// revision, a conflict) is an ApplyResult.Err and changes nothing; an entry
+// the node cannot understand, or a store failure, is the returned error,
+// which halts the FSM. outer is false inside a CmdBatch, which cannot nest.
 func (f *FSM) applyOne(tx *store.Tx, index uint64, data []byte, outer bool) (ApplyResult, error) {
 	t, payload, err := splitCommand(data)
-	if err == nil && t == CmdBatch && !outer {
+	h, known := handlers[t]
+	switch {
+	case err == nil && !known && t&IgnorableFlag == 0:
+		err = fmt.Errorf("%w: type %d", ErrUnknownCommand, uint8(t))
+	case err == nil && t == CmdBatch && !outer:
 		err = fmt.Errorf("%w: a batch inside a batch", ErrUnknownCommand)
 	}
-	if err != nil {
+	if err != nil || !known {
 		if t&IgnorableFlag != 0 {
 			f.log.Warn("skipping ignorable raft command", "raft_index", index, "command", uint8(t), "error", err)
-			return ApplyResult{}, nil
+			return ApplyResult{Revision: f.revision.Load()}, nil
 		}
 		return ApplyResult{}, fmt.Errorf("raft index %d: %w", index, err)
 	}
-	var res ApplyResult
-	err = tx.Savepoint(func() error {
-		var err error
-		res, err = f.dispatch(tx, index, t, payload)
-		if err == nil && res.Err != nil {
-			return res.Err // roll the savepoint back
-		}
-		return err
-	})
-	if res.Err != nil {
-		return res, nil
-	}
+	res, err := h(f, tx, index, payload)
 	if err != nil {
-		return res, fmt.Errorf("raft index %d: apply %s: %w", index, t, err)
+		return ApplyResult{}, fmt.Errorf("raft index %d: apply %s: %w", index, t, err)
 	}
 	return res, nil
 }
 
-func (f *FSM) dispatch(tx *store.Tx, index uint64, t CommandType, payload []byte) (ApplyResult, error) {
-	switch t {
-	case CmdBatch:
-		entries, err := decodeBatch(payload)
-		if err != nil {
-			return ApplyResult{}, err
-		}
-		out := ApplyResult{Batch: make([]ApplyResult, len(entries))}
-		for i, e := range entries {
-			if out.Batch[i], err = f.applyOne(tx, index, e, false); err != nil {
-				return ApplyResult{}, err
-			}
-		}
-		return revisionAfter(tx, nil, out)
-	case CmdApplySnapshot:
-		return applySnapshot(tx, payload)
-	case CmdUpsertMember:
-		var m store.Member
-		if err := decodeJSON(t, payload, &m); err != nil {
-			return ApplyResult{}, err
-		}
-		return revisionAfter(tx, tx.UpsertMember(m), ApplyResult{})
-	case CmdRemoveMember:
-		var m RemoveMember
-		if err := decodeJSON(t, payload, &m); err != nil {
-			return ApplyResult{}, err
-		}
-		return revisionAfter(tx, tx.RemoveMember(m.ID), ApplyResult{})
-	case CmdSetMode:
-		var m ModeChange
-		if err := decodeJSON(t, payload, &m); err != nil {
-			return ApplyResult{}, err
-		}
-		return revisionAfter(tx, tx.SetMode(m.Mode, m.Since), ApplyResult{})
-	}
-	if t&IgnorableFlag != 0 {
-		return ApplyResult{}, nil
-	}
-	return ApplyResult{}, fmt.Errorf("%w: type %d", ErrUnknownCommand, uint8(t))
-}
-
-// revisionAfter completes res with the revision once a command succeeded.
-func revisionAfter(tx *store.Tx, err error, res ApplyResult) (ApplyResult, error) {
+// applyBatch applies the commands of a CmdBatch in order, each answered on
+// its own.
+func (f *FSM) applyBatch(tx *store.Tx, index uint64, payload []byte) (ApplyResult, error) {
+	entries, err := decodeBatch(payload)
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	res.Revision, err = tx.Revision()
-	return res, err
+	out := ApplyResult{Batch: make([]ApplyResult, len(entries))}
+	for i, e := range entries {
+		if out.Batch[i], err = f.applyOne(tx, index, e, false); err != nil {
+			return ApplyResult{}, err
+		}
+	}
+	out.Revision = f.revision.Load()
+	return out, nil
 }
 
 // applySnapshot replaces the configuration with a whole revision. The
 // proposer validated the document; here only what depends on the order of
 // the log is checked again: the revision must still be newer.
-func applySnapshot(tx *store.Tx, doc []byte) (ApplyResult, error) {
+// ReplaceConfig is atomic by itself, so no savepoint is needed here.
+func (f *FSM) applySnapshot(tx *store.Tx, _ uint64, doc []byte) (ApplyResult, error) {
 	snap, err := account.DecodeBytes(doc)
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("decode snapshot command: %w", err)
 	}
-	cur, err := tx.Revision()
-	if err != nil {
-		return ApplyResult{}, err
-	}
+	cur := f.revision.Load()
 	if snap.Revision <= cur {
 		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: revision %d is not greater than the current revision %d", ErrStaleRevision, snap.Revision, cur)}, nil
 	}
@@ -210,6 +224,7 @@ func applySnapshot(tx *store.Tx, doc []byte) (ApplyResult, error) {
 	} else if err != nil {
 		return ApplyResult{}, err
 	}
+	f.revision.Store(snap.Revision)
 	return ApplyResult{Revision: snap.Revision}, nil
 }
 
@@ -244,7 +259,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.applied.Store(idx)
-	return nil
+	return f.loadRevision()
 }
 
 type fsmSnapshot struct{ store *store.Store }

@@ -33,7 +33,8 @@ type Store struct {
 	wdb    *sql.DB // the only writer: one connection
 	reader *Reader
 
-	mu     sync.Mutex // serialises Write and Restore on wdb
+	mu     sync.Mutex           // serialises Write and Restore on wdb
+	wstmts map[string]*sql.Stmt // prepared on wdb, used under mu
 	closed bool
 }
 
@@ -90,8 +91,14 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
+	wstmts, err := prepareWrites(ctx, wdb)
+	if err != nil {
+		reader.close()
+		wdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
 	log.Debug("store opened", "path", abs, "schema_version", to)
-	return &Store{path: abs, log: log, wdb: wdb, reader: reader}, nil
+	return &Store{path: abs, log: log, wdb: wdb, reader: reader, wstmts: wstmts}, nil
 }
 
 // fileDSN builds a go-sqlite3 URI for path with the given parameters.
@@ -158,6 +165,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	for _, st := range s.wstmts {
+		_ = st.Close()
+	}
 	rerr := s.reader.close()
 	werr := s.wdb.Close()
 	if err := errors.Join(rerr, werr); err != nil {

@@ -37,9 +37,49 @@ type Member struct {
 // Tx is the FSM's write transaction. It is valid only inside the function
 // passed to Store.Write and must not be used from several goroutines.
 type Tx struct {
-	ctx context.Context
-	tx  *sql.Tx
-	sp  int // savepoints opened so far, for unique names
+	ctx   context.Context
+	tx    *sql.Tx
+	store *Store
+	sp    int // savepoints opened so far, for unique names
+}
+
+// Small, frequent writes run through statements prepared once at Open on
+// the writer connection (preparing costs more than running them). They are
+// prepared up front because the writer has one connection: inside a
+// transaction there is none left to prepare on.
+const (
+	upsertMemberSQL = `INSERT INTO members (id, raft_addr, http_addr, sip_addr, site, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET raft_addr = excluded.raft_addr, http_addr = excluded.http_addr,
+			sip_addr = excluded.sip_addr, site = excluded.site, updated_at = excluded.updated_at`
+	removeMemberSQL = `DELETE FROM members WHERE id = ?`
+	setMetaSQL      = `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+)
+
+var preparedWrites = []string{upsertMemberSQL, removeMemberSQL, setMetaSQL}
+
+func prepareWrites(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
+	out := make(map[string]*sql.Stmt, len(preparedWrites))
+	for _, q := range preparedWrites {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			for _, p := range out {
+				p.Close()
+			}
+			return nil, fmt.Errorf("prepare write statement: %w", err)
+		}
+		out[q] = st
+	}
+	return out, nil
+}
+
+// exec runs one of the prepared writes in the transaction.
+func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	st, ok := tx.store.wstmts[query]
+	if !ok {
+		return nil, fmt.Errorf("statement not prepared: %.40s", query)
+	}
+	return tx.tx.StmtContext(tx.ctx, st).ExecContext(tx.ctx, args...)
 }
 
 // Write runs fn in one write transaction (BEGIN IMMEDIATE): it commits when
@@ -65,7 +105,7 @@ func (s *Store) Write(fn func(tx *Tx) error) (err error) {
 			}
 		}
 	}()
-	if err := fn(&Tx{ctx: ctx, tx: sqlTx}); err != nil {
+	if err := fn(&Tx{ctx: ctx, tx: sqlTx, store: s}); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -133,11 +173,7 @@ func (tx *Tx) UpsertMember(m Member) error {
 	if m.ID == "" {
 		return errors.New("upsert member: empty id")
 	}
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO members (id, raft_addr, http_addr, sip_addr, site, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET raft_addr = excluded.raft_addr, http_addr = excluded.http_addr,
-			sip_addr = excluded.sip_addr, site = excluded.site, updated_at = excluded.updated_at`,
-		m.ID, m.RaftAddr, m.HTTPAddr, m.SIPAddr, m.Site, formatTime(m.UpdatedAt))
+	_, err := tx.exec(upsertMemberSQL, m.ID, m.RaftAddr, m.HTTPAddr, m.SIPAddr, m.Site, formatTime(m.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("upsert member %s: %w", m.ID, err)
 	}
@@ -147,7 +183,7 @@ func (tx *Tx) UpsertMember(m Member) error {
 // RemoveMember forgets a cluster member; removing an unknown one is not an
 // error.
 func (tx *Tx) RemoveMember(id string) error {
-	if _, err := tx.tx.ExecContext(tx.ctx, `DELETE FROM members WHERE id = ?`, id); err != nil {
+	if _, err := tx.exec(removeMemberSQL, id); err != nil {
 		return fmt.Errorf("remove member %s: %w", id, err)
 	}
 	return nil
@@ -171,9 +207,7 @@ func (tx *Tx) SetMode(mode string, since time.Time) error {
 }
 
 func (tx *Tx) setMeta(key string, value any) error {
-	_, err := tx.tx.ExecContext(tx.ctx,
-		`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-		key, value)
+	_, err := tx.exec(setMetaSQL, key, value)
 	return err
 }
 
