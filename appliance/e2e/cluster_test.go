@@ -16,7 +16,7 @@ import (
 
 // formCluster starts n1 (bootstrap) and n2, n3 joining through n1, and waits
 // until all three see three healthy members with their sites.
-func formCluster(t *testing.T) []*node {
+func formCluster(t testing.TB) []*node {
 	t.Helper()
 	n1 := startNode(t, "n1", nodeOpts{site: "hq"})
 	eventually(t, 30*time.Second, "n1 ready", func(ctx context.Context) error {
@@ -75,7 +75,7 @@ func others(nodes []*node, not *node) []*node {
 }
 
 // waitRevision waits until every node reports rev and serves the same document.
-func waitRevision(t *testing.T, nodes []*node, rev int64) []byte {
+func waitRevision(t testing.TB, nodes []*node, rev int64) []byte {
 	t.Helper()
 	var doc []byte
 	for _, n := range nodes {

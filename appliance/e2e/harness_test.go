@@ -50,7 +50,7 @@ const testToken = "e2e-admin-token-0123456789"
 
 // node is one `outpost serve` process.
 type node struct {
-	t        *testing.T
+	t        testing.TB
 	id       string
 	dir      string
 	cfgPath  string
@@ -77,7 +77,7 @@ var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_ad
 
 // startNode writes a config file and starts `outpost serve`, waiting until
 // it has bound its listeners.
-func startNode(t *testing.T, id string, o nodeOpts) *node {
+func startNode(t testing.TB, id string, o nodeOpts) *node {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -243,7 +243,7 @@ func (n *node) status(ctx context.Context) (web.Status, error) {
 }
 
 // cli runs the real outpost CLI and returns its stdout, stderr and exit code.
-func cli(t *testing.T, args ...string) (string, string, int) {
+func cli(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(outpostBin, args...)
 	cmd.Env = cleanEnv()
@@ -260,7 +260,7 @@ func cli(t *testing.T, args ...string) (string, string, int) {
 }
 
 // eventually polls cond every 50ms until it returns nil or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func(ctx context.Context) error) {
+func eventually(t testing.TB, within time.Duration, what string, cond func(ctx context.Context) error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var last error
@@ -277,7 +277,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func(ctx c
 }
 
 // post sends a raw request and returns the status code and body.
-func post(t *testing.T, url, token string, body []byte) (int, []byte) {
+func post(t testing.TB, url, token string, body []byte) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -296,7 +296,7 @@ func post(t *testing.T, url, token string, body []byte) (int, []byte) {
 }
 
 // demoSnapshot is shared/contract/demo-snapshot.json.
-func demoSnapshot(t *testing.T) []byte {
+func demoSnapshot(t testing.TB) []byte {
 	t.Helper()
 	data, err := os.ReadFile("../../../shared/contract/demo-snapshot.json")
 	if err != nil {

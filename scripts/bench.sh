@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `make bench`: runs the benchmarks that carry the project's speed and memory
+# targets and rewrites the generated table in docs/performance.md with what
+# this machine measured, each row with the command that produced it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=docs/performance.md
+log=$(mktemp)
+rows=$(mktemp)
+trap 'rm -f "$log" "$rows"' EXIT
+
+# package | benchmark regexp | -benchtime | target
+benches=(
+  "./appliance/e2e/|BenchmarkSnapshotApply10k|3x|under 3 s end to end (ns/op); peak RSS per node under 150 MiB"
+  "./appliance/cluster/|BenchmarkRaftApplyBatched|100000x|at least 20,000 commands/s"
+  "./appliance/cluster/|BenchmarkRaftApplySmall|50000x|— (one Raft entry per command, for comparison)"
+  "./appliance/store/|BenchmarkReplaceConfig10k|10x|— (part of the apply above)"
+  "./appliance/store/|BenchmarkLookupDial|20000x|—"
+  "./appliance/store/|BenchmarkUserByUsername|20000x|—"
+  "./account/|BenchmarkValidate10k|20x|—"
+  "./account/|BenchmarkDecode10k|10x|—"
+)
+
+for b in "${benches[@]}"; do
+  IFS='|' read -r pkg name benchtime target <<<"$b"
+  cmd="go test -run '^\$' -bench '^${name}\$' -benchtime ${benchtime} -benchmem ${pkg}"
+  echo "bench: $cmd" >&2
+  eval "$cmd" | tee -a "$log" | grep -E "^${name}" | while read -r line; do
+    # name-N  iterations  value unit  value unit ...
+    set -- $line
+    shift 2
+    figures=""
+    while [ $# -ge 2 ]; do
+      v=$1 u=$2; shift 2
+      case $u in
+        ns/op) v=$(awk -v n="$v" 'BEGIN{ if (n >= 1e9) printf "%.2f s/op", n/1e9; else if (n >= 1e6) printf "%.1f ms/op", n/1e6; else if (n >= 1e3) printf "%.1f µs/op", n/1e3; else printf "%d ns/op", n }'); u="" ;;
+      esac
+      figures+="${figures:+, }${v}${u:+ $u}"
+    done
+    printf '| %s | %s | %s | `%s` |\n' "$name" "$figures" "$target" "$cmd" >>"$rows"
+  done
+done
+
+cpu=$(grep -m1 '^cpu:' "$log" | cut -d' ' -f2- || true)
+{
+  sed '/<!-- bench:begin -->/q' "$out"
+  echo
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores (${cpu:-unknown cpu}), $(go version | cut -d' ' -f3)."
+  echo
+  echo "| benchmark | result | target | command |"
+  echo "|---|---|---|---|"
+  cat "$rows"
+  echo
+  sed -n '/<!-- bench:end -->/,$p' "$out"
+} >"$out.new"
+mv "$out.new" "$out"
+echo "bench: wrote $out" >&2
