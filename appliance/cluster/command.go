@@ -50,9 +50,9 @@ var ErrUnknownCommand = errors.New("unknown raft command")
 
 // Modes of the appliance (shared/DESIGN.md, "Modes").
 const (
-	ModeNormal        = "normal"
-	ModeSurvivability = "survivability"
-	ModeRecovering    = "recovering"
+	ModeNormal        = store.ModeNormal
+	ModeSurvivability = store.ModeSurvivability
+	ModeRecovering    = store.ModeRecovering
 )
 
 // ModeChange is the payload of CmdSetMode. Since is stamped by the proposer so

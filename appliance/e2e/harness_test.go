@@ -57,6 +57,7 @@ type node struct {
 	httpAddr string
 	raftAddr string
 
+	env  []string
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
@@ -71,6 +72,7 @@ type nodeOpts struct {
 	// fixed addresses for a restart; empty binds port 0
 	httpListen, raftListen string
 	bootstrapSnapshot      string
+	env                    []string // extra environment, e.g. NOTIFY_SOCKET
 }
 
 var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+)`)
@@ -83,7 +85,7 @@ func startNode(t testing.TB, id string, o nodeOpts) *node {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, id: id, dir: dir}
+	n := &node{t: t, id: id, dir: dir, env: o.env}
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(testToken), 0o600); err != nil {
 		t.Fatal(err)
@@ -130,7 +132,7 @@ bootstrap_snapshot: %q
 func (n *node) start() {
 	n.t.Helper()
 	n.cmd = exec.Command(outpostBin, "serve", "--config", n.cfgPath)
-	n.cmd.Env = cleanEnv()
+	n.cmd.Env = append(cleanEnv(), n.env...)
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
 		n.t.Fatal(err)

@@ -123,15 +123,7 @@ func openWriter(path string, wal bool) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	return pool(db, 1)
 }
 
 // openReaderDB opens the read-only pool: mode=ro and query_only, so nothing
@@ -145,8 +137,13 @@ func openReaderDB(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(readConns)
-	db.SetMaxIdleConns(readConns)
+	return pool(db, readConns)
+}
+
+// pool keeps exactly conns connections open for good and checks one works.
+func pool(db *sql.DB, conns int) (*sql.DB, error) {
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	if err := db.Ping(); err != nil {
