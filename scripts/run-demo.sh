@@ -42,9 +42,10 @@ cat <<MSG
   Web UI:        http://$http/
   Status (JSON): http://$http/api/v1/status   or   bin/outpost status --server $http
   Admin token:   $data/admin-token  (for bin/outpost apply --server $http SNAPSHOT.json)
-  Web UI login:  admin / outpost-admin
 
-  SIP realm acme.example; phones register to 127.0.0.1:5060 (UDP/TCP):
+  Demo SIP accounts, realm acme.example (phones will register to
+  127.0.0.1:5060 UDP/TCP once the registrar lands; the web UI sign-in,
+  admin / outpost-admin, arrives with the full UI):
     alice / pw-alice   ext 1001   +16505550101
     bob   / pw-bob     ext 1002   +16505550102
     carol / pw-carol   ext 1003

@@ -66,11 +66,18 @@ func (n *Node) self() store.Member {
 
 // announceLoop keeps this node's member record (addresses, site) current in
 // the replicated store, so others can forward to it and list its site.
+// It checks often until the record is current, then every few seconds.
 func (n *Node) announceLoop(ctx context.Context) {
-	every(ctx, 2*time.Second, func() bool {
+	var next time.Time
+	every(ctx, 200*time.Millisecond, func() bool {
+		if time.Now().Before(next) {
+			return false
+		}
 		if err := n.announce(ctx); err != nil {
 			n.log.Debug("announce pending", "error", err)
+			return false
 		}
+		next = time.Now().Add(5 * time.Second)
 		return false
 	})
 }
