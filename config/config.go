@@ -47,6 +47,20 @@ type SIP struct {
 	// Advertise is the host (or host:port) the node puts in Via, Contact and
 	// Record-Route. Empty: derived from the listener (see Advertised).
 	Advertise string `yaml:"advertise" json:"advertise"`
+	// MinExpires: REGISTERs asking for less get 423 Interval Too Brief.
+	MinExpires Duration `yaml:"min_expires" json:"min_expires"`
+	// MaxExpires caps the registration interval granted in normal mode.
+	MaxExpires Duration `yaml:"max_expires" json:"max_expires"`
+	// SurvivabilityExpires caps it while the mode is survivability, so phones
+	// go back to the cloud soon after it returns.
+	SurvivabilityExpires Duration `yaml:"survivability_expires" json:"survivability_expires"`
+	// SiteCapacity is the most live registrations one site may hold on this
+	// node; beyond it REGISTER gets 503 with Retry-After. 0: no limit.
+	SiteCapacity uint64 `yaml:"site_capacity" json:"site_capacity"`
+	// DigestAlgorithms are challenged in this order (RFC 8760): a phone
+	// answers the first it supports. MD5 first by default, since many desk
+	// phones answer only the first challenge and know only MD5.
+	DigestAlgorithms []string `yaml:"digest_algorithms" json:"digest_algorithms"`
 }
 
 // TLSEnabled reports whether the SIP TLS listener should run: it needs an
@@ -160,6 +174,12 @@ func defaults(hostname string, euid int) Config {
 			UDP: "0.0.0.0:5060",
 			TCP: "0.0.0.0:5060",
 			TLS: "0.0.0.0:5061",
+
+			MinExpires:           seconds(60),
+			MaxExpires:           seconds(3600),
+			SurvivabilityExpires: seconds(120),
+			SiteCapacity:         20000,
+			DigestAlgorithms:     []string{"MD5", "SHA-256"},
 		},
 		HTTP: HTTP{Listen: "0.0.0.0:8080"},
 		Raft: Raft{

@@ -83,6 +83,28 @@ func (c Config) Validate() error {
 	}
 	v.check("sip.advertise", optional(c.SIP.Advertise, checkAdvertise))
 
+	minOK := v.check("sip.min_expires", atLeast(c.SIP.MinExpires, time.Second))
+	maxOK := v.check("sip.max_expires", atLeast(c.SIP.MaxExpires, time.Second))
+	survOK := v.check("sip.survivability_expires", atLeast(c.SIP.SurvivabilityExpires, time.Second))
+	if minOK && maxOK && c.SIP.MaxExpires.Duration < c.SIP.MinExpires.Duration {
+		v.add("sip.max_expires", "must be at least sip.min_expires ("+c.SIP.MinExpires.String()+")")
+	}
+	if minOK && survOK && c.SIP.SurvivabilityExpires.Duration < c.SIP.MinExpires.Duration {
+		v.add("sip.survivability_expires", "must be at least sip.min_expires ("+c.SIP.MinExpires.String()+")")
+	}
+
+	if len(c.SIP.DigestAlgorithms) == 0 {
+		v.add("sip.digest_algorithms", "list at least one of MD5, SHA-256")
+	}
+	for i, a := range c.SIP.DigestAlgorithms {
+		switch {
+		case a != "MD5" && a != "SHA-256":
+			v.add("sip.digest_algorithms", fmt.Sprintf("entry %d: %q is not MD5 or SHA-256", i+1, a))
+		case slices.Contains(c.SIP.DigestAlgorithms[:i], a):
+			v.add("sip.digest_algorithms", fmt.Sprintf("entry %d: %s is listed twice", i+1, a))
+		}
+	}
+
 	// http
 	v.check("http.listen", required(c.HTTP.Listen, checkHostPort))
 	v.check("http.advertise", optional(c.HTTP.Advertise, checkAdvertise))

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)   # cgo, for mattn/go-sqlite3
 command -v curl >/dev/null || need_apt+=(curl)
+command -v sipp >/dev/null || need_apt+=(sip-tester)        # SIPp, for the SIP end-to-end tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: installing ${need_apt[*]}"
   sudo_cmd=""

@@ -56,6 +56,7 @@ type node struct {
 	cfgPath  string
 	httpAddr string
 	raftAddr string
+	sipUDP   string // bound SIP UDP address
 
 	env  []string
 	cmd  *exec.Cmd
@@ -75,7 +76,7 @@ type nodeOpts struct {
 	env                    []string // extra environment, e.g. NOTIFY_SOCKET
 }
 
-var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+)`)
+var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+) sip=(\S*)`)
 
 // startNode writes a config file and starts `outpost serve`, waiting until
 // it has bound its listeners.
@@ -138,7 +139,7 @@ func (n *node) start() {
 		n.t.Fatal(err)
 	}
 	n.done = make(chan struct{})
-	bound := make(chan [2]string, 1)
+	bound := make(chan [3]string, 1)
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatalf("start %s: %v", n.id, err)
 	}
@@ -152,7 +153,7 @@ func (n *node) start() {
 			n.mu.Unlock()
 			if m := startedRE.FindStringSubmatch(line); m != nil {
 				select {
-				case bound <- [2]string{m[1], m[2]}:
+				case bound <- [3]string{m[1], m[2], m[3]}:
 				default:
 				}
 			}
@@ -165,6 +166,11 @@ func (n *node) start() {
 	select {
 	case a := <-bound:
 		n.httpAddr, n.raftAddr = a[0], a[1]
+		for _, s := range strings.Split(a[2], ",") {
+			if udp, ok := strings.CutPrefix(s, "udp/"); ok {
+				n.sipUDP = udp
+			}
+		}
 	case <-n.done:
 		n.t.Fatalf("%s exited at start: %v\n%s", n.id, n.err, n.log())
 	case <-time.After(60 * time.Second):

@@ -60,6 +60,7 @@ func (n *Node) self() store.Member {
 		ID:       n.cfg.NodeID,
 		RaftAddr: n.cluster.RaftAddr(),
 		HTTPAddr: n.httpAdvertise,
+		SIPAddr:  n.sipAdvertise,
 		Site:     n.cfg.Site,
 	}
 }
@@ -91,7 +92,7 @@ func (n *Node) announce(ctx context.Context) error {
 	leaderID, _ := n.cluster.Leader()
 	var leaderHTTP string
 	for _, m := range members {
-		if m.ID == me.ID && m.RaftAddr == me.RaftAddr && m.HTTPAddr == me.HTTPAddr && m.Site == me.Site {
+		if m.ID == me.ID && m.RaftAddr == me.RaftAddr && m.HTTPAddr == me.HTTPAddr && m.SIPAddr == me.SIPAddr && m.Site == me.Site {
 			return nil // current
 		}
 		if m.ID == leaderID {

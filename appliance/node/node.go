@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,8 +39,10 @@ type Node struct {
 	web     *web.Server
 	httpLn  net.Listener
 	raftLn  net.Listener
+	sip     *sipEndpoint
 
 	httpAdvertise string
+	sipAdvertise  string
 
 	mu       sync.Mutex
 	readyErr error
@@ -87,6 +90,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(n.bootstrapSnapshotLoop)
 	run(n.readinessLoop)
 	run(n.systemdLoop)
+	run(n.serveSIP)
 
 	var err error
 	select {
@@ -140,6 +144,9 @@ func (n *Node) start() error {
 	if err != nil {
 		return err
 	}
+	if err := n.startSIP(); err != nil {
+		return err
+	}
 	n.health = cluster.NewHealth(c.NodeID, time.Second)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -159,12 +166,15 @@ func (n *Node) start() error {
 		Cluster:    n.cluster,
 		Reader:     n.store.Reader(),
 		Healthy:    n.health.Healthy,
-		Ready:      n.Ready,
-		Registry:   reg,
-		Log:        n.log.With("component", "web"),
+		Registrations: func(ctx context.Context) (int, map[string]int, error) {
+			return n.store.Reader().BindingCounts(ctx, time.Now())
+		},
+		Ready:    n.Ready,
+		Registry: reg,
+		Log:      n.log.With("component", "web"),
 	})
 	n.log.Info("node started", "http_addr", n.httpLn.Addr().String(), "raft_addr", n.cluster.RaftAddr(),
-		"data_dir", c.DataDir, "site", c.Site)
+		"sip", strings.Join(n.sip.addrs(), ","), "data_dir", c.DataDir, "site", c.Site)
 	return nil
 }
 
@@ -186,6 +196,7 @@ func (n *Node) stop() error {
 
 func (n *Node) closeAll() error {
 	var errs []error
+	n.sip.close()
 	if n.cluster != nil {
 		if err := n.cluster.Shutdown(); err != nil {
 			errs = append(errs, err)

@@ -57,6 +57,13 @@ func (s *Store) Backup(w io.Writer) error {
 // migrated) and then copied into the live database with the backup API, so
 // open Readers stay valid and see the restored state. On any error the live
 // database is unchanged.
+//
+// Everything is replaced except local_bindings: those are this node's own
+// registrations, written by its registrar alone, so the live rows are put
+// into the backup copy before it is copied in (under the write lock, so no
+// PutLocalBindings slips between), and the backup's own local_bindings,
+// another node's when the backup is a Raft snapshot from elsewhere, are
+// dropped. Readers see the swap as one step.
 func (s *Store) Restore(r io.Reader) error {
 	ctx := context.Background()
 	tmp, err := s.tempPath("restore")
@@ -95,10 +102,15 @@ func (s *Store) Restore(r io.Reader) error {
 	if s.closed {
 		return errors.New("restore: store is closed")
 	}
+	kept, err := keepLocalBindings(ctx, src, s.path)
+	if err != nil {
+		return fmt.Errorf("restore: keep this node's local bindings: %w", err)
+	}
 	if err := copyDB(ctx, s.wdb, src); err != nil {
 		return fmt.Errorf("restore: copy into live database: %w", err)
 	}
-	s.log.Info("database restored from backup", "path", s.path, "backup_schema_version", from, "schema_version", to)
+	s.log.Info("database restored from backup", "path", s.path, "backup_schema_version", from, "schema_version", to,
+		"local_bindings_kept", kept)
 	return nil
 }
 

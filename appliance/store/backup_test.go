@@ -364,3 +364,118 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestoreKeepsOwnLocalBindings restores node A's snapshot on node B: B
+// takes A's replicated tables but keeps its own local bindings, and never
+// imports A's.
+func TestRestoreKeepsOwnLocalBindings(t *testing.T) {
+	ctx := context.Background()
+	now := at(time.Minute)
+	a := openTest(t)
+	aLocal := testBinding("a-1", "alice@acme.example", "hq", "a-local", at(time.Second))
+	aLocal.Node = "node-a"
+	putLocal(t, a, aLocal)
+	replicated := []Binding{
+		testBinding("r-1", "rita@acme.example", "hq", "r1", at(time.Second)),
+		tombstone(testBinding("r-2", "rita@acme.example", "hq", "r2", at(time.Second)), at(2*time.Second)),
+	}
+	putReplicated(t, a, replicated...)
+	if err := a.Write(func(tx *Tx) error { return tx.SetAppliedIndex(7) }); err != nil {
+		t.Fatal(err)
+	}
+	var backup bytes.Buffer
+	if err := a.Backup(&backup); err != nil {
+		t.Fatal(err)
+	}
+
+	// The backup carries both tables.
+	path := filepath.Join(t.TempDir(), "backup.db")
+	if err := os.WriteFile(path, backup.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nLocal, nRepl int
+	err = db.QueryRow(`SELECT (SELECT count(*) FROM local_bindings), (SELECT count(*) FROM bindings)`).Scan(&nLocal, &nRepl)
+	db.Close()
+	if err != nil || nLocal != 1 || nRepl != 2 {
+		t.Errorf("backup holds %d local and %d replicated bindings (%v); want 1 and 2", nLocal, nRepl, err)
+	}
+
+	b := openTest(t)
+	bLocal := []Binding{
+		testBinding("b-1", "bob@acme.example", "branch", "b-local", at(3*time.Second)),
+		tombstone(testBinding("b-2", "bob@acme.example", "branch", "b-gone", at(time.Second)), at(4*time.Second)),
+	}
+	putLocal(t, b, bLocal...)
+	putReplicated(t, b, testBinding("old", "olga@acme.example", "hq", "old", at(time.Second)))
+	before := tableRows(t, b, tableLocalBindings)
+
+	if err := b.Restore(bytes.NewReader(backup.Bytes())); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	assertOnlyDBFiles(t, b)
+	if got := tableRows(t, b, tableLocalBindings); !reflect.DeepEqual(got, before) {
+		t.Errorf("local bindings after restore = %v, want the receiver's own %v", contacts(got), contacts(before))
+	}
+	if got, want := tableRows(t, b, tableBindings), tableRows(t, a, tableBindings); !reflect.DeepEqual(got, want) {
+		t.Errorf("replicated bindings after restore = %v, want the backup's %v", contacts(got), contacts(want))
+	}
+	if i, err := b.AppliedIndex(); err != nil || i != 7 {
+		t.Errorf("AppliedIndex() after restore = %d, %v; want 7", i, err)
+	}
+	all, err := b.Reader().AllBindings(ctx, now)
+	if got, want := contacts(all), []string{"b-local", "r1"}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("AllBindings() after restore = %v, %v; want %v", got, err, want)
+	}
+	// The registrar goes on writing.
+	putLocal(t, b, testBinding("b-3", "bob@acme.example", "branch", "b-new", at(5*time.Second)))
+	if got := tableRows(t, b, tableLocalBindings); len(got) != 3 {
+		t.Errorf("local rows after a write following restore = %d, want 3", len(got))
+	}
+
+	// A node with no local bindings of its own ends with none.
+	c := openTest(t)
+	if err := c.Restore(bytes.NewReader(backup.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got := tableRows(t, c, tableLocalBindings); len(got) != 0 {
+		t.Errorf("an empty node imported %d local bindings from another node's snapshot", len(got))
+	}
+}
+
+// TestRestoreVersion1Backup restores a backup made before bindings existed:
+// it is migrated, and the receiver keeps its local bindings.
+func TestRestoreVersion1Backup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	v1Database(t, path)
+	// Fold the WAL into the file, as Backup's copy would be.
+	db, err := openWriter(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA journal_mode = DELETE`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	backup, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t)
+	own := testBinding("b-1", "alice@acme.example", "hq", "own", at(time.Second))
+	putLocal(t, s, own)
+	putReplicated(t, s, testBinding("b-2", "alice@acme.example", "hq", "repl", at(time.Second)))
+	if err := s.Restore(bytes.NewReader(backup)); err != nil {
+		t.Fatalf("Restore of a version 1 backup: %v", err)
+	}
+	if got := contacts(tableRows(t, s, tableLocalBindings)); !reflect.DeepEqual(got, []string{"own"}) {
+		t.Errorf("local bindings = %v, want [own]", got)
+	}
+	if got := tableRows(t, s, tableBindings); len(got) != 0 {
+		t.Errorf("replicated bindings = %v, want none (the backup had none)", contacts(got))
+	}
+}

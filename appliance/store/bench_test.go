@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // BenchmarkReplaceConfig10k replaces a 10,000-user account (10,000 DIDs,
@@ -55,6 +57,88 @@ func BenchmarkUserByUsername(b *testing.B) {
 	for b.Loop() {
 		if _, err := r.UserByUsername(ctx, snap.Users[i%len(snap.Users)].SIP.Username); err != nil {
 			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkPutLocalBindings5000 is the registrar's group commit: 5,000
+// bindings in one PutLocalBindings call.
+//   - insert: 5,000 new bindings into an empty table (a registration storm);
+//   - refresh: the same 5,000 bindings re-registered, each newer;
+//   - refresh-random: 5,000 of 10,000 stored bindings, picked at random,
+//     re-registered (pages all over the table and its indexes).
+func BenchmarkPutLocalBindings5000(b *testing.B) {
+	b.Run("insert", func(b *testing.B) {
+		s := openTest(b)
+		batch := benchBindings(5000, "node-1", bt0)
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			if _, err := s.PruneLocalBindings(at(24 * time.Hour)); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := s.PutLocalBindings(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	refresh := func(b *testing.B, stored int, pick func(rng *rand.Rand) []int) {
+		s := openTest(b)
+		all := benchBindings(stored, "node-1", bt0)
+		if err := s.PutLocalBindings(all); err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		batch := make([]Binding, 5000)
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			i++
+			now := at(time.Duration(i) * time.Second)
+			for j, k := range pick(rng) {
+				batch[j] = all[k]
+				batch[j].CSeq += uint32(i)
+				batch[j].Expires = now.Add(time.Hour)
+				batch[j].UpdatedAt = now
+			}
+			b.StartTimer()
+			if err := s.PutLocalBindings(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("refresh", func(b *testing.B) {
+		order := make([]int, 5000)
+		for i := range order {
+			order[i] = i
+		}
+		refresh(b, 5000, func(*rand.Rand) []int { return order })
+	})
+	b.Run("refresh-random", func(b *testing.B) {
+		refresh(b, 10000, func(rng *rand.Rand) []int { return rng.Perm(10000)[:5000] })
+	})
+}
+
+// BenchmarkBindingsLookup looks up one AOR of 10,000 (two bindings each:
+// 20,000 replicated rows, 3,000 of them also newer in local_bindings).
+func BenchmarkBindingsLookup(b *testing.B) {
+	s := openTest(b)
+	replicated := benchBindings(20000, "node-2", bt0)
+	putReplicated(b, s, replicated...)
+	putLocal(b, s, benchBindings(3000, "node-1", at(time.Second))...)
+	r := s.Reader()
+	ctx := context.Background()
+	now := at(time.Minute)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		aor := replicated[(i*7919)%len(replicated)].AOR
+		bs, err := r.Bindings(ctx, aor, now)
+		if err != nil || len(bs) != 2 {
+			b.Fatalf("Bindings(%s) = %d bindings, %v; want 2", aor, len(bs), err)
 		}
 		i++
 	}

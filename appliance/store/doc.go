@@ -1,20 +1,55 @@
-// Package store owns the config plane's SQLite database on one node: its
-// schema and versioned migrations, the write transaction the Raft FSM applies
-// commands in, the read-only queries every other component uses, and the
-// online backup and restore that FSM snapshots are made of.
+// Package store owns one node's SQLite database: its schema and versioned
+// migrations, the write transaction the Raft FSM applies commands in, the
+// writes of the node's local-first tables, the read-only queries every other
+// component uses, and the online backup and restore that FSM snapshots are
+// made of.
+//
+// The database holds both planes of shared/DESIGN.md ("State: two planes"):
+//   - the config plane (sites, users, numbers, SDGs, trunks, members, mode;
+//     migrations/0001_config.sql), written only by the FSM through Write;
+//   - the presence plane's registration bindings (0002_presence.sql), in two
+//     tables with the same columns. local_bindings holds this node's own
+//     registrations and has one owner, this node's registrar, which writes
+//     it directly with Store.PutLocalBindings and PruneLocalBindings, at
+//     once and with or without quorum; never through Raft. bindings is the
+//     cluster's replicated view, written only by the FSM (Tx.PutBindings,
+//     Tx.PruneBindings) from the registrars' shared batches. Both keep the
+//     newest version of a binding by UpdatedAt (last writer wins, an equal
+//     version is ignored) and keep tombstones until they are pruned, so a
+//     late, older copy cannot bring an unregistered phone back. Readers see
+//     the union, one row per binding ID, the newest winning.
 //
 // The database is opened twice: a single-connection handle that is the only
-// writer (WAL, synchronous=NORMAL, foreign keys on, BEGIN IMMEDIATE), and a
-// pool of read-only, query_only connections behind Reader. Readers never block
-// the writer and always see whole committed transactions.
+// writer (WAL, synchronous=NORMAL, foreign keys on, BEGIN IMMEDIATE, a 64 MiB
+// page cache), and a pool of read-only, query_only connections behind
+// Reader. Every write, the FSM's and the registrar's, takes the same lock and
+// runs on that one connection, so a big group commit of bindings delays an
+// FSM apply by as long as it takes. Readers never block the writer and
+// always see whole committed transactions.
+//
+// Snapshots: an FSM snapshot is a Backup of the whole file, so it carries the
+// snapshotting node's local_bindings too. Restore therefore replaces
+// everything except local_bindings: it keeps the receiving node's own rows
+// (copying them into the backup before it goes live, under the write lock)
+// and drops the ones in the backup, which on another node are someone
+// else's. A node rebuilt from a backup starts with no local bindings; its
+// phones reappear as they register again, and meanwhile the replicated
+// bindings route to them.
+//
+// Times are RFC 3339 text in the config tables and integer unix
+// milliseconds (UTC) in the binding tables, so bindings are versioned, and
+// expire, with millisecond precision.
 //
 // What store must never do:
 //   - write a replicated table outside Store.Write; only the cluster's FSM
-//     calls Write, Backup and Restore, everything else gets a *Reader;
-//   - decide anything about the configuration: it stores what the FSM hands
-//     it. Validation belongs to package account, routing to sdg and calls;
-//   - talk to the network, read the clock to make a decision, or keep
-//     configuration in memory beside the tables;
+//     calls Write, Backup and Restore, only the registrar calls
+//     PutLocalBindings and PruneLocalBindings, everything else gets a
+//     *Reader;
+//   - decide anything about the configuration or about registrations: it
+//     stores what the FSM and the registrar hand it. Validation belongs to
+//     package account, routing to sdg and calls, binding policy to registrar;
+//   - talk to the network, read the clock to make a decision (queries that
+//     depend on time take now), or keep state in memory beside the tables;
 //   - open a database whose schema is newer than this binary knows.
 //
 // Schema changes are new numbered files in migrations/ (NNNN_name.sql); a

@@ -10,13 +10,15 @@ import (
 	"github.com/outpost-voice/outpost/account"
 )
 
-// Reader answers queries over the config plane through read-only
-// connections. It is safe for concurrent use; a method that needs several
-// queries runs them in one read transaction, so it never mixes two revisions.
+// Reader answers queries over the config and presence planes through
+// read-only connections. It is safe for concurrent use; a method that needs
+// several queries runs them in one read transaction, so it never mixes two
+// revisions.
 type Reader struct {
 	db             *sql.DB
 	userByUsername *sql.Stmt
 	lookupDial     *sql.Stmt
+	bindingsByAOR  *sql.Stmt
 }
 
 // Kinds of Target.
@@ -63,11 +65,16 @@ func newReader(ctx context.Context, db *sql.DB) (*Reader, error) {
 		r.userByUsername.Close()
 		return nil, fmt.Errorf("prepare dial query: %w", err)
 	}
+	if r.bindingsByAOR, err = db.PrepareContext(ctx, bindingsByAORSQL); err != nil {
+		r.userByUsername.Close()
+		r.lookupDial.Close()
+		return nil, fmt.Errorf("prepare bindings query: %w", err)
+	}
 	return r, nil
 }
 
 func (r *Reader) close() error {
-	return errors.Join(r.userByUsername.Close(), r.lookupDial.Close(), r.db.Close())
+	return errors.Join(r.userByUsername.Close(), r.lookupDial.Close(), r.bindingsByAOR.Close(), r.db.Close())
 }
 
 // view runs fn in one read transaction: every query in it sees the same

@@ -79,7 +79,7 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 	if err := s.wdb.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil || sync != 1 {
 		t.Errorf("synchronous = %d (%v), want 1 (NORMAL)", sync, err)
 	}
-	for _, table := range append([]string{"meta", "members", "schema_migrations"}, configTables...) {
+	for _, table := range append([]string{"meta", "members", "schema_migrations", "local_bindings", "bindings"}, configTables...) {
 		var n int
 		if err := s.reader.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 			t.Errorf("table %s: %v", table, err)
@@ -445,5 +445,51 @@ func TestOpenRefusesNonDatabase(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), path) {
 		t.Errorf("Open error %q does not name the file", err)
+	}
+}
+
+// v1Database writes a database at schema version 1 (config plane only), as
+// an older outpost left it, with one member recorded.
+func v1Database(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := openWriter(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, createSchemaMigrations); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyMigration(ctx, db, migrations[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO members (id, raft_addr, http_addr, sip_addr, site, updated_at)
+		VALUES ('node-1', '10.0.0.1:7000', '', '', 'hq', ?)`, formatTime(bt0)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenMigratesVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "outpost.db")
+	v1Database(t, path)
+
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatalf("Open of a version 1 database: %v", err)
+	}
+	defer s.Close()
+	version, _, err := schemaVersion(ctx, s.reader.db)
+	if err != nil || version != SchemaVersion() || version < 2 {
+		t.Errorf("schema version = %d, %v; want %d (at least 2)", version, err, SchemaVersion())
+	}
+	if m, err := s.Reader().Members(ctx); err != nil || len(m) != 1 || m[0].ID != "node-1" {
+		t.Errorf("Members() after migrating = %+v, %v; want node-1", m, err)
+	}
+	putLocal(t, s, testBinding("b-1", "alice@acme.example", "hq", "v1", at(time.Second)))
+	putReplicated(t, s, testBinding("b-2", "alice@acme.example", "hq", "v2", at(time.Second)))
+	if got, err := s.Reader().Bindings(ctx, "alice@acme.example", at(time.Minute)); err != nil || len(got) != 2 {
+		t.Errorf("Bindings() after migrating = %v, %v; want 2", contacts(got), err)
 	}
 }

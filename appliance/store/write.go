@@ -56,7 +56,7 @@ const (
 	setMetaSQL      = `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 )
 
-var preparedWrites = []string{upsertMemberSQL, removeMemberSQL, setMetaSQL}
+var preparedWrites = append([]string{upsertMemberSQL, removeMemberSQL, setMetaSQL}, bindingWrites...)
 
 func prepareWrites(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 	out := make(map[string]*sql.Stmt, len(preparedWrites))
@@ -75,27 +75,45 @@ func prepareWrites(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error
 
 // exec runs one of the prepared writes in the transaction.
 func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(tx.ctx, args...)
+}
+
+// stmt is one of the prepared writes bound to the transaction, for a caller
+// that runs it many times (a batch of bindings).
+func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
 	st, ok := tx.store.wstmts[query]
 	if !ok {
 		return nil, fmt.Errorf("statement not prepared: %.40s", query)
 	}
-	return tx.tx.StmtContext(tx.ctx, st).ExecContext(tx.ctx, args...)
+	return tx.tx.StmtContext(tx.ctx, st), nil
 }
 
 // Write runs fn in one write transaction (BEGIN IMMEDIATE): it commits when
 // fn returns nil and rolls back, returning fn's error unchanged, otherwise.
 // A panic in fn rolls back and is re-raised. Writes are serialised; fn must
-// not call Write or Restore itself.
-func (s *Store) Write(fn func(tx *Tx) error) (err error) {
+// not call Write, Restore, PutLocalBindings or PruneLocalBindings: they
+// would wait for it forever.
+func (s *Store) Write(fn func(tx *Tx) error) error {
+	return s.write("write", fn)
+}
+
+// write is Write for the store's own writers too (the local-first tables):
+// every transaction on the writer connection runs here, under mu. what
+// prefixes the store's own errors.
+func (s *Store) write(what string, fn func(tx *Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("write: store is closed")
+		return fmt.Errorf("%s: store is closed", what)
 	}
 	ctx := context.Background()
 	sqlTx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("write: begin: %w", err)
+		return fmt.Errorf("%s: begin: %w", what, err)
 	}
 	committed := false
 	defer func() {
@@ -109,7 +127,7 @@ func (s *Store) Write(fn func(tx *Tx) error) (err error) {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("write: commit: %w", err)
+		return fmt.Errorf("%s: commit: %w", what, err)
 	}
 	committed = true
 	return nil

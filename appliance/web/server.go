@@ -37,6 +37,9 @@ type Deps struct {
 	Reader     *store.Reader
 	// Healthy reports whether a member answered its health probe recently.
 	Healthy func(id string) bool
+	// Registrations counts live registrations, in all and per site; nil
+	// reports none.
+	Registrations func(ctx context.Context) (int, map[string]int, error)
 	// Ready returns nil once the node can serve (store open, leader known,
 	// listeners up), else why not.
 	Ready    func() error

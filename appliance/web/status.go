@@ -12,22 +12,24 @@ import (
 // Status is GET /api/v1/status and `outpost status --json`
 // (shared/CONTRACT.md, "HTTP"). Fields of features not built yet report zero.
 type Status struct {
-	NodeID         string         `json:"node_id"`
-	Site           string         `json:"site"`
-	Mode           string         `json:"mode"`
-	ModeSince      *time.Time     `json:"mode_since,omitempty"`
-	Leader         string         `json:"leader"`
-	Quorum         bool           `json:"quorum"`
-	Members        []MemberStatus `json:"members"`
-	Revision       int64          `json:"revision"`
-	Registrations  int            `json:"registrations"`
-	ActiveCalls    int            `json:"active_calls"`
-	Trunks         []TrunkStatus  `json:"trunks"`
-	Cloud          CloudStatus    `json:"cloud"`
-	JournalPending int            `json:"journal_pending"`
-	UptimeSeconds  int64          `json:"uptime_s"`
-	Ready          bool           `json:"ready"`
-	NotReadyReason string         `json:"not_ready_reason,omitempty"`
+	NodeID        string         `json:"node_id"`
+	Site          string         `json:"site"`
+	Mode          string         `json:"mode"`
+	ModeSince     *time.Time     `json:"mode_since,omitempty"`
+	Leader        string         `json:"leader"`
+	Quorum        bool           `json:"quorum"`
+	Members       []MemberStatus `json:"members"`
+	Revision      int64          `json:"revision"`
+	Registrations int            `json:"registrations"`
+	// RegistrationsPerSite splits Registrations by the users' sites.
+	RegistrationsPerSite map[string]int `json:"registrations_per_site,omitempty"`
+	ActiveCalls          int            `json:"active_calls"`
+	Trunks               []TrunkStatus  `json:"trunks"`
+	Cloud                CloudStatus    `json:"cloud"`
+	JournalPending       int            `json:"journal_pending"`
+	UptimeSeconds        int64          `json:"uptime_s"`
+	Ready                bool           `json:"ready"`
+	NotReadyReason       string         `json:"not_ready_reason,omitempty"`
 }
 
 // MemberStatus is one cluster member as this node sees it.
@@ -93,6 +95,11 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 	}
 	if !since.IsZero() {
 		st.ModeSince = &since
+	}
+	if s.deps.Registrations != nil {
+		if st.Registrations, st.RegistrationsPerSite, err = s.deps.Registrations(ctx); err != nil {
+			return Status{}, fmt.Errorf("count registrations: %w", err)
+		}
 	}
 	if err := s.deps.Ready(); err != nil {
 		st.NotReadyReason = err.Error()

@@ -1,0 +1,216 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/outpost-voice/outpost/appliance/registrar"
+	"github.com/outpost-voice/outpost/config"
+)
+
+// sipEndpoint is the node's SIP side: the listeners it bound, the sipgo
+// user agent and server, and the registrar behind them.
+type sipEndpoint struct {
+	ua  *sipgo.UserAgent
+	srv *sipgo.Server
+	udp net.PacketConn
+	tcp net.Listener
+	tls net.Listener
+
+	loc *registrar.Location
+	reg *registrar.Registrar
+
+	closeOnce sync.Once
+}
+
+// digestSecret keys the nonces: every node of a cluster shares the admin
+// token, so a nonce minted on one verifies on the next node a phone reaches.
+func digestSecret(token string) []byte {
+	sum := sha256.Sum256([]byte("outpost sip digest nonce v1\x00" + token))
+	return sum[:]
+}
+
+// startSIP binds the configured SIP listeners and wires the registrar. The
+// listeners are served by serveSIP once the node runs.
+func (n *Node) startSIP() error {
+	c := n.cfg.SIP
+	e := &sipEndpoint{}
+	n.sip = e
+	var err error
+	if c.UDP != "" {
+		if e.udp, err = net.ListenPacket("udp", c.UDP); err != nil {
+			return fmt.Errorf("listen sip udp on %s: %w", c.UDP, err)
+		}
+	}
+	if c.TCP != "" {
+		if e.tcp, err = net.Listen("tcp", c.TCP); err != nil {
+			return fmt.Errorf("listen sip tcp on %s: %w", c.TCP, err)
+		}
+	}
+	if c.TLSEnabled() {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("sip tls certificate: %w", err)
+		}
+		conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		if e.tls, err = tls.Listen("tcp", c.TLS, conf); err != nil {
+			return fmt.Errorf("listen sip tls on %s: %w", c.TLS, err)
+		}
+	}
+	bound := ""
+	switch {
+	case e.udp != nil:
+		bound = e.udp.LocalAddr().String()
+	case e.tcp != nil:
+		bound = e.tcp.Addr().String()
+	}
+	n.sipAdvertise = config.Advertised(c.Advertise, bound, fallbackHost(n.cfg))
+	host, _, err := net.SplitHostPort(n.sipAdvertise)
+	if err != nil {
+		host = n.sipAdvertise
+	}
+	log := n.log.With("component", "sip")
+	e.ua, err = sipgo.NewUA(
+		sipgo.WithUserAgent("Outpost"),
+		sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(log),
+			sip.WithTransportLayerReadFilter(registrar.DropScanners)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)),
+	)
+	if err != nil {
+		return fmt.Errorf("sip user agent: %w", err)
+	}
+	if e.srv, err = sipgo.NewServer(e.ua, sipgo.WithServerLogger(log)); err != nil {
+		return fmt.Errorf("sip server: %w", err)
+	}
+	st := n.store
+	e.loc = registrar.NewLocation(st.PutLocalBindings, n.log.With("component", "location"))
+	rows, err := st.Reader().LocalBindings(context.Background())
+	if err != nil {
+		return fmt.Errorf("load bindings: %w", err)
+	}
+	e.loc.Load(rows, time.Now())
+	digest := registrar.NewDigest(digestSecret(n.token), 5*time.Minute, time.Now)
+	if err := digest.SetAlgorithms(c.DigestAlgorithms); err != nil {
+		return fmt.Errorf("sip.digest_algorithms: %w", err)
+	}
+	throttle := registrar.NewThrottle(20, time.Minute, time.Now)
+	e.reg = registrar.New(st.Reader(), digest, throttle, e.loc, registrar.Options{
+		NodeID:               n.cfg.NodeID,
+		MinExpires:           n.cfg.SIP.MinExpires.Duration,
+		MaxExpires:           n.cfg.SIP.MaxExpires.Duration,
+		DefaultExpires:       n.cfg.SIP.MaxExpires.Duration,
+		SurvivabilityExpires: n.cfg.SIP.SurvivabilityExpires.Duration,
+		SiteCapacity:         int(min(n.cfg.SIP.SiteCapacity, 1<<31-1)),
+		LocalHost:            n.isLocalHost,
+	}, n.log.With("component", "registrar"))
+	e.srv.OnRegister(e.reg.OnRegister)
+	e.srv.OnOptions(e.reg.OnOptions)
+	return nil
+}
+
+// serveSIP serves every bound listener until they are closed.
+func (n *Node) serveSIP(ctx context.Context) {
+	e := n.sip
+	done := make(chan struct{}, 3)
+	serve := func(f func() error, what string) {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if err := f(); err != nil && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+				n.log.Error("sip listener stopped", "transport", what, "error", err)
+			}
+		}()
+	}
+	count := 0
+	if e.udp != nil {
+		count++
+		serve(func() error { return e.srv.ServeUDP(e.udp) }, "udp")
+	}
+	if e.tcp != nil {
+		count++
+		serve(func() error { return e.srv.ServeTCP(e.tcp) }, "tcp")
+	}
+	if e.tls != nil {
+		count++
+		serve(func() error { return e.srv.ServeTLS(e.tls) }, "tls")
+	}
+	go e.loc.Run(ctx)
+	<-ctx.Done()
+	e.close()
+	for range count {
+		<-done
+	}
+}
+
+func (e *sipEndpoint) close() {
+	if e == nil {
+		return
+	}
+	e.closeOnce.Do(func() {
+		for _, c := range []io.Closer{e.udp, e.tcp, e.tls} {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+		if e.ua != nil {
+			_ = e.ua.Close()
+		}
+	})
+}
+
+// sipAddrs lists the bound SIP addresses, for logs and the member record.
+func (e *sipEndpoint) addrs() []string {
+	var out []string
+	if e.udp != nil {
+		out = append(out, "udp/"+e.udp.LocalAddr().String())
+	}
+	if e.tcp != nil {
+		out = append(out, "tcp/"+e.tcp.Addr().String())
+	}
+	if e.tls != nil {
+		out = append(out, "tls/"+e.tls.Addr().String())
+	}
+	return out
+}
+
+// isLocalHost reports whether host names this node (an address of its own)
+// or another member, so an AOR may use it instead of the realm.
+func (n *Node) isLocalHost(host string) bool {
+	host = strings.Trim(host, "[]")
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsLoopback() {
+			return true
+		}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok && ipn.IP.Equal(ip) {
+					return true
+				}
+			}
+		}
+	}
+	members, err := n.store.Reader().Members(context.Background())
+	if err != nil {
+		return false
+	}
+	for _, m := range members {
+		for _, a := range []string{m.SIPAddr, m.RaftAddr, m.HTTPAddr} {
+			if h, _, err := net.SplitHostPort(a); err == nil && strings.EqualFold(h, host) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,184 @@
+package registrar
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/outpost-voice/outpost/appliance/store"
+)
+
+// Location is the node's location service: the live bindings of the phones
+// registered here, in memory for the hot path, written through to the
+// store's local_bindings (group-committed) so a restarted node keeps them.
+// Removed and expired bindings become tombstones in the store so that an
+// older copy elsewhere cannot bring them back.
+type Location struct {
+	log     *slog.Logger
+	persist func([]store.Binding) error
+
+	mu      sync.Mutex
+	byAOR   map[string][]store.Binding
+	perSite map[string]int
+	pending []store.Binding // changes not yet persisted
+	kick    chan struct{}
+}
+
+// NewLocation keeps bindings in memory and hands changes to persist in batches.
+func NewLocation(persist func([]store.Binding) error, log *slog.Logger) *Location {
+	return &Location{
+		log:     log,
+		persist: persist,
+		byAOR:   map[string][]store.Binding{},
+		perSite: map[string]int{},
+		kick:    make(chan struct{}, 1),
+	}
+}
+
+// Load fills the location from stored rows (tombstones and expired rows are
+// skipped), at start.
+func (l *Location) Load(rows []store.Binding, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range rows {
+		if b.Deleted || !b.Expires.After(now) {
+			continue
+		}
+		l.byAOR[b.AOR] = append(l.byAOR[b.AOR], b)
+		l.perSite[b.Site]++
+	}
+}
+
+// Lookup returns the live bindings of an AOR.
+func (l *Location) Lookup(aor string, now time.Time) []store.Binding {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []store.Binding
+	for _, b := range l.byAOR[aor] {
+		if b.Expires.After(now) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Count is the number of live bindings held here, in all and per site.
+func (l *Location) Count() (total int, perSite map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	perSite = make(map[string]int, len(l.perSite))
+	for s, n := range l.perSite {
+		perSite[s] = n
+		total += n
+	}
+	return total, perSite
+}
+
+// Update replaces an AOR's bindings with what fn makes of the current ones,
+// atomically with respect to other updates. siteCount tells fn how many live
+// bindings a site holds here now. When fn fails nothing changes.
+func (l *Location) Update(aor string, now time.Time,
+	fn func(cur []store.Binding, siteCount func(string) int) ([]store.Binding, error)) ([]store.Binding, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var cur []store.Binding
+	for _, b := range l.byAOR[aor] {
+		if b.Expires.After(now) {
+			cur = append(cur, b)
+		}
+	}
+	next, err := fn(cur, func(site string) int { return l.perSite[site] })
+	if err != nil {
+		return nil, err
+	}
+	kept := make(map[string]bool, len(next))
+	for _, b := range next {
+		kept[b.ID] = true
+		l.pending = append(l.pending, b)
+	}
+	for _, b := range l.byAOR[aor] {
+		l.perSite[b.Site]--
+		if !kept[b.ID] {
+			b.Deleted, b.UpdatedAt = true, now
+			l.pending = append(l.pending, b)
+		}
+	}
+	for _, b := range next {
+		l.perSite[b.Site]++
+	}
+	if len(next) == 0 {
+		delete(l.byAOR, aor)
+	} else {
+		l.byAOR[aor] = next
+	}
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	return next, nil
+}
+
+// expire turns bindings past their expiry into tombstones.
+func (l *Location) expire(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for aor, bs := range l.byAOR {
+		live := bs[:0:0]
+		for _, b := range bs {
+			if b.Expires.After(now) {
+				live = append(live, b)
+				continue
+			}
+			l.perSite[b.Site]--
+			b.Deleted, b.UpdatedAt = true, now
+			l.pending = append(l.pending, b)
+		}
+		if len(live) == 0 {
+			delete(l.byAOR, aor)
+		} else {
+			l.byAOR[aor] = live
+		}
+	}
+}
+
+func (l *Location) takePending() []store.Binding {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pending
+	l.pending = nil
+	return p
+}
+
+// Run group-commits changes (at most every 20 ms, more under load in one
+// batch) and expires bindings every second, until ctx ends; then it flushes
+// what is left.
+func (l *Location) Run(ctx context.Context) {
+	expiry := time.NewTicker(time.Second)
+	defer expiry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			l.flush()
+			return
+		case <-l.kick:
+			time.Sleep(20 * time.Millisecond) // let a burst gather into one transaction
+		case now := <-expiry.C:
+			l.expire(now)
+		}
+		l.flush()
+	}
+}
+
+func (l *Location) flush() {
+	batch := l.takePending()
+	if len(batch) == 0 {
+		return
+	}
+	if err := l.persist(batch); err != nil {
+		l.log.Error("persist bindings; will retry", "bindings", len(batch), "error", err)
+		l.mu.Lock()
+		l.pending = append(batch, l.pending...)
+		l.mu.Unlock()
+	}
+}

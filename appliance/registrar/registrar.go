@@ -1,0 +1,333 @@
+package registrar
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/store"
+)
+
+// Directory is what the registrar reads from the config plane.
+type Directory interface {
+	Account(ctx context.Context) (account.Account, error)
+	UserByUsername(ctx context.Context, username string) (account.User, error) // store.ErrNotFound
+	Mode(ctx context.Context) (string, time.Time, error)
+}
+
+// Options tune the registrar. Zero values take the defaults.
+type Options struct {
+	NodeID               string
+	MinExpires           time.Duration // shorter requests get 423 (default 60 s)
+	MaxExpires           time.Duration // longer ones are cut to this (default 3600 s)
+	DefaultExpires       time.Duration // when the phone names none (default 3600 s)
+	SurvivabilityExpires time.Duration // the cap while the mode is survivability (default 120 s)
+	SiteCapacity         int           // live bindings per site on this node; 0: unlimited
+	// LocalHost reports whether host names this node or another member, so
+	// an AOR may use it instead of the realm.
+	LocalHost func(host string) bool
+	Now       func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.MinExpires == 0 {
+		o.MinExpires = 60 * time.Second
+	}
+	if o.MaxExpires == 0 {
+		o.MaxExpires = time.Hour
+	}
+	if o.DefaultExpires == 0 {
+		o.DefaultExpires = time.Hour
+	}
+	if o.SurvivabilityExpires == 0 {
+		o.SurvivabilityExpires = 120 * time.Second
+	}
+	if o.LocalHost == nil {
+		o.LocalHost = func(string) bool { return false }
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Registrar answers REGISTER and OPTIONS.
+type Registrar struct {
+	dir      Directory
+	digest   *Digest
+	throttle *Throttle
+	loc      *Location
+	opt      Options
+	log      *slog.Logger
+}
+
+// New builds a registrar over a directory, a digest authenticator shared
+// with the call handlers, and the node's location service.
+func New(dir Directory, digest *Digest, throttle *Throttle, loc *Location, opt Options, log *slog.Logger) *Registrar {
+	opt.defaults()
+	return &Registrar{dir: dir, digest: digest, throttle: throttle, loc: loc, opt: opt, log: log}
+}
+
+// Allow and Accept list what Outpost's SIP side understands.
+const (
+	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, UPDATE, INFO, PRACK"
+	acceptTypes  = "application/sdp"
+	supported    = "path, outbound, replaces, timer"
+)
+
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	_ = tx.Respond(res)
+}
+
+// OnOptions answers OPTIONS with what the node supports.
+func (r *Registrar) OnOptions(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, 200, "OK",
+		sip.NewHeader("Allow", allowMethods),
+		sip.NewHeader("Accept", acceptTypes),
+		sip.NewHeader("Supported", supported))
+}
+
+// errRefused carries a SIP answer out of the binding update.
+type errRefused struct {
+	code   int
+	reason string
+	hdrs   []sip.Header
+}
+
+func (e *errRefused) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
+
+// OnRegister authenticates a REGISTER and updates the AOR's bindings
+// (RFC 3261 §10.3).
+func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
+	ctx := context.Background()
+	now := r.opt.Now()
+	to := req.To()
+	if to == nil || req.CallID() == nil || req.CSeq() == nil {
+		respond(tx, req, 400, "Bad Request: To, Call-ID and CSeq are required")
+		return
+	}
+	acct, err := r.dir.Account(ctx)
+	if err != nil || acct.SIPRealm == "" {
+		respond(tx, req, 503, "Service Unavailable: no account configuration yet", sip.NewHeader("Retry-After", "30"))
+		return
+	}
+	host := strings.ToLower(to.Address.Host)
+	if host != acct.SIPRealm && !r.opt.LocalHost(host) {
+		respond(tx, req, 404, "Not Found: domain not served here")
+		return
+	}
+	user, ok := r.authenticate(ctx, req, tx, acct.SIPRealm, "Authorization", 401)
+	if !ok {
+		return
+	}
+	if !owns(user, to.Address.User) {
+		respond(tx, req, 403, "Forbidden: the authenticated user does not own this address")
+		return
+	}
+	contacts, wildcard, err := parseContacts(req)
+	if err != nil {
+		respond(tx, req, 400, "Bad Request: "+err.Error())
+		return
+	}
+	expiresHdr := -1
+	if h := req.GetHeader("Expires"); h != nil {
+		n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+		if err != nil {
+			respond(tx, req, 400, "Bad Request: Expires is not a number of seconds")
+			return
+		}
+		expiresHdr = int(min(n, 1<<31-1))
+	}
+	if wildcard && expiresHdr != 0 {
+		respond(tx, req, 400, "Bad Request: Contact * needs Expires: 0")
+		return
+	}
+	aor := user.SIP.Username + "@" + acct.SIPRealm
+	callID, cseq := req.CallID().Value(), req.CSeq().SeqNo
+	maxExp := r.opt.MaxExpires
+	if mode, _, err := r.dir.Mode(ctx); err == nil && mode == store.ModeSurvivability {
+		maxExp = min(maxExp, r.opt.SurvivabilityExpires)
+	}
+	src := flowSource(req)
+	bindings, err := r.loc.Update(aor, now, func(cur []store.Binding, siteCount func(string) int) ([]store.Binding, error) {
+		if wildcard {
+			for _, b := range cur {
+				if b.CallID == callID && cseq <= b.CSeq {
+					return nil, &errRefused{code: 500, reason: "Server Internal Error: out-of-order REGISTER"}
+				}
+			}
+			return nil, nil
+		}
+		next := slices.Clone(cur)
+		added := 0
+		for _, c := range contacts {
+			exp := c.expires
+			if exp < 0 {
+				exp = expiresHdr
+			}
+			if exp < 0 {
+				exp = int(r.opt.DefaultExpires / time.Second)
+			}
+			if exp > 0 && time.Duration(exp)*time.Second < r.opt.MinExpires {
+				return nil, &errRefused{code: 423, reason: "Interval Too Brief",
+					hdrs: []sip.Header{sip.NewHeader("Min-Expires", strconv.Itoa(int(r.opt.MinExpires/time.Second)))}}
+			}
+			id := bindingID(aor, c)
+			i := slices.IndexFunc(next, func(b store.Binding) bool { return b.ID == id })
+			if i >= 0 && next[i].CallID == callID && cseq <= next[i].CSeq {
+				return nil, &errRefused{code: 500, reason: "Server Internal Error: out-of-order REGISTER"}
+			}
+			if exp == 0 {
+				if i >= 0 {
+					next = slices.Delete(next, i, i+1)
+				}
+				continue
+			}
+			b := store.Binding{
+				ID: id, AOR: aor, UserID: user.ID, Username: user.SIP.Username, Site: user.Site,
+				Contact: c.raw, InstanceID: c.instanceID, RegID: c.regID,
+				CallID: callID, CSeq: cseq, Transport: strings.ToLower(req.Transport()), Source: src,
+				Node: r.opt.NodeID, UserAgent: headerValue(req, "User-Agent"),
+				Expires:   now.Add(min(time.Duration(exp)*time.Second, maxExp)),
+				UpdatedAt: now,
+			}
+			if i >= 0 {
+				next[i] = b
+			} else {
+				next = append(next, b)
+				added++
+			}
+		}
+		if added > 0 && r.opt.SiteCapacity > 0 && siteCount(user.Site)+added > r.opt.SiteCapacity {
+			return nil, &errRefused{code: 503, reason: "Service Unavailable: site at capacity",
+				hdrs: []sip.Header{sip.NewHeader("Retry-After", "60")}}
+		}
+		return next, nil
+	})
+	var refused *errRefused
+	if errors.As(err, &refused) {
+		respond(tx, req, refused.code, refused.reason, refused.hdrs...)
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	for _, b := range bindings {
+		secs := int(b.Expires.Sub(now).Round(time.Second) / time.Second)
+		res.AppendHeader(sip.NewHeader("Contact", "<"+b.Contact+">;expires="+strconv.Itoa(secs)))
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
+	res.AppendHeader(sip.NewHeader("Supported", supported))
+	_ = tx.Respond(res)
+}
+
+// authenticate checks the request's credentials in header (Authorization or
+// Proxy-Authorization), answering code (401 or 407) with fresh challenges
+// when they are missing or wrong. Unknown users and wrong passwords get the
+// same answer after the same work.
+func (r *Registrar) authenticate(ctx context.Context, req *sip.Request, tx sip.ServerTransaction,
+	realm, header string, code int) (account.User, bool) {
+	ip := sourceIP(req)
+	if !r.throttle.Allowed(ip) {
+		respond(tx, req, 403, "Forbidden: too many failed attempts; wait and retry")
+		return account.User{}, false
+	}
+	challenge := func(stale bool) {
+		name := "WWW-Authenticate"
+		if code == 407 {
+			name = "Proxy-Authenticate"
+		}
+		res := sip.NewResponseFromRequest(req, code, map[int]string{401: "Unauthorized", 407: "Proxy Authentication Required"}[code], nil)
+		for _, v := range r.digest.Challenges(realm, stale) {
+			res.AppendHeader(sip.NewHeader(name, v))
+		}
+		_ = tx.Respond(res)
+	}
+	h := req.GetHeader(header)
+	if h == nil {
+		challenge(false)
+		return account.User{}, false
+	}
+	cred, err := ParseCredentials(h.Value())
+	if err != nil {
+		r.throttle.Fail(ip)
+		respond(tx, req, 400, "Bad Request: "+err.Error())
+		return account.User{}, false
+	}
+	user, err := r.dir.UserByUsername(ctx, cred.Username)
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+		return account.User{}, false
+	}
+	ha1 := r.digest.DecoyHA1(cred.Username, realm, cred.Algorithm)
+	if alg, aerr := cred.DigestAlgorithm(); known && aerr == nil {
+		ha1 = user.SIP.HA1MD5
+		if alg == account.DigestSHA256 {
+			ha1 = user.SIP.HA1SHA256
+		}
+	}
+	err = r.digest.Verify(cred, realm, string(req.Method), ha1)
+	switch {
+	case err == nil && known:
+		r.throttle.Succeed(ip)
+		return user, true
+	case errors.Is(err, ErrStaleNonce), errors.Is(err, ErrReplay):
+		// The response was right for a nonce that is too old or already
+		// used: a fresh nonce, no penalty (nothing was guessed).
+		challenge(true)
+	default:
+		r.throttle.Fail(ip)
+		r.log.Debug("authentication failed", "username", cred.Username, "source", req.Source(), "error", err)
+		challenge(false)
+	}
+	return account.User{}, false
+}
+
+// owns reports whether an AOR user part belongs to the user: the SIP
+// username, the extension or one of the user's numbers.
+func owns(u account.User, aorUser string) bool {
+	return aorUser == u.SIP.Username || (aorUser != "" && aorUser == u.Extension) || slices.Contains(u.Numbers, aorUser)
+}
+
+// bindingID is stable for one device of one AOR: its RFC 5626 instance-id
+// when it sends one, else its contact URI.
+func bindingID(aor string, c contact) string {
+	key := c.raw
+	if c.instanceID != "" {
+		key = c.instanceID + ";" + strconv.Itoa(c.regID)
+	}
+	sum := sha256.Sum256([]byte(aor + "|" + key))
+	return hex.EncodeToString(sum[:16])
+}
+
+// flowSource is where the request came from (received/rport, RFC 3581): the
+// flow calls go back through.
+func flowSource(req *sip.Request) string { return req.Source() }
+
+func sourceIP(req *sip.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func headerValue(req *sip.Request, name string) string {
+	if h := req.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}
