@@ -21,6 +21,8 @@ const (
 	CmdUpsertMember  CommandType = 2 // a node's addresses and site
 	CmdRemoveMember  CommandType = 3
 	CmdSetMode       CommandType = 4 // normal | survivability | recovering
+	CmdPutBindings   CommandType = 6 // registrations a node shares (presence plane)
+	CmdPruneBindings CommandType = 7 // forget bindings that expired before a time
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -37,6 +39,10 @@ func (t CommandType) String() string {
 		return "set_mode"
 	case CmdBatch:
 		return "batch"
+	case CmdPutBindings:
+		return "put_bindings"
+	case CmdPruneBindings:
+		return "prune_bindings"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -92,6 +98,30 @@ func EncodeSnapshot(doc []byte) []byte {
 
 // EncodeMember is the entry announcing a member's addresses.
 func EncodeMember(m store.Member) ([]byte, error) { return Encode(CmdUpsertMember, m) }
+
+// PutBindings is the payload of CmdPutBindings.
+type PutBindings struct {
+	Bindings []store.Binding `json:"bindings"`
+}
+
+// PruneBindings is the payload of CmdPruneBindings; Before is stamped by the
+// proposer so every node prunes alike.
+type PruneBindings struct {
+	Before time.Time `json:"before"`
+}
+
+// EncodeBindings is the entry sharing a node's registrations with the cluster.
+func EncodeBindings(bs []store.Binding) ([]byte, error) {
+	return Encode(CmdPutBindings, PutBindings{Bindings: bs})
+}
+
+// Shareable reports whether a command may be proposed by any node through
+// the API (presence-plane writes), as opposed to the admin's writes, which
+// have endpoints of their own.
+func Shareable(cmd []byte) bool {
+	t, _, err := splitCommand(cmd)
+	return err == nil && (t == CmdPutBindings || t == CmdPruneBindings)
+}
 
 // EncodeMode is the entry that changes the appliance's mode.
 func EncodeMode(mode string, since time.Time) ([]byte, error) {

@@ -143,6 +143,12 @@ func commandHandlers() map[CommandType]handler {
 		CmdSetMode: jsonHandler(func(tx *store.Tx, m ModeChange) error {
 			return tx.SetMode(m.Mode, m.Since)
 		}),
+		CmdPutBindings: jsonHandler(func(tx *store.Tx, m PutBindings) error {
+			return tx.PutBindings(m.Bindings)
+		}),
+		CmdPruneBindings: jsonHandler(func(tx *store.Tx, m PruneBindings) error {
+			return tx.PruneBindings(m.Before)
+		}),
 		CmdBatch: (*FSM).applyBatch,
 	}
 }
@@ -155,11 +161,21 @@ func jsonHandler[T any](apply func(tx *store.Tx, payload T) error) handler {
 		if err := json.Unmarshal(payload, &v); err != nil {
 			return ApplyResult{}, fmt.Errorf("decode %T: %w", v, err)
 		}
-		if err := apply(tx, v); err != nil {
+		if err := apply(tx, v); refused(err) {
+			return ApplyResult{Revision: f.revision.Load(), Err: err}, nil
+		} else if err != nil {
 			return ApplyResult{}, err
 		}
 		return ApplyResult{Revision: f.revision.Load()}, nil
 	}
+}
+
+// refused reports whether a store error is about the command's content
+// (every node refuses it alike, so it is the command's answer) rather than
+// the store failing (which halts the FSM). Such a command must change
+// nothing before the store refuses it.
+func refused(err error) bool {
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalidBinding)
 }
 
 // applyOne applies one entry. A command refused for its content (a stale
@@ -219,7 +235,7 @@ func (f *FSM) applySnapshot(tx *store.Tx, _ uint64, doc []byte) (ApplyResult, er
 	if snap.Revision <= cur {
 		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: revision %d is not greater than the current revision %d", ErrStaleRevision, snap.Revision, cur)}, nil
 	}
-	if err := tx.ReplaceConfig(snap, doc); errors.Is(err, store.ErrConflict) {
+	if err := tx.ReplaceConfig(snap, doc); refused(err) {
 		return ApplyResult{Revision: cur, Err: err}, nil
 	} else if err != nil {
 		return ApplyResult{}, err

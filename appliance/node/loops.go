@@ -89,14 +89,9 @@ func (n *Node) announce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	leaderID, _ := n.cluster.Leader()
-	var leaderHTTP string
 	for _, m := range members {
 		if m.ID == me.ID && m.RaftAddr == me.RaftAddr && m.HTTPAddr == me.HTTPAddr && m.SIPAddr == me.SIPAddr && m.Site == me.Site {
 			return nil // current
-		}
-		if m.ID == leaderID {
-			leaderHTTP = m.HTTPAddr
 		}
 	}
 	if !n.inConfiguration() {
@@ -114,12 +109,13 @@ func (n *Node) announce(ctx context.Context) error {
 		}
 		return err
 	}
-	if leaderHTTP == "" {
-		return fmt.Errorf("leader %q has not announced its address yet", leaderID)
+	c, err := n.leaderClient(ctx)
+	if err != nil {
+		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return web.NewClient(leaderHTTP, n.token).Announce(rctx, me)
+	return c.Announce(rctx, me)
 }
 
 func (n *Node) inConfiguration() bool {

@@ -91,6 +91,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(n.readinessLoop)
 	run(n.systemdLoop)
 	run(n.serveSIP)
+	run(n.shareLoop)
 
 	var err error
 	select {

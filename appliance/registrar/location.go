@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -92,15 +93,25 @@ func (l *Location) Update(aor string, now time.Time,
 	if err != nil {
 		return nil, err
 	}
+	prev := make(map[string]time.Time, len(l.byAOR[aor]))
+	for _, b := range l.byAOR[aor] {
+		prev[b.ID] = b.UpdatedAt
+	}
 	kept := make(map[string]bool, len(next))
-	for _, b := range next {
+	for i := range next {
+		b := &next[i]
 		kept[b.ID] = true
-		l.pending = append(l.pending, b)
+		if v, ok := prev[b.ID]; ok && b.UpdatedAt != v {
+			b.UpdatedAt = newerThan(v, b.UpdatedAt)
+		}
+		if _, ok := prev[b.ID]; !ok || b.UpdatedAt != prev[b.ID] {
+			l.pending = append(l.pending, *b)
+		}
 	}
 	for _, b := range l.byAOR[aor] {
 		l.perSite[b.Site]--
 		if !kept[b.ID] {
-			b.Deleted, b.UpdatedAt = true, now
+			b.Deleted, b.UpdatedAt = true, newerThan(b.UpdatedAt, now)
 			l.pending = append(l.pending, b)
 		}
 	}
@@ -119,6 +130,16 @@ func (l *Location) Update(aor string, now time.Time,
 	return next, nil
 }
 
+// newerThan returns t, or prev plus a millisecond when t is not after prev:
+// the store versions bindings by UpdatedAt at millisecond precision and
+// ignores a change that is not newer.
+func newerThan(prev, t time.Time) time.Time {
+	if floor := prev.Truncate(time.Millisecond).Add(time.Millisecond); t.Before(floor) {
+		return floor
+	}
+	return t
+}
+
 // expire turns bindings past their expiry into tombstones.
 func (l *Location) expire(now time.Time) {
 	l.mu.Lock()
@@ -131,7 +152,7 @@ func (l *Location) expire(now time.Time) {
 				continue
 			}
 			l.perSite[b.Site]--
-			b.Deleted, b.UpdatedAt = true, now
+			b.Deleted, b.UpdatedAt = true, newerThan(b.UpdatedAt, now)
 			l.pending = append(l.pending, b)
 		}
 		if len(live) == 0 {
@@ -170,15 +191,25 @@ func (l *Location) Run(ctx context.Context) {
 	}
 }
 
+// persistChunk bounds one group commit, which holds the store's single
+// writer (and so delays Raft applies) while it runs.
+const persistChunk = 1000
+
 func (l *Location) flush() {
 	batch := l.takePending()
-	if len(batch) == 0 {
-		return
-	}
-	if err := l.persist(batch); err != nil {
-		l.log.Error("persist bindings; will retry", "bindings", len(batch), "error", err)
-		l.mu.Lock()
-		l.pending = append(batch, l.pending...)
-		l.mu.Unlock()
+	for len(batch) > 0 {
+		chunk := batch[:min(persistChunk, len(batch))]
+		err := l.persist(chunk)
+		switch {
+		case errors.Is(err, store.ErrInvalidBinding):
+			l.log.Error("dropping bindings the store refuses", "bindings", len(chunk), "error", err)
+		case err != nil:
+			l.log.Error("persist bindings; will retry", "bindings", len(batch), "error", err)
+			l.mu.Lock()
+			l.pending = append(batch, l.pending...)
+			l.mu.Unlock()
+			return
+		}
+		batch = batch[len(chunk):]
 	}
 }

@@ -196,6 +196,32 @@ func (s *Server) postLeave(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"removed": req.ID})
 }
 
+// postApply takes a presence-plane command a node shares with the cluster
+// (its registrations) and proposes it through the batcher. Only such
+// commands are accepted: configuration has endpoints of its own.
+func (s *Server) postApply(c *gin.Context) {
+	cmd, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 8<<20))
+	if err != nil {
+		fail(c, http.StatusRequestEntityTooLarge, "read command: %v", err)
+		return
+	}
+	if !cluster.Shareable(cmd) {
+		fail(c, http.StatusBadRequest, "not a command nodes may share: only registrations are accepted here")
+		return
+	}
+	res, err := s.deps.Cluster.ApplyBatched(c.Request.Context(), cmd)
+	switch {
+	case errors.Is(err, cluster.ErrNotLeader):
+		fail(c, http.StatusServiceUnavailable, "leadership changed while applying; retry: %v", err)
+	case err != nil:
+		fail(c, http.StatusInternalServerError, "apply: %v", err)
+	case res.Err != nil:
+		fail(c, http.StatusBadRequest, "refused: %v", res.Err)
+	default:
+		c.JSON(http.StatusOK, gin.H{"applied": true})
+	}
+}
+
 // membershipStatus is the HTTP status for a failed membership change: a lost
 // leadership is worth a retry, anything else is a conflict with the
 // current configuration.

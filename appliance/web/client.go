@@ -151,6 +151,11 @@ func (c *Client) Announce(ctx context.Context, m store.Member) error {
 	return c.postJSON(ctx, "/api/v1/cluster/members", m, nil)
 }
 
+// ApplyShared proposes a presence-plane command (see cluster.Shareable).
+func (c *Client) ApplyShared(ctx context.Context, cmd []byte) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/cluster/apply", bytes.NewReader(cmd), nil)
+}
+
 // SetMode sets the appliance's mode.
 func (c *Client) SetMode(ctx context.Context, mode string) error {
 	return c.postJSON(ctx, "/api/v1/mode", ModeRequest{Mode: mode}, nil)

@@ -19,6 +19,7 @@ import (
 // Cluster is what the API needs from the node's Raft cluster.
 type Cluster interface {
 	Apply(ctx context.Context, cmd []byte) (cluster.ApplyResult, error)
+	ApplyBatched(ctx context.Context, cmd []byte) (cluster.ApplyResult, error)
 	IsLeader() bool
 	Leader() (id, raftAddr string)
 	HasQuorum() bool
@@ -91,6 +92,7 @@ func (s *Server) routes() {
 	writes.POST("/cluster/leave", s.postLeave)
 	writes.POST("/cluster/members", s.postMember)
 	writes.POST("/mode", s.postMode)
+	writes.POST("/cluster/apply", s.postApply)
 }
 
 // Handler is the routed handler, for tests.
