@@ -102,7 +102,7 @@ func waitRevision(t testing.TB, nodes []*node, rev int64) []byte {
 	return doc
 }
 
-func withRevision(t *testing.T, doc []byte, rev int64, mutate func(m map[string]any)) []byte {
+func withRevision(t testing.TB, doc []byte, rev int64, mutate func(m map[string]any)) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(doc, &m); err != nil {
@@ -119,7 +119,7 @@ func withRevision(t *testing.T, doc []byte, rev int64, mutate func(m map[string]
 	return out
 }
 
-func writeFile(t *testing.T, name string, data []byte) string {
+func writeFile(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {
