@@ -166,7 +166,7 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 	bindings, err := r.loc.Update(aor, now, func(cur []store.Binding, siteCount func(string) int) ([]store.Binding, error) {
 		if wildcard {
 			for _, b := range cur {
-				if b.CallID == callID && cseq <= b.CSeq {
+				if b.CallID == callID && cseq < b.CSeq {
 					return nil, &errRefused{code: 500, reason: "Server Internal Error: out-of-order REGISTER"}
 				}
 			}
@@ -188,7 +188,10 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			id := bindingID(aor, c)
 			i := slices.IndexFunc(next, func(b store.Binding) bool { return b.ID == id })
-			if i >= 0 && next[i].CallID == callID && cseq <= next[i].CSeq {
+			if i >= 0 && next[i].CallID == callID && cseq == next[i].CSeq {
+				continue // a retransmission that outlived its transaction: already applied
+			}
+			if i >= 0 && next[i].CallID == callID && cseq < next[i].CSeq {
 				return nil, &errRefused{code: 500, reason: "Server Internal Error: out-of-order REGISTER"}
 			}
 			if exp == 0 {
