@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,12 +116,37 @@ func EncodeBindings(bs []store.Binding) ([]byte, error) {
 	return Encode(CmdPutBindings, PutBindings{Bindings: bs})
 }
 
-// Shareable reports whether a command may be proposed by any node through
-// the API (presence-plane writes), as opposed to the admin's writes, which
-// have endpoints of their own.
-func Shareable(cmd []byte) bool {
-	t, _, err := splitCommand(cmd)
-	return err == nil && (t == CmdPutBindings || t == CmdPruneBindings)
+// CheckShared checks a command a node proposes through the API: it must be
+// a presence-plane command (configuration has endpoints of its own) whose
+// payload decodes and whose bindings the store can version, so nothing
+// malformed reaches the log.
+func CheckShared(cmd []byte) error {
+	t, payload, err := splitCommand(cmd)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	switch t {
+	case CmdPutBindings:
+		var p PutBindings
+		if err := dec.Decode(&p); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
+		}
+		for i, b := range p.Bindings {
+			if b.ID == "" || b.AOR == "" || b.UpdatedAt.IsZero() {
+				return fmt.Errorf("%w: binding %d needs id, aor and updated_at", ErrMalformedCommand, i)
+			}
+		}
+	case CmdPruneBindings:
+		var p PruneBindings
+		if err := dec.Decode(&p); err != nil || p.Before.IsZero() {
+			return fmt.Errorf("%w: %s payload needs a before time", ErrMalformedCommand, t)
+		}
+	default:
+		return fmt.Errorf("%s is not a command nodes may share: only registrations are accepted here", t)
+	}
+	return nil
 }
 
 // EncodeMode is the entry that changes the appliance's mode.

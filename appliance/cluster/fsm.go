@@ -27,6 +27,11 @@ type ApplyResult struct {
 // greater than the one the cluster holds.
 var ErrStaleRevision = errors.New("stale revision")
 
+// ErrMalformedCommand is an ApplyResult.Err: a known command whose payload
+// does not decode. It changes nothing; unlike an unknown command type (a
+// newer binary's), it does not halt the FSM.
+var ErrMalformedCommand = errors.New("malformed command")
+
 // ErrHalted is returned while the FSM refuses to apply: it met a command it
 // does not know and must be upgraded before it can go on.
 var ErrHalted = errors.New("fsm halted")
@@ -41,7 +46,11 @@ type FSM struct {
 
 	applied  atomic.Uint64
 	revision atomic.Int64 // the store's config revision, kept in step by the FSM
-	halted   atomic.Pointer[error]
+	// generation counts changes to what readers may cache from the config
+	// plane (a revision, the mode, a restore); presence commands leave it.
+	generation atomic.Uint64
+	configHit  bool // set while applying a batch that changes the config plane
+	halted     atomic.Pointer[error]
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -66,8 +75,14 @@ func (f *FSM) loadRevision() error {
 		return fmt.Errorf("read revision: %w", err)
 	}
 	f.revision.Store(rev)
+	f.generation.Add(1)
 	return nil
 }
+
+// ConfigGeneration changes whenever the configuration or the mode may have
+// changed, so readers can cache what they read from the config plane until
+// it moves. It may move without a change (a rolled-back batch).
+func (f *FSM) ConfigGeneration() uint64 { return f.generation.Load() }
 
 // AppliedIndex is the last Raft index the store holds.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
@@ -112,6 +127,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	})
 	if err != nil {
 		f.halt(err)
+		f.configHit = false
 		_ = f.loadRevision() // the batch rolled back
 		for i := range results {
 			results[i] = ApplyResult{Err: f.Halted()}
@@ -119,6 +135,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		return results
 	}
 	f.applied.Store(last)
+	if f.configHit { // after the commit, so a reader never caches the old state as new
+		f.configHit = false
+		f.generation.Add(1)
+	}
 	return results
 }
 
@@ -142,7 +162,7 @@ func commandHandlers() map[CommandType]handler {
 		}),
 		CmdSetMode: jsonHandler(func(tx *store.Tx, m ModeChange) error {
 			return tx.SetMode(m.Mode, m.Since)
-		}),
+		}).changesConfig(),
 		CmdPutBindings: jsonHandler(func(tx *store.Tx, m PutBindings) error {
 			return tx.PutBindings(m.Bindings)
 		}),
@@ -153,13 +173,26 @@ func commandHandlers() map[CommandType]handler {
 	}
 }
 
+// changesConfig marks a handler whose success changes what readers cache.
+func (h handler) changesConfig() handler {
+	return func(f *FSM, tx *store.Tx, index uint64, payload []byte) (ApplyResult, error) {
+		res, err := h(f, tx, index, payload)
+		if err == nil && res.Err == nil {
+			f.configHit = true
+		}
+		return res, err
+	}
+}
+
 // jsonHandler is a handler for a small command: a JSON payload and one write,
 // atomic by itself.
 func jsonHandler[T any](apply func(tx *store.Tx, payload T) error) handler {
 	return func(f *FSM, tx *store.Tx, _ uint64, payload []byte) (ApplyResult, error) {
 		var v T
 		if err := json.Unmarshal(payload, &v); err != nil {
-			return ApplyResult{}, fmt.Errorf("decode %T: %w", v, err)
+			// Every node runs this decoder on the same bytes and agrees:
+			// the command's answer, not a reason to halt.
+			return ApplyResult{Revision: f.revision.Load(), Err: fmt.Errorf("%w: decode %T: %v", ErrMalformedCommand, v, err)}, nil
 		}
 		if err := apply(tx, v); refused(err) {
 			return ApplyResult{Revision: f.revision.Load(), Err: err}, nil
@@ -227,11 +260,11 @@ func (f *FSM) applyBatch(tx *store.Tx, index uint64, payload []byte) (ApplyResul
 // the log is checked again: the revision must still be newer.
 // ReplaceConfig is atomic by itself, so no savepoint is needed here.
 func (f *FSM) applySnapshot(tx *store.Tx, _ uint64, doc []byte) (ApplyResult, error) {
+	cur := f.revision.Load()
 	snap, err := account.DecodeBytes(doc)
 	if err != nil {
-		return ApplyResult{}, fmt.Errorf("decode snapshot command: %w", err)
+		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: %w", ErrMalformedCommand, err)}, nil
 	}
-	cur := f.revision.Load()
 	if snap.Revision <= cur {
 		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: revision %d is not greater than the current revision %d", ErrStaleRevision, snap.Revision, cur)}, nil
 	}
@@ -241,6 +274,7 @@ func (f *FSM) applySnapshot(tx *store.Tx, _ uint64, doc []byte) (ApplyResult, er
 		return ApplyResult{}, err
 	}
 	f.revision.Store(snap.Revision)
+	f.configHit = true
 	return ApplyResult{Revision: snap.Revision}, nil
 }
 

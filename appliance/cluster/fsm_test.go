@@ -190,13 +190,11 @@ func TestFSMSkipsApplied(t *testing.T) {
 
 func TestFSMHaltsOnUnknownCommands(t *testing.T) {
 	cases := map[string][]byte{
-		"unknown type":     {42, commandVersion, '{', '}'},
-		"unknown version":  {byte(CmdSetMode), 9, '{', '}'},
-		"too short":        {byte(CmdSetMode)},
-		"truncated batch":  {byte(CmdBatch), commandVersion, 200, 1},
-		"nested batch":     encodeBatch([][]byte{encodeBatch(nil)}),
-		"undecodable":      {byte(CmdUpsertMember), commandVersion, '{'},
-		"snapshot garbage": {byte(CmdApplySnapshot), commandVersion, 'x'},
+		"unknown type":    {42, commandVersion, '{', '}'},
+		"unknown version": {byte(CmdSetMode), 9, '{', '}'},
+		"too short":       {byte(CmdSetMode)},
+		"truncated batch": {byte(CmdBatch), commandVersion, 200, 1},
+		"nested batch":    encodeBatch([][]byte{encodeBatch(nil)}),
 	}
 	for name, entry := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -319,5 +317,38 @@ func TestFSMRefusesConflictingSnapshot(t *testing.T) {
 	res := applyAt(f, 1, EncodeSnapshot(doc))[0]
 	if !errors.Is(res.Err, store.ErrConflict) || f.Halted() != nil || revision(t, st) != 0 {
 		t.Fatalf("conflicting snapshot: %+v, halted %v, revision %d", res, f.Halted(), revision(t, st))
+	}
+}
+
+// A known command whose payload does not decode is refused on every node
+// alike; it does not halt the FSM (only unknown types and versions do).
+func TestFSMRefusesMalformedPayloads(t *testing.T) {
+	f, _ := newFSM(t)
+	for i, entry := range [][]byte{
+		{byte(CmdPutBindings), commandVersion, '{'},
+		{byte(CmdSetMode), commandVersion, 'x'},
+		append([]byte{byte(CmdApplySnapshot), commandVersion}, `{"bogus": 1}`...),
+	} {
+		res := applyAt(f, uint64(i+1), entry)[0]
+		if !errors.Is(res.Err, ErrMalformedCommand) || f.Halted() != nil {
+			t.Errorf("entry %d: %+v, halted %v; want ErrMalformedCommand and running", i, res, f.Halted())
+		}
+	}
+}
+
+func TestCheckShared(t *testing.T) {
+	good, _ := EncodeBindings([]store.Binding{{ID: "b1", AOR: "alice@acme.example", UpdatedAt: time.Unix(1, 0)}})
+	if err := CheckShared(good); err != nil {
+		t.Errorf("valid bindings refused: %v", err)
+	}
+	noID, _ := EncodeBindings([]store.Binding{{AOR: "alice@acme.example", UpdatedAt: time.Unix(1, 0)}})
+	snap := EncodeSnapshot(demoDoc(t, 1))
+	for name, cmd := range map[string][]byte{
+		"no id": noID, "snapshot": snap, "garbage payload": {byte(CmdPutBindings), commandVersion, '{'},
+		"short": {6}, "unknown field": append([]byte{byte(CmdPutBindings), commandVersion}, `{"bindings":[],"x":1}`...),
+	} {
+		if err := CheckShared(cmd); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

@@ -12,9 +12,8 @@ import (
 )
 
 var (
-	sippSuccessRE = regexp.MustCompile(`Successful call\s+\|\s+\d+\s+\|\s+(\d+)`)
-	sippFailedRE  = regexp.MustCompile(`Failed call\s+\|\s+\d+\s+\|\s+(\d+)`)
-	sippRateRE    = regexp.MustCompile(`Call Rate\s+\|\s+[\d.]+ cps\s+\|\s+([\d.]+) cps`)
+	sippFailedRE = regexp.MustCompile(`Failed call\s+\|\s+\d+\s+\|\s+(\d+)`)
+	sippRateRE   = regexp.MustCompile(`Call Rate\s+\|\s+[\d.]+ cps\s+\|\s+([\d.]+) cps`)
 )
 
 func sippFigure(t testing.TB, re *regexp.Regexp, out string) float64 {

@@ -40,6 +40,7 @@ type Node struct {
 	httpLn  net.Listener
 	raftLn  net.Listener
 	sip     *sipEndpoint
+	sharer  *sharer
 
 	httpAdvertise string
 	sipAdvertise  string

@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/outpost-voice/outpost/appliance/registrar"
+	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/config"
 )
 
@@ -32,6 +33,14 @@ type sipEndpoint struct {
 	reg *registrar.Registrar
 
 	closeOnce sync.Once
+}
+
+func init() {
+	// sipgo refuses to send a UDP message over 1,300 bytes. A response goes
+	// back over the transport its request came on (RFC 3261 §18.2.2), large
+	// or not (RFC 4475 §3.1.1.7's long request has a 2.8 kB answer): let IP
+	// fragment it.
+	sip.UDPMTUSize = 64 << 10
 }
 
 // digestSecret keys the nonces: every node of a cluster shares the admin
@@ -96,7 +105,15 @@ func (n *Node) startSIP() error {
 		return fmt.Errorf("sip server: %w", err)
 	}
 	st := n.store
-	e.loc = registrar.NewLocation(st.PutLocalBindings, n.log.With("component", "location"))
+	n.sharer = newSharer()
+	persist := func(bs []store.Binding) error {
+		if err := st.PutLocalBindings(bs); err != nil {
+			return err
+		}
+		n.sharer.persisted(bs)
+		return nil
+	}
+	e.loc = registrar.NewLocation(persist, n.log.With("component", "location"))
 	rows, err := st.Reader().LocalBindings(context.Background())
 	if err != nil {
 		return fmt.Errorf("load bindings: %w", err)
@@ -107,7 +124,8 @@ func (n *Node) startSIP() error {
 		return fmt.Errorf("sip.digest_algorithms: %w", err)
 	}
 	throttle := registrar.NewThrottle(20, time.Minute, time.Now)
-	e.reg = registrar.New(st.Reader(), digest, throttle, e.loc, registrar.Options{
+	dir := registrar.CachedDirectory(st.Reader(), n.cluster.FSM().ConfigGeneration)
+	e.reg = registrar.New(dir, digest, throttle, e.loc, registrar.Options{
 		NodeID:               n.cfg.NodeID,
 		MinExpires:           n.cfg.SIP.MinExpires.Duration,
 		MaxExpires:           n.cfg.SIP.MaxExpires.Duration,
@@ -146,12 +164,14 @@ func (n *Node) serveSIP(ctx context.Context) {
 		count++
 		serve(func() error { return e.srv.ServeTLS(e.tls) }, "tls")
 	}
-	go e.loc.Run(ctx)
+	located := make(chan struct{})
+	go func() { defer close(located); e.loc.Run(ctx) }()
 	<-ctx.Done()
 	e.close()
 	for range count {
 		<-done
 	}
+	<-located // the last bindings are committed before the store closes
 }
 
 func (e *sipEndpoint) close() {

@@ -13,8 +13,8 @@ import (
 // Location is the node's location service: the live bindings of the phones
 // registered here, in memory for the hot path, written through to the
 // store's local_bindings (group-committed) so a restarted node keeps them.
-// Removed and expired bindings become tombstones in the store so that an
-// older copy elsewhere cannot bring them back.
+// Removed bindings become tombstones in the store so that an older copy
+// elsewhere cannot bring them back; expired ones simply stop being live.
 type Location struct {
 	log     *slog.Logger
 	persist func([]store.Binding) error
@@ -22,6 +22,9 @@ type Location struct {
 	mu      sync.Mutex
 	byAOR   map[string][]store.Binding
 	perSite map[string]int
+	// tombs remembers recent removals' versions, so a binding added back
+	// within the same millisecond is versioned after its tombstone.
+	tombs   map[string]time.Time
 	pending []store.Binding // changes not yet persisted
 	kick    chan struct{}
 }
@@ -33,6 +36,7 @@ func NewLocation(persist func([]store.Binding) error, log *slog.Logger) *Locatio
 		persist: persist,
 		byAOR:   map[string][]store.Binding{},
 		perSite: map[string]int{},
+		tombs:   map[string]time.Time{},
 		kick:    make(chan struct{}, 1),
 	}
 }
@@ -78,41 +82,61 @@ func (l *Location) Count() (total int, perSite map[string]int) {
 
 // Update replaces an AOR's bindings with what fn makes of the current ones,
 // atomically with respect to other updates. siteCount tells fn how many live
-// bindings a site holds here now. When fn fails nothing changes.
+// bindings a site holds here now, not counting this AOR's. When fn fails
+// nothing changes. A binding fn changed is versioned strictly after the one
+// it replaces, so the store (last writer wins, by millisecond) keeps it.
 func (l *Location) Update(aor string, now time.Time,
 	fn func(cur []store.Binding, siteCount func(string) int) ([]store.Binding, error)) ([]store.Binding, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	old := l.byAOR[aor]
 	var cur []store.Binding
-	for _, b := range l.byAOR[aor] {
+	for _, b := range old {
 		if b.Expires.After(now) {
 			cur = append(cur, b)
 		}
 	}
-	next, err := fn(cur, func(site string) int { return l.perSite[site] })
+	siteCount := func(site string) int {
+		n := l.perSite[site]
+		for _, b := range old {
+			if b.Site == site {
+				n--
+			}
+		}
+		return n
+	}
+	next, err := fn(cur, siteCount)
 	if err != nil {
 		return nil, err
 	}
-	prev := make(map[string]time.Time, len(l.byAOR[aor]))
-	for _, b := range l.byAOR[aor] {
-		prev[b.ID] = b.UpdatedAt
+	prev := make(map[string]store.Binding, len(old))
+	for _, b := range old {
+		prev[b.ID] = b
 	}
-	kept := make(map[string]bool, len(next))
 	for i := range next {
 		b := &next[i]
-		kept[b.ID] = true
-		if v, ok := prev[b.ID]; ok && b.UpdatedAt != v {
+		p, existed := prev[b.ID]
+		if existed && *b == p {
+			continue // unchanged
+		}
+		if existed {
+			b.UpdatedAt = newerThan(p.UpdatedAt, b.UpdatedAt)
+		} else if v, ok := l.tombs[b.ID]; ok {
 			b.UpdatedAt = newerThan(v, b.UpdatedAt)
+			delete(l.tombs, b.ID)
 		}
-		if _, ok := prev[b.ID]; !ok || b.UpdatedAt != prev[b.ID] {
-			l.pending = append(l.pending, *b)
-		}
+		l.pending = append(l.pending, *b)
 	}
-	for _, b := range l.byAOR[aor] {
+	kept := make(map[string]bool, len(next))
+	for _, b := range next {
+		kept[b.ID] = true
+	}
+	for _, b := range old {
 		l.perSite[b.Site]--
-		if !kept[b.ID] {
+		if !kept[b.ID] && b.Expires.After(now) { // removed, not merely expired
 			b.Deleted, b.UpdatedAt = true, newerThan(b.UpdatedAt, now)
 			l.pending = append(l.pending, b)
+			l.tombs[b.ID] = b.UpdatedAt
 		}
 	}
 	for _, b := range next {
@@ -140,10 +164,19 @@ func newerThan(prev, t time.Time) time.Time {
 	return t
 }
 
-// expire turns bindings past their expiry into tombstones.
+// expire forgets bindings past their expiry. It writes no tombstone: an
+// expired binding is not live anywhere anyway (readers filter on expiry),
+// and a tombstone stamped now could hide the same phone's newer registration
+// on another node. Only an explicit removal (Expires: 0, Contact: *) is
+// versioned as a tombstone.
 func (l *Location) expire(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for id, v := range l.tombs {
+		if v.Before(now.Add(-time.Second)) {
+			delete(l.tombs, id)
+		}
+	}
 	for aor, bs := range l.byAOR {
 		live := bs[:0:0]
 		for _, b := range bs {
@@ -152,8 +185,6 @@ func (l *Location) expire(now time.Time) {
 				continue
 			}
 			l.perSite[b.Site]--
-			b.Deleted, b.UpdatedAt = true, newerThan(b.UpdatedAt, now)
-			l.pending = append(l.pending, b)
 		}
 		if len(live) == 0 {
 			delete(l.byAOR, aor)
@@ -173,7 +204,7 @@ func (l *Location) takePending() []store.Binding {
 
 // Run group-commits changes (at most every 20 ms, more under load in one
 // batch) and expires bindings every second, until ctx ends; then it flushes
-// what is left.
+// what is left and returns.
 func (l *Location) Run(ctx context.Context) {
 	expiry := time.NewTicker(time.Second)
 	defer expiry.Stop()

@@ -93,8 +93,27 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 	_ = tx.Respond(res)
 }
 
+// Sane answers, and returns false for, requests RFC 3261 says to refuse
+// before looking at them: another SIP version (505, §8.2; RFC 4475
+// §3.1.2.16) or a CSeq whose method is not the request's (400, §8.1.1.5;
+// RFC 4475 §3.1.2.17). Every request handler starts with it.
+func Sane(req *sip.Request, tx sip.ServerTransaction) bool {
+	if req.SipVersion != "SIP/2.0" {
+		respond(tx, req, 505, "Version Not Supported")
+		return false
+	}
+	if cs := req.CSeq(); cs != nil && cs.MethodName != req.Method {
+		respond(tx, req, 400, "Bad Request: CSeq method does not match the request")
+		return false
+	}
+	return true
+}
+
 // OnOptions answers OPTIONS with what the node supports.
 func (r *Registrar) OnOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if !Sane(req, tx) {
+		return
+	}
 	respond(tx, req, 200, "OK",
 		sip.NewHeader("Allow", allowMethods),
 		sip.NewHeader("Accept", acceptTypes),
@@ -113,6 +132,9 @@ func (e *errRefused) Error() string { return fmt.Sprintf("%d %s", e.code, e.reas
 // OnRegister authenticates a REGISTER and updates the AOR's bindings
 // (RFC 3261 §10.3).
 func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
+	if !Sane(req, tx) {
+		return
+	}
 	ctx := context.Background()
 	now := r.opt.Now()
 	to := req.To()
@@ -215,7 +237,7 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 				added++
 			}
 		}
-		if added > 0 && r.opt.SiteCapacity > 0 && siteCount(user.Site)+added > r.opt.SiteCapacity {
+		if added > 0 && r.opt.SiteCapacity > 0 && siteCount(user.Site)+len(next) > r.opt.SiteCapacity {
 			return nil, &errRefused{code: 503, reason: "Service Unavailable: site at capacity",
 				hdrs: []sip.Header{sip.NewHeader("Retry-After", "60")}}
 		}

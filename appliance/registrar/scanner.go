@@ -32,10 +32,11 @@ func DropScanners(_ sip.TransportReadProps, data []byte) ([]byte, error) {
 		if len(line) == 0 {
 			return data, nil // end of headers
 		}
-		if len(line) < len(userAgentName) || !bytes.EqualFold(line[:len(userAgentName)], userAgentName) {
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 || !bytes.EqualFold(bytes.TrimRight(line[:colon], " \t"), userAgentName[:len(userAgentName)-1]) {
 			continue
 		}
-		ua := bytes.ToLower(line[len(userAgentName):])
+		ua := bytes.ToLower(line[colon+1:])
 		for _, s := range scannerAgents {
 			if bytes.Contains(ua, s) {
 				return nil, nil

@@ -205,8 +205,8 @@ func (s *Server) postApply(c *gin.Context) {
 		fail(c, http.StatusRequestEntityTooLarge, "read command: %v", err)
 		return
 	}
-	if !cluster.Shareable(cmd) {
-		fail(c, http.StatusBadRequest, "not a command nodes may share: only registrations are accepted here")
+	if err := cluster.CheckShared(cmd); err != nil {
+		fail(c, http.StatusBadRequest, "%v", err)
 		return
 	}
 	res, err := s.deps.Cluster.ApplyBatched(c.Request.Context(), cmd)

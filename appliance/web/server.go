@@ -85,6 +85,8 @@ func (s *Server) routes() {
 	admin := api.Group("", s.requireToken)
 	admin.GET("/snapshot", s.getSnapshot)
 	admin.GET("/cluster/members", s.getMembers)
+	// Profiles for diagnosing a node in the field (bearer token only).
+	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 
 	writes := admin.Group("", s.forwardToLeader)
 	writes.POST("/snapshot", s.postSnapshot)
