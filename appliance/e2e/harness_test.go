@@ -57,6 +57,8 @@ type node struct {
 	httpAddr string
 	raftAddr string
 	sipUDP   string // bound SIP UDP address
+	sipTCP   string // bound SIP TCP address
+	sipTLS   string // bound SIP TLS address, when configured
 
 	env  []string
 	cmd  *exec.Cmd
@@ -74,6 +76,7 @@ type nodeOpts struct {
 	httpListen, raftListen string
 	bootstrapSnapshot      string
 	env                    []string // extra environment, e.g. NOTIFY_SOCKET
+	tlsCert, tlsKey        string   // SIP TLS on a free port when both are set
 }
 
 var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+) sip=(\S*)`)
@@ -107,7 +110,7 @@ data_dir: %s
 sip:
   udp: 127.0.0.1:0
   tcp: 127.0.0.1:0
-  tls: ""
+%s
 http:
   listen: %s
   admin_token_file: %s
@@ -120,7 +123,7 @@ raft:
 log:
   level: debug
 bootstrap_snapshot: %q
-`, id, o.site, filepath.Join(dir, "data"), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.bootstrapSnapshot)
+`, id, o.site, filepath.Join(dir, "data"), sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.bootstrapSnapshot)
 	n.cfgPath = filepath.Join(dir, "outpost.yaml")
 	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -167,8 +170,14 @@ func (n *node) start() {
 	case a := <-bound:
 		n.httpAddr, n.raftAddr = a[0], a[1]
 		for _, s := range strings.Split(a[2], ",") {
-			if udp, ok := strings.CutPrefix(s, "udp/"); ok {
-				n.sipUDP = udp
+			proto, addr, _ := strings.Cut(s, "/")
+			switch proto {
+			case "udp":
+				n.sipUDP = addr
+			case "tcp":
+				n.sipTCP = addr
+			case "tls":
+				n.sipTLS = addr
 			}
 		}
 	case <-n.done:
@@ -176,6 +185,13 @@ func (n *node) start() {
 	case <-time.After(60 * time.Second):
 		n.t.Fatalf("%s did not bind its listeners in 60s\n%s", n.id, n.log())
 	}
+}
+
+func sipTLSConfig(o nodeOpts) string {
+	if o.tlsCert == "" {
+		return `  tls: ""`
+	}
+	return fmt.Sprintf("  tls: 127.0.0.1:0\n  tls_cert: %s\n  tls_key: %s", o.tlsCert, o.tlsKey)
 }
 
 // cleanEnv drops OUTPOST_ variables of the caller so only the config file counts.
