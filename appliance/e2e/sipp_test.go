@@ -39,9 +39,12 @@ func runSIPp(t testing.TB, scenario, target string, calls int, timeout time.Dura
 		t.Fatalf("sipp is not installed: run make deps (%v)", err)
 	}
 	dir := t.TempDir()
-	abs, err := filepath.Abs(filepath.Join("testdata", "sipp", scenario))
-	if err != nil {
-		t.Fatal(err)
+	abs := scenario
+	if !filepath.IsAbs(scenario) {
+		var err error
+		if abs, err = filepath.Abs(filepath.Join("testdata", "sipp", scenario)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	args := append([]string{
 		"-sf", abs, "-m", fmt.Sprint(calls), "-i", "127.0.0.1", "-p", fmt.Sprint(freeUDPPort(t)),
@@ -56,7 +59,7 @@ func runSIPp(t testing.TB, scenario, target string, calls int, timeout time.Dura
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
+	err := cmd.Run()
 	res := sippResult{stdout: out.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		res.exit = ee.ExitCode()

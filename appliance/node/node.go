@@ -161,13 +161,14 @@ func (n *Node) start() error {
 		return float64(size)
 	}))
 	n.web = web.New(web.Deps{
-		NodeID:     c.NodeID,
-		Site:       c.Site,
-		CloudURL:   c.Cloud.URL,
-		AdminToken: token,
-		Cluster:    n.cluster,
-		Reader:     n.store.Reader(),
-		Healthy:    n.health.Healthy,
+		NodeID:      c.NodeID,
+		Site:        c.Site,
+		CloudURL:    c.Cloud.URL,
+		AdminToken:  token,
+		Cluster:     n.cluster,
+		Reader:      n.store.Reader(),
+		Healthy:     n.health.Healthy,
+		ActiveCalls: func() int { return n.sip.calls.Active() },
 		Registrations: func(ctx context.Context) (int, map[string]int, error) {
 			return n.store.Reader().BindingCounts(ctx, time.Now())
 		},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/outpost-voice/outpost/appliance/calls"
 	"github.com/outpost-voice/outpost/appliance/registrar"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/config"
@@ -29,8 +31,9 @@ type sipEndpoint struct {
 	tcp net.Listener
 	tls net.Listener
 
-	loc *registrar.Location
-	reg *registrar.Registrar
+	loc   *registrar.Location
+	reg   *registrar.Registrar
+	calls *calls.B2BUA
 
 	closeOnce sync.Once
 }
@@ -136,6 +139,20 @@ func (n *Node) startSIP() error {
 	}, n.log.With("component", "registrar"))
 	e.srv.OnRegister(e.reg.OnRegister)
 	e.srv.OnOptions(e.reg.OnOptions)
+
+	client, err := sipgo.NewClient(e.ua, sipgo.WithClientHostname(host))
+	if err != nil {
+		return fmt.Errorf("sip client: %w", err)
+	}
+	port := 5060
+	if _, p, err := net.SplitHostPort(n.sipAdvertise); err == nil {
+		port, _ = strconv.Atoi(p)
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "outpost", Host: host, Port: port}}
+	e.calls = calls.NewB2BUA(client, contact, e.reg, st.Reader(), n.cfg.NodeID, n.log.With("component", "calls"))
+	e.srv.OnInvite(e.calls.OnInvite)
+	e.srv.OnAck(e.calls.OnAck)
+	e.srv.OnBye(e.calls.OnBye)
 	return nil
 }
 

@@ -258,6 +258,19 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(res)
 }
 
+// AuthenticateRequest authenticates a request other than REGISTER (an
+// INVITE) with Proxy-Authorization, answering 407 with fresh challenges
+// when the credentials are missing or wrong (RFC 3261 §22.3).
+func (r *Registrar) AuthenticateRequest(req *sip.Request, tx sip.ServerTransaction) (account.User, bool) {
+	ctx := context.Background()
+	acct, err := r.dir.Account(ctx)
+	if err != nil || acct.SIPRealm == "" {
+		respond(tx, req, 503, "Service Unavailable: no account configuration yet", sip.NewHeader("Retry-After", "30"))
+		return account.User{}, false
+	}
+	return r.authenticate(ctx, req, tx, acct.SIPRealm, "Proxy-Authorization", 407)
+}
+
 // authenticate checks the request's credentials in header (Authorization or
 // Proxy-Authorization), answering code (401 or 407) with fresh challenges
 // when they are missing or wrong. Unknown users and wrong passwords get the

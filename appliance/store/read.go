@@ -54,6 +54,8 @@ const usersQuery = userQuery + ` ORDER BY u.ord`
 
 const userByUsernameQuery = userQuery + ` WHERE u.sip_username = ?`
 
+const userByIDQuery = userQuery + ` WHERE u.id = ?`
+
 func newReader(ctx context.Context, db *sql.DB) (*Reader, error) {
 	r := &Reader{db: db}
 	var err error
@@ -231,16 +233,32 @@ func (r *Reader) Users(ctx context.Context) ([]account.User, error) {
 // UserByUsername is the user whose SIP username this is, or an error
 // wrapping ErrNotFound.
 func (r *Reader) UserByUsername(ctx context.Context, username string) (account.User, error) {
-	rows, err := r.userByUsername.QueryContext(ctx, username)
+	return r.oneUser(ctx, r.userByUsername, username)
+}
+
+// UserByID finds a user by id (what LookupDial's Target names); ErrNotFound
+// when there is none.
+func (r *Reader) UserByID(ctx context.Context, id string) (account.User, error) {
+	return r.oneUser(ctx, nil, id)
+}
+
+func (r *Reader) oneUser(ctx context.Context, stmt *sql.Stmt, key string) (account.User, error) {
+	var rows *sql.Rows
+	var err error
+	if stmt != nil {
+		rows, err = stmt.QueryContext(ctx, key)
+	} else {
+		rows, err = r.db.QueryContext(ctx, userByIDQuery, key)
+	}
 	if err != nil {
-		return account.User{}, fmt.Errorf("read user %q: %w", username, err)
+		return account.User{}, fmt.Errorf("read user %q: %w", key, err)
 	}
 	users, err := scanUsers(rows)
 	if err != nil {
-		return account.User{}, fmt.Errorf("read user %q: %w", username, err)
+		return account.User{}, fmt.Errorf("read user %q: %w", key, err)
 	}
 	if len(users) == 0 {
-		return account.User{}, fmt.Errorf("user %q: %w", username, ErrNotFound)
+		return account.User{}, fmt.Errorf("user %q: %w", key, ErrNotFound)
 	}
 	return users[0], nil
 }

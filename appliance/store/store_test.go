@@ -493,3 +493,16 @@ func TestOpenMigratesVersion1(t *testing.T) {
 		t.Errorf("Bindings() after migrating = %v, %v; want 2", contacts(got), err)
 	}
 }
+
+func TestUserByID(t *testing.T) {
+	s := openTest(t)
+	demo, raw := demoSnapshot(t)
+	apply(t, s, demo, raw)
+	u, err := s.Reader().UserByID(t.Context(), "u-alice")
+	if err != nil || u.SIP.Username != "alice" || u.Extension != "1001" {
+		t.Fatalf("UserByID(u-alice) = %+v, %v", u, err)
+	}
+	if _, err := s.Reader().UserByID(t.Context(), "u-nobody"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown id: %v, want ErrNotFound", err)
+	}
+}

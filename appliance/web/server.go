@@ -41,6 +41,8 @@ type Deps struct {
 	// Registrations counts live registrations, in all and per site; nil
 	// reports none.
 	Registrations func(ctx context.Context) (int, map[string]int, error)
+	// ActiveCalls counts connected calls on this node; nil reports none.
+	ActiveCalls func() int
 	// Ready returns nil once the node can serve (store open, leader known,
 	// listeners up), else why not.
 	Ready    func() error

@@ -96,6 +96,9 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 	if !since.IsZero() {
 		st.ModeSince = &since
 	}
+	if s.deps.ActiveCalls != nil {
+		st.ActiveCalls = s.deps.ActiveCalls()
+	}
 	if s.deps.Registrations != nil {
 		if st.Registrations, st.RegistrationsPerSite, err = s.deps.Registrations(ctx); err != nil {
 			return Status{}, fmt.Errorf("count registrations: %w", err)

@@ -1,0 +1,318 @@
+package calls
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/registrar"
+	"github.com/outpost-voice/outpost/appliance/store"
+)
+
+// Authenticator authenticates a caller (Proxy-Authorization, 407).
+type Authenticator interface {
+	AuthenticateRequest(req *sip.Request, tx sip.ServerTransaction) (account.User, bool)
+}
+
+// Directory is what the B2BUA reads: the configuration and the bindings.
+type Directory interface {
+	Account(ctx context.Context) (account.Account, error)
+	LookupDial(ctx context.Context, dial string) (store.Target, error)
+	Site(ctx context.Context, id string) (account.Site, error)
+	UserByID(ctx context.Context, id string) (account.User, error)
+	Bindings(ctx context.Context, aor string, now time.Time) ([]store.Binding, error)
+}
+
+// B2BUA connects calls between phones: every call is an inbound leg from
+// the caller and an outbound leg to the callee, each its own SIP dialog.
+// Media flows directly between the phones (their SDP is passed through).
+type B2BUA struct {
+	nodeID string
+	auth   Authenticator
+	dir    Directory
+	in     *sipgo.DialogServerCache
+	out    *sipgo.DialogClientCache
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	calls  map[string]*call // by inbound and by outbound dialog ID
+	active atomic.Int64
+}
+
+// call is one connected call.
+type call struct {
+	in  *sipgo.DialogServerSession
+	out *sipgo.DialogClientSession
+}
+
+// NewB2BUA builds the call handler. contact is the Contact the node puts in
+// its dialogs.
+func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticator, dir Directory, nodeID string, log *slog.Logger) *B2BUA {
+	return &B2BUA{
+		nodeID: nodeID, auth: auth, dir: dir, log: log,
+		in:    sipgo.NewDialogServerCache(client, contact),
+		out:   sipgo.NewDialogClientCache(client, contact),
+		calls: map[string]*call{},
+	}
+}
+
+// Active is the number of connected calls.
+func (b *B2BUA) Active() int { return int(b.active.Load()) }
+
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
+	_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+}
+
+// storePlan is a Plan over the directory for one request.
+type storePlan struct {
+	ctx context.Context
+	dir Directory
+}
+
+func (p storePlan) Lookup(dial string) (Target, bool) {
+	t, err := p.dir.LookupDial(p.ctx, dial)
+	if err != nil {
+		return Target{}, false
+	}
+	return Target{Kind: t.Kind, ID: t.ID}, true
+}
+
+func (p storePlan) Site(id string) (account.Site, bool) {
+	s, err := p.dir.Site(p.ctx, id)
+	return s, err == nil
+}
+
+// OnInvite authenticates the caller, decides where the call goes and rings
+// every contact of the callee registered here at once; the first answer
+// wins and the other contacts are cancelled.
+func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if !registrar.Sane(req, tx) {
+		return
+	}
+	if to := req.To(); to != nil {
+		if _, ok := to.Params.Get("tag"); ok {
+			b.reinvite(req, tx)
+			return
+		}
+	}
+	caller, ok := b.auth.AuthenticateRequest(req, tx)
+	if !ok {
+		return
+	}
+	ctx := context.Background()
+	dest := Resolve(Dial{CallerSite: caller.Site, Digits: req.Recipient.User}, storePlan{ctx, b.dir})
+	switch dest.Kind {
+	case DestUser:
+	case DestSDG, DestNumber:
+		respond(tx, req, 480, "Temporarily Unavailable: group routing is not available yet")
+		return
+	case DestExternal, DestEmergency:
+		respond(tx, req, 503, "Service Unavailable: no trunk to the PSTN yet")
+		return
+	default:
+		respond(tx, req, 404, "Not Found")
+		return
+	}
+	acct, err := b.dir.Account(ctx)
+	if err != nil {
+		respond(tx, req, 500, "Server Internal Error")
+		return
+	}
+	callee, err := b.dir.UserByID(ctx, dest.ID)
+	if err != nil {
+		respond(tx, req, 404, "Not Found")
+		return
+	}
+	bindings, err := b.dir.Bindings(ctx, callee.SIP.Username+"@"+acct.SIPRealm, time.Now())
+	if err != nil {
+		respond(tx, req, 500, "Server Internal Error")
+		return
+	}
+	var local []store.Binding
+	for _, bd := range bindings {
+		if bd.Node == b.nodeID { // node-to-node routing comes next
+			local = append(local, bd)
+		}
+	}
+	if len(local) == 0 {
+		respond(tx, req, 480, "Temporarily Unavailable")
+		return
+	}
+	ds, err := b.in.ReadInvite(req, tx)
+	if err != nil {
+		respond(tx, req, 500, "Server Internal Error")
+		return
+	}
+	_ = ds.Respond(100, "Trying", nil)
+	b.ring(ds, req, caller, callee, acct, local)
+}
+
+type legResult struct {
+	sess *sipgo.DialogClientSession
+	err  error
+}
+
+// ring forks the call to every binding and connects the first answer.
+func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, callee account.User, acct account.Account, bindings []store.Binding) {
+	ctx, cancel := context.WithCancel(ds.Context())
+	defer cancel()
+	results := make(chan legResult, len(bindings))
+	var ringing sync.Once
+	for _, bd := range bindings {
+		go func() {
+			sess, err := b.leg(ctx, req, caller, callee, acct, bd, func(res *sip.Response) {
+				if res.StatusCode == 180 || res.StatusCode == 183 {
+					ringing.Do(func() { _ = ds.Respond(res.StatusCode, res.Reason, res.Body(), contentType(res)...) })
+				}
+			})
+			results <- legResult{sess, err}
+		}()
+	}
+	var winner *sipgo.DialogClientSession
+	busy := false
+	for range bindings {
+		r := <-results
+		switch {
+		case r.err == nil && winner == nil:
+			winner = r.sess
+			cancel() // the other contacts stop ringing
+		case r.err == nil:
+			// answered too late: hang that contact up
+			_ = r.sess.Ack(context.Background())
+			_ = r.sess.Bye(context.Background())
+		default:
+			var de *sipgo.ErrDialogResponse
+			if errors.As(r.err, &de) && de.Res.StatusCode == 486 {
+				busy = true
+			}
+		}
+	}
+	if winner == nil {
+		switch {
+		case ds.Context().Err() != nil: // the caller cancelled: sipgo answered 487
+		case busy:
+			_ = ds.Respond(486, "Busy Here", nil)
+		default:
+			_ = ds.Respond(480, "Temporarily Unavailable", nil)
+		}
+		return
+	}
+	if err := winner.Ack(context.Background()); err != nil {
+		b.log.Warn("ack callee", "call_id", req.CallID().Value(), "error", err)
+	}
+	if err := ds.Respond(200, "OK", winner.InviteResponse.Body(), contentType(winner.InviteResponse)...); err != nil {
+		b.log.Warn("answer caller", "call_id", req.CallID().Value(), "error", err)
+		_ = winner.Bye(context.Background())
+		return
+	}
+	c := &call{in: ds, out: winner}
+	b.mu.Lock()
+	b.calls[ds.ID], b.calls[winner.ID] = c, c
+	b.mu.Unlock()
+	b.active.Add(1)
+	b.log.Info("call connected", "call_id", req.CallID().Value(), "from", caller.SIP.Username, "to", callee.SIP.Username)
+}
+
+func contentType(m interface{ GetHeader(string) sip.Header }) []sip.Header {
+	if h := m.GetHeader("Content-Type"); h != nil {
+		return []sip.Header{sip.NewHeader("Content-Type", h.Value())}
+	}
+	return nil
+}
+
+// leg sends the INVITE to one contact through the flow it registered from.
+func (b *B2BUA) leg(ctx context.Context, in *sip.Request, caller, callee account.User, acct account.Account,
+	bd store.Binding, onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
+	var uri sip.Uri
+	if err := sip.ParseUri(bd.Contact, &uri); err != nil {
+		return nil, fmt.Errorf("contact %q: %w", bd.Contact, err)
+	}
+	inv := sip.NewRequest(sip.INVITE, uri)
+	inv.SetDestination(bd.Source)
+	inv.SetTransport(strings.ToUpper(bd.Transport))
+	fromUser := caller.Extension
+	if fromUser == "" {
+		fromUser = caller.SIP.Username
+	}
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", sip.GenerateTagN(16))
+	inv.AppendHeader(&sip.FromHeader{DisplayName: caller.Name,
+		Address: sip.Uri{Scheme: "sip", User: fromUser, Host: acct.SIPRealm}, Params: fromParams})
+	inv.AppendHeader(&sip.ToHeader{DisplayName: callee.Name,
+		Address: sip.Uri{Scheme: "sip", User: callee.SIP.Username, Host: acct.SIPRealm}, Params: sip.NewParams()})
+	for _, h := range contentType(in) {
+		inv.AppendHeader(h)
+	}
+	inv.SetBody(in.Body())
+	sess, err := b.out.WriteInvite(ctx, inv)
+	if err != nil {
+		return nil, err
+	}
+	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+		onResponse(res)
+		return nil
+	}})
+	if err != nil {
+		_ = sess.Close()
+		return nil, err
+	}
+	return sess, nil
+}
+
+// OnAck confirms the caller's side of a connected call.
+func (b *B2BUA) OnAck(req *sip.Request, tx sip.ServerTransaction) {
+	_ = b.in.ReadAck(req, tx)
+}
+
+// OnBye ends a call from either side and hangs up the other.
+func (b *B2BUA) OnBye(req *sip.Request, tx sip.ServerTransaction) {
+	if !registrar.Sane(req, tx) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ds, err := b.in.MatchDialogRequest(req); err == nil {
+		_ = b.in.ReadBye(req, tx)
+		if c := b.end(ds.ID); c != nil {
+			_ = c.out.Bye(ctx)
+		}
+		return
+	}
+	if cs, err := b.out.MatchRequestDialog(req); err == nil {
+		_ = b.out.ReadBye(req, tx)
+		if c := b.end(cs.ID); c != nil {
+			_ = c.in.Bye(ctx)
+		}
+		return
+	}
+	respond(tx, req, 481, "Call/Transaction Does Not Exist")
+}
+
+// end forgets a call by either dialog ID.
+func (b *B2BUA) end(id string) *call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.calls[id]
+	if c == nil {
+		return nil
+	}
+	delete(b.calls, c.in.ID)
+	delete(b.calls, c.out.ID)
+	b.active.Add(-1)
+	return c
+}
+
+// reinvite passes an in-dialog re-INVITE (hold, resume) to the other leg
+// and its answer back.
+func (b *B2BUA) reinvite(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, 488, "Not Acceptable Here: re-INVITE is not passed between legs yet")
+}

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// answerOn registers username from port with SIPp (that SIPp then exits)
+// and starts SIPp's built-in UAS on the same port to answer one call. It
+// returns a func that waits for the UAS to finish and reports its exit code.
+func answerOn(t *testing.T, n *node, username string, port int) func() int {
+	t.Helper()
+	reg := runSIPp(t, "register.xml", n.sipUDP, 1, 20*time.Second,
+		"-inf", writeUsersCSV(t, [][3]string{{username, "pw-" + username, "acme.example"}}), "-p", fmt.Sprint(port))
+	if reg.exit != 0 {
+		t.Fatalf("register %s: exit %d\n%s", username, reg.exit, reg.stdout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	dir := t.TempDir()
+	uas := exec.CommandContext(ctx, "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", fmt.Sprint(port), "-m", "1",
+		"-nostdin", "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"), n.sipUDP)
+	uas.Dir = dir
+	if err := uas.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	return func() int {
+		err := uas.Wait()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			return -1
+		}
+		return 0
+	}
+}
+
+// A registered phone calls another through Outpost with digest (407)
+// authentication: ringing, answer, ACK and BYE pass between the two legs.
+func TestCallBetweenTwoPhones(t *testing.T) {
+	n := startNode(t, "call", nodeOpts{bootstrapSnapshot: writeFile(t, "demo.json", demoSnapshot(t))})
+	waitRevision(t, []*node{n}, 1)
+	uasDone := answerOn(t, n, "bob", freeUDPPort(t))
+
+	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", "1002"}})
+	// The UAS needs a moment to bind after the registering SIPp released the port.
+	var res sippResult
+	eventually(t, 10*time.Second, "uas listening", func(ctx context.Context) error {
+		res = runSIPp(t, "uac-auth.xml", n.sipUDP, 1, 20*time.Second, "-inf", callers)
+		if res.exit != 0 {
+			return fmt.Errorf("uac exit %d", res.exit)
+		}
+		return nil
+	})
+	if code := uasDone(); code != 0 {
+		t.Fatalf("the answering phone's SIPp exited %d", code)
+	}
+	st, err := n.status(context.Background())
+	if err != nil || st.ActiveCalls != 0 {
+		t.Errorf("after hang-up: %d active calls (%v)", st.ActiveCalls, err)
+	}
+}
+
+// writeCallersCSV writes caller;[authentication ...];domain;dialled rows.
+func writeCallersCSV(t testing.TB, rows [][4]string) string {
+	t.Helper()
+	var b []byte
+	b = append(b, "SEQUENTIAL\n"...)
+	for _, r := range rows {
+		b = fmt.Appendf(b, "%s;[authentication username=%s password=%s];%s;%s\n", r[0], r[0], r[1], r[2], r[3])
+	}
+	return writeFile(t, "callers.csv", b)
+}
+
+// Calls Outpost cannot connect get the answer that says why.
+func TestCallRefusals(t *testing.T) {
+	n := startNode(t, "refuse", nodeOpts{bootstrapSnapshot: writeFile(t, "demo.json", demoSnapshot(t))})
+	waitRevision(t, []*node{n}, 1)
+	template, err := os.ReadFile(filepath.Join("testdata", "sipp", "uac-auth-refused.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, dial, code string }{
+		{"not registered", "1003", "480"},
+		{"unknown extension", "1234", "404"},
+		{"outside the account, no trunk yet", "4155550123", "503"},
+		{"group routing not yet", "1900", "480"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scenario := writeFile(t, "refused.xml", bytes.ReplaceAll(template, []byte("EXPECTED"), []byte(tc.code)))
+			callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", tc.dial}})
+			if res := runSIPp(t, scenario, n.sipUDP, 1, 20*time.Second, "-inf", callers); res.exit != 0 {
+				t.Errorf("dialling %s: want %s; sipp exit %d\n%s", tc.dial, tc.code, res.exit, res.stdout)
+			}
+		})
+	}
+}
