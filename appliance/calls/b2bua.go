@@ -30,6 +30,7 @@ type Directory interface {
 	Site(ctx context.Context, id string) (account.Site, error)
 	UserByID(ctx context.Context, id string) (account.User, error)
 	Bindings(ctx context.Context, aor string, now time.Time) ([]store.Binding, error)
+	Members(ctx context.Context) ([]store.Member, error)
 }
 
 // B2BUA connects calls between phones: every call is an inbound leg from
@@ -37,6 +38,7 @@ type Directory interface {
 // Media flows directly between the phones (their SDP is passed through).
 type B2BUA struct {
 	nodeID string
+	hopKey []byte // authenticates INVITEs between the nodes of the cluster
 	auth   Authenticator
 	dir    Directory
 	in     *sipgo.DialogServerCache
@@ -56,9 +58,12 @@ type call struct {
 
 // NewB2BUA builds the call handler. contact is the Contact the node puts in
 // its dialogs.
-func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticator, dir Directory, nodeID string, log *slog.Logger) *B2BUA {
+// hopSecret (shared by every node) authenticates calls one node hands to
+// another for a phone registered there.
+func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticator, dir Directory,
+	nodeID string, hopSecret []byte, log *slog.Logger) *B2BUA {
 	return &B2BUA{
-		nodeID: nodeID, auth: auth, dir: dir, log: log,
+		nodeID: nodeID, hopKey: hopSecret, auth: auth, dir: dir, log: log,
 		in:    sipgo.NewDialogServerCache(client, contact),
 		out:   sipgo.NewDialogClientCache(client, contact),
 		calls: map[string]*call{},
@@ -104,6 +109,10 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+	if req.GetHeader(hopAuthHeader) != nil {
+		b.onHop(req, tx)
+		return
+	}
 	caller, ok := b.auth.AuthenticateRequest(req, tx)
 	if !ok {
 		return
@@ -137,13 +146,8 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 500, "Server Internal Error")
 		return
 	}
-	var local []store.Binding
-	for _, bd := range bindings {
-		if bd.Node == b.nodeID { // node-to-node routing comes next
-			local = append(local, bd)
-		}
-	}
-	if len(local) == 0 {
+	targets := b.targets(ctx, bindings)
+	if len(targets) == 0 {
 		respond(tx, req, 480, "Temporarily Unavailable")
 		return
 	}
@@ -153,7 +157,36 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = ds.Respond(100, "Trying", nil)
-	b.ring(ds, req, caller, callee, acct, local)
+	b.ring(ds, req, caller, callee, acct, targets)
+}
+
+// target is where one leg goes: a phone's flow on this node, or the node
+// that holds the phone's flow.
+type target struct {
+	binding store.Binding
+	via     string // the holding node's SIP address; empty when local
+}
+
+// targets places each binding: here when this node holds its flow, else at
+// the member that does (a member with no SIP address is skipped).
+func (b *B2BUA) targets(ctx context.Context, bindings []store.Binding) []target {
+	var out []target
+	var members []store.Member
+	for _, bd := range bindings {
+		if bd.Node == b.nodeID {
+			out = append(out, target{binding: bd})
+			continue
+		}
+		if members == nil {
+			members, _ = b.dir.Members(ctx)
+		}
+		for _, m := range members {
+			if m.ID == bd.Node && m.SIPAddr != "" {
+				out = append(out, target{binding: bd, via: m.SIPAddr})
+			}
+		}
+	}
+	return out
 }
 
 type legResult struct {
@@ -162,14 +195,14 @@ type legResult struct {
 }
 
 // ring forks the call to every binding and connects the first answer.
-func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, callee account.User, acct account.Account, bindings []store.Binding) {
+func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, callee account.User, acct account.Account, targets []target) {
 	ctx, cancel := context.WithCancel(ds.Context())
 	defer cancel()
-	results := make(chan legResult, len(bindings))
+	results := make(chan legResult, len(targets))
 	var ringing sync.Once
-	for _, bd := range bindings {
+	for _, tg := range targets {
 		go func() {
-			sess, err := b.leg(ctx, req, caller, callee, acct, bd, func(res *sip.Response) {
+			sess, err := b.leg(ctx, req, caller, callee, acct, tg, func(res *sip.Response) {
 				if res.StatusCode == 180 || res.StatusCode == 183 {
 					ringing.Do(func() { _ = ds.Respond(res.StatusCode, res.Reason, res.Body(), contentType(res)...) })
 				}
@@ -179,7 +212,7 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, ca
 	}
 	var winner *sipgo.DialogClientSession
 	busy := false
-	for range bindings {
+	for range targets {
 		r := <-results
 		switch {
 		case r.err == nil && winner == nil:
@@ -229,16 +262,23 @@ func contentType(m interface{ GetHeader(string) sip.Header }) []sip.Header {
 	return nil
 }
 
-// leg sends the INVITE to one contact through the flow it registered from.
+// leg sends the INVITE to one contact through the flow it registered from,
+// or to the node holding that flow.
 func (b *B2BUA) leg(ctx context.Context, in *sip.Request, caller, callee account.User, acct account.Account,
-	bd store.Binding, onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
+	tg target, onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
+	bd := tg.binding
 	var uri sip.Uri
 	if err := sip.ParseUri(bd.Contact, &uri); err != nil {
 		return nil, fmt.Errorf("contact %q: %w", bd.Contact, err)
 	}
 	inv := sip.NewRequest(sip.INVITE, uri)
-	inv.SetDestination(bd.Source)
-	inv.SetTransport(strings.ToUpper(bd.Transport))
+	if tg.via == "" {
+		inv.SetDestination(bd.Source)
+		inv.SetTransport(strings.ToUpper(bd.Transport))
+	} else {
+		inv.SetDestination(tg.via)
+		inv.SetTransport("UDP")
+	}
 	fromUser := caller.Extension
 	if fromUser == "" {
 		fromUser = caller.SIP.Username
@@ -251,6 +291,12 @@ func (b *B2BUA) leg(ctx context.Context, in *sip.Request, caller, callee account
 		Address: sip.Uri{Scheme: "sip", User: callee.SIP.Username, Host: acct.SIPRealm}, Params: sip.NewParams()})
 	for _, h := range contentType(in) {
 		inv.AppendHeader(h)
+	}
+	if tg.via != "" {
+		callID := sip.GenerateTagN(24)
+		inv.AppendHeader(sip.NewHeader("Call-ID", callID))
+		inv.AppendHeader(sip.NewHeader(hopBindingHeader, bd.AOR+" "+bd.ID))
+		inv.AppendHeader(sip.NewHeader(hopAuthHeader, b.hopMAC(callID, bd.AOR, bd.ID)))
 	}
 	inv.SetBody(in.Body())
 	sess, err := b.out.WriteInvite(ctx, inv)

@@ -103,3 +103,66 @@ func TestCallRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A phone registered on one node is called from a phone on another: the
+// call goes node to node.
+func TestCallAcrossNodes(t *testing.T) {
+	nodes := formCluster(t)
+	if _, err := nodes[0].client().ApplySnapshot(context.Background(), demoSnapshot(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitRevision(t, nodes, 1)
+	callerNode, calleeNode := nodes[0], nodes[2]
+	uasDone := answerOn(t, calleeNode, "bob", freeUDPPort(t))
+	eventually(t, 15*time.Second, "bob's registration reaches "+callerNode.id, func(ctx context.Context) error {
+		st, err := callerNode.status(ctx)
+		if err == nil && st.Registrations != 1 {
+			err = fmt.Errorf("%d registrations", st.Registrations)
+		}
+		return err
+	})
+	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", "1002"}})
+	eventually(t, 10*time.Second, "call across nodes", func(ctx context.Context) error {
+		if res := runSIPp(t, "uac-auth.xml", callerNode.sipUDP, 1, 20*time.Second, "-inf", callers); res.exit != 0 {
+			return fmt.Errorf("uac exit %d\n%s", res.exit, res.stdout)
+		}
+		return nil
+	})
+	if code := uasDone(); code != 0 {
+		t.Fatalf("the answering phone's SIPp exited %d", code)
+	}
+}
+
+// With the other two nodes dead (no quorum), the survivor still registers
+// phones and connects calls between them.
+func TestCallWithoutQuorum(t *testing.T) {
+	nodes := formCluster(t)
+	if _, err := nodes[0].client().ApplySnapshot(context.Background(), demoSnapshot(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitRevision(t, nodes, 1)
+	survivor := nodes[1]
+	for _, n := range nodes {
+		if n != survivor {
+			n.kill()
+		}
+	}
+	eventually(t, 15*time.Second, survivor.id+" has lost quorum", func(ctx context.Context) error {
+		st, err := survivor.status(ctx)
+		if err == nil && st.Quorum {
+			err = fmt.Errorf("still has quorum")
+		}
+		return err
+	})
+	uasDone := answerOn(t, survivor, "bob", freeUDPPort(t))
+	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", "1002"}})
+	eventually(t, 10*time.Second, "call without quorum", func(ctx context.Context) error {
+		if res := runSIPp(t, "uac-auth.xml", survivor.sipUDP, 1, 20*time.Second, "-inf", callers); res.exit != 0 {
+			return fmt.Errorf("uac exit %d\n%s", res.exit, res.stdout)
+		}
+		return nil
+	})
+	if code := uasDone(); code != 0 {
+		t.Fatalf("the answering phone's SIPp exited %d", code)
+	}
+}

@@ -149,7 +149,8 @@ func (n *Node) startSIP() error {
 		port, _ = strconv.Atoi(p)
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "outpost", Host: host, Port: port}}
-	e.calls = calls.NewB2BUA(client, contact, e.reg, st.Reader(), n.cfg.NodeID, n.log.With("component", "calls"))
+	hop := sha256.Sum256([]byte("outpost sip node hop v1\x00" + n.token))
+	e.calls = calls.NewB2BUA(client, contact, e.reg, st.Reader(), n.cfg.NodeID, hop[:], n.log.With("component", "calls"))
 	e.srv.OnInvite(e.calls.OnInvite)
 	e.srv.OnAck(e.calls.OnAck)
 	e.srv.OnBye(e.calls.OnBye)
