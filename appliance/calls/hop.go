@@ -82,4 +82,3 @@ func (b *B2BUA) onHop(req *sip.Request, tx sip.ServerTransaction) {
 	_ = ds.Respond(100, "Trying", nil)
 	b.ring(ds, req, caller, callee, acct, tg)
 }
-
