@@ -2,6 +2,7 @@ package calls
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,11 @@ type Authenticator interface {
 	AuthenticateRequest(req *sip.Request, tx sip.ServerTransaction) (account.User, bool)
 }
 
+// Journal records finished calls (local-first, shared with the cluster).
+type Journal interface {
+	Record(r store.CallRecord)
+}
+
 // Directory is what the B2BUA reads: the configuration and the bindings.
 type Directory interface {
 	Account(ctx context.Context) (account.Account, error)
@@ -37,13 +43,14 @@ type Directory interface {
 // the caller and an outbound leg to the callee, each its own SIP dialog.
 // Media flows directly between the phones (their SDP is passed through).
 type B2BUA struct {
-	nodeID string
-	hopKey []byte // authenticates INVITEs between the nodes of the cluster
-	auth   Authenticator
-	dir    Directory
-	in     *sipgo.DialogServerCache
-	out    *sipgo.DialogClientCache
-	log    *slog.Logger
+	nodeID  string
+	hopKey  []byte // authenticates INVITEs between the nodes of the cluster
+	auth    Authenticator
+	dir     Directory
+	journal Journal
+	in      *sipgo.DialogServerCache
+	out     *sipgo.DialogClientCache
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	calls  map[string]*call // by inbound and by outbound dialog ID
@@ -54,6 +61,7 @@ type B2BUA struct {
 type call struct {
 	in  *sipgo.DialogServerSession
 	out *sipgo.DialogClientSession
+	rec *store.CallRecord // nil on a node that only carries another node's leg
 }
 
 // NewB2BUA builds the call handler. contact is the Contact the node puts in
@@ -61,9 +69,9 @@ type call struct {
 // hopSecret (shared by every node) authenticates calls one node hands to
 // another for a phone registered there.
 func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticator, dir Directory,
-	nodeID string, hopSecret []byte, log *slog.Logger) *B2BUA {
+	journal Journal, nodeID string, hopSecret []byte, log *slog.Logger) *B2BUA {
 	return &B2BUA{
-		nodeID: nodeID, hopKey: hopSecret, auth: auth, dir: dir, log: log,
+		nodeID: nodeID, hopKey: hopSecret, auth: auth, dir: dir, journal: journal, log: log,
 		in:    sipgo.NewDialogServerCache(client, contact),
 		out:   sipgo.NewDialogClientCache(client, contact),
 		calls: map[string]*call{},
@@ -118,46 +126,57 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	ctx := context.Background()
+	now := time.Now().UTC()
+	rec := &store.CallRecord{
+		ID: newRecordID(), CallID: req.CallID().Value(), Caller: caller.SIP.Username, CallerName: caller.Name,
+		Dialled: req.Recipient.User, Start: now, Node: b.nodeID, Site: caller.Site,
+	}
+	refuse := func(code int, reason, disposition string) {
+		respond(tx, req, code, reason)
+		b.finish(rec, code, disposition)
+	}
 	dest := Resolve(Dial{CallerSite: caller.Site, Digits: req.Recipient.User}, storePlan{ctx, b.dir})
+	rec.Destination = dest.Kind
 	switch dest.Kind {
 	case DestUser:
 	case DestSDG, DestNumber:
-		respond(tx, req, 480, "Temporarily Unavailable: group routing is not available yet")
+		refuse(480, "Temporarily Unavailable: group routing is not available yet", DispUnavailable)
 		return
 	case DestExternal, DestEmergency:
-		respond(tx, req, 503, "Service Unavailable: no trunk to the PSTN yet")
+		refuse(503, "Service Unavailable: no trunk to the PSTN yet", DispFailed)
 		return
 	default:
-		respond(tx, req, 404, "Not Found")
+		refuse(404, "Not Found", DispRefused)
 		return
 	}
 	acct, err := b.dir.Account(ctx)
 	if err != nil {
-		respond(tx, req, 500, "Server Internal Error")
+		refuse(500, "Server Internal Error", DispFailed)
 		return
 	}
 	callee, err := b.dir.UserByID(ctx, dest.ID)
 	if err != nil {
-		respond(tx, req, 404, "Not Found")
+		refuse(404, "Not Found", DispRefused)
 		return
 	}
+	rec.Callee = callee.SIP.Username
 	bindings, err := b.dir.Bindings(ctx, callee.SIP.Username+"@"+acct.SIPRealm, time.Now())
 	if err != nil {
-		respond(tx, req, 500, "Server Internal Error")
+		refuse(500, "Server Internal Error", DispFailed)
 		return
 	}
 	targets := b.targets(ctx, bindings)
 	if len(targets) == 0 {
-		respond(tx, req, 480, "Temporarily Unavailable")
+		refuse(480, "Temporarily Unavailable", DispUnavailable)
 		return
 	}
 	ds, err := b.in.ReadInvite(req, tx)
 	if err != nil {
-		respond(tx, req, 500, "Server Internal Error")
+		refuse(500, "Server Internal Error", DispFailed)
 		return
 	}
 	_ = ds.Respond(100, "Trying", nil)
-	b.ring(ds, req, caller, callee, acct, targets)
+	b.ring(ds, req, caller, callee, acct, targets, rec)
 }
 
 // target is where one leg goes: a phone's flow on this node, or the node
@@ -195,7 +214,8 @@ type legResult struct {
 }
 
 // ring forks the call to every binding and connects the first answer.
-func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, callee account.User, acct account.Account, targets []target) {
+func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, callee account.User, acct account.Account,
+	targets []target, rec *store.CallRecord) {
 	ctx, cancel := context.WithCancel(ds.Context())
 	defer cancel()
 	results := make(chan legResult, len(targets))
@@ -232,10 +252,13 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, ca
 	if winner == nil {
 		switch {
 		case ds.Context().Err() != nil: // the caller cancelled: sipgo answered 487
+			b.finish(rec, 487, DispCancelled)
 		case busy:
 			_ = ds.Respond(486, "Busy Here", nil)
+			b.finish(rec, 486, DispBusy)
 		default:
 			_ = ds.Respond(480, "Temporarily Unavailable", nil)
+			b.finish(rec, 480, DispNoAnswer)
 		}
 		return
 	}
@@ -245,9 +268,13 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, ca
 	if err := ds.Respond(200, "OK", winner.InviteResponse.Body(), contentType(winner.InviteResponse)...); err != nil {
 		b.log.Warn("answer caller", "call_id", req.CallID().Value(), "error", err)
 		_ = winner.Bye(context.Background())
+		b.finish(rec, 500, DispFailed)
 		return
 	}
-	c := &call{in: ds, out: winner}
+	if rec != nil {
+		rec.Answer, rec.Status = time.Now().UTC(), 200
+	}
+	c := &call{in: ds, out: winner, rec: rec}
 	b.mu.Lock()
 	b.calls[ds.ID], b.calls[winner.ID] = c, c
 	b.mu.Unlock()
@@ -354,6 +381,9 @@ func (b *B2BUA) end(id string) *call {
 	delete(b.calls, c.in.ID)
 	delete(b.calls, c.out.ID)
 	b.active.Add(-1)
+	if c.rec != nil {
+		b.finish(c.rec, 200, DispAnswered)
+	}
 	return c
 }
 
@@ -361,4 +391,34 @@ func (b *B2BUA) end(id string) *call {
 // and its answer back.
 func (b *B2BUA) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, 488, "Not Acceptable Here: re-INVITE is not passed between legs yet")
+}
+
+// Dispositions of a call record.
+const (
+	DispAnswered    = "answered"
+	DispBusy        = "busy"
+	DispNoAnswer    = "no_answer"
+	DispUnavailable = "unavailable"
+	DispCancelled   = "cancelled"
+	DispFailed      = "failed"
+	DispRefused     = "refused"
+)
+
+// finish closes a call record and hands it to the journal. rec is nil on a
+// node that only carries another node's leg: the caller's node records.
+func (b *B2BUA) finish(rec *store.CallRecord, status int, disposition string) {
+	if rec == nil || b.journal == nil {
+		return
+	}
+	rec.End, rec.Status, rec.Disposition = time.Now().UTC(), status, disposition
+	b.journal.Record(*rec)
+}
+
+// newRecordID is a random UUID (version 4), the record's stable id.
+func newRecordID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
 }

@@ -80,5 +80,5 @@ func (b *B2BUA) onHop(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = ds.Respond(100, "Trying", nil)
-	b.ring(ds, req, caller, callee, acct, tg)
+	b.ring(ds, req, caller, callee, acct, tg, nil)
 }

@@ -18,12 +18,13 @@ type CommandType uint8
 // skipped by a node that does not know it (rolling upgrades); an unknown type
 // without it stops the FSM loudly.
 const (
-	CmdApplySnapshot CommandType = 1 // a whole account revision
-	CmdUpsertMember  CommandType = 2 // a node's addresses and site
-	CmdRemoveMember  CommandType = 3
-	CmdSetMode       CommandType = 4 // normal | survivability | recovering
-	CmdPutBindings   CommandType = 6 // registrations a node shares (presence plane)
-	CmdPruneBindings CommandType = 7 // forget bindings that expired before a time
+	CmdApplySnapshot  CommandType = 1 // a whole account revision
+	CmdUpsertMember   CommandType = 2 // a node's addresses and site
+	CmdRemoveMember   CommandType = 3
+	CmdSetMode        CommandType = 4 // normal | survivability | recovering
+	CmdPutBindings    CommandType = 6 // registrations a node shares (presence plane)
+	CmdPruneBindings  CommandType = 7 // forget bindings that expired before a time
+	CmdPutCallRecords CommandType = 8 // finished calls a node shares (outage journal)
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -44,6 +45,8 @@ func (t CommandType) String() string {
 		return "put_bindings"
 	case CmdPruneBindings:
 		return "prune_bindings"
+	case CmdPutCallRecords:
+		return "put_call_records"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -105,6 +108,16 @@ type PutBindings struct {
 	Bindings []store.Binding `json:"bindings"`
 }
 
+// PutCallRecords is the payload of CmdPutCallRecords.
+type PutCallRecords struct {
+	Records []store.CallRecord `json:"records"`
+}
+
+// EncodeCallRecords is the entry sharing a node's finished calls.
+func EncodeCallRecords(rs []store.CallRecord) ([]byte, error) {
+	return Encode(CmdPutCallRecords, PutCallRecords{Records: rs})
+}
+
 // PruneBindings is the payload of CmdPruneBindings; Before is stamped by the
 // proposer so every node prunes alike.
 type PruneBindings struct {
@@ -143,8 +156,18 @@ func CheckShared(cmd []byte) error {
 		if err := dec.Decode(&p); err != nil || p.Before.IsZero() {
 			return fmt.Errorf("%w: %s payload needs a before time", ErrMalformedCommand, t)
 		}
+	case CmdPutCallRecords:
+		var p PutCallRecords
+		if err := dec.Decode(&p); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
+		}
+		for i, r := range p.Records {
+			if r.ID == "" || r.Start.IsZero() || r.End.IsZero() {
+				return fmt.Errorf("%w: call record %d needs id, start and end", ErrMalformedCommand, i)
+			}
+		}
 	default:
-		return fmt.Errorf("%s is not a command nodes may share: only registrations are accepted here", t)
+		return fmt.Errorf("%s is not a command nodes may share: only registrations and call records are accepted here", t)
 	}
 	return nil
 }

@@ -169,6 +169,9 @@ func commandHandlers() map[CommandType]handler {
 		CmdPruneBindings: jsonHandler(func(tx *store.Tx, m PruneBindings) error {
 			return tx.PruneBindings(m.Before)
 		}),
+		CmdPutCallRecords: jsonHandler(func(tx *store.Tx, m PutCallRecords) error {
+			return tx.PutCallRecords(m.Records)
+		}),
 		CmdBatch: (*FSM).applyBatch,
 	}
 }
@@ -208,7 +211,8 @@ func jsonHandler[T any](apply func(tx *store.Tx, payload T) error) handler {
 // the store failing (which halts the FSM). Such a command must change
 // nothing before the store refuses it.
 func refused(err error) bool {
-	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalidBinding)
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalidBinding) ||
+		errors.Is(err, store.ErrInvalidCallRecord)
 }
 
 // applyOne applies one entry. A command refused for its content (a stale

@@ -67,6 +67,23 @@ func TestCallBetweenTwoPhones(t *testing.T) {
 	if err != nil || st.ActiveCalls != 0 {
 		t.Errorf("after hang-up: %d active calls (%v)", st.ActiveCalls, err)
 	}
+	// The call left a record in the outage journal.
+	eventually(t, 10*time.Second, "the call's journal record", func(ctx context.Context) error {
+		recs, err := n.client().Journal(ctx, 10)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.Caller == "alice" && r.Callee == "bob" && r.Disposition == "answered" && r.Dialled == "1002" &&
+				!r.Answer.IsZero() && r.End.After(r.Answer) && r.Node == n.id && r.Status == 200 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no answered alice->bob record in %+v", recs)
+	})
+	if st, err := n.status(context.Background()); err != nil || st.JournalPending < 1 {
+		t.Errorf("journal_pending %d (%v), want at least 1", st.JournalPending, err)
+	}
 }
 
 // writeCallersCSV writes caller;[authentication ...];domain;dialled rows.
@@ -102,6 +119,23 @@ func TestCallRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Every refused call is in the journal with the status it got.
+	eventually(t, 10*time.Second, "refused calls journalled", func(ctx context.Context) error {
+		recs, err := n.client().Journal(ctx, 100)
+		if err != nil {
+			return err
+		}
+		got := map[string]int{}
+		for _, r := range recs {
+			got[r.Dialled] = r.Status
+		}
+		for dial, want := range map[string]int{"1003": 480, "1234": 404, "4155550123": 503, "1900": 480} {
+			if got[dial] != want {
+				return fmt.Errorf("record for %s: status %d, want %d (records %+v)", dial, got[dial], want, recs)
+			}
+		}
+		return nil
+	})
 }
 
 // A phone registered on one node is called from a phone on another: the
@@ -130,6 +164,17 @@ func TestCallAcrossNodes(t *testing.T) {
 	})
 	if code := uasDone(); code != 0 {
 		t.Fatalf("the answering phone's SIPp exited %d", code)
+	}
+	// The caller's node journals the call once; the cluster shares it, so
+	// every node holds it.
+	for _, n := range nodes {
+		eventually(t, 15*time.Second, n.id+" holds the call record", func(ctx context.Context) error {
+			recs, err := n.client().Journal(ctx, 10)
+			if err == nil && (len(recs) != 1 || recs[0].Node != callerNode.id || recs[0].Disposition != "answered") {
+				err = fmt.Errorf("records %+v", recs)
+			}
+			return err
+		})
 	}
 }
 

@@ -40,7 +40,9 @@ type Node struct {
 	httpLn  net.Listener
 	raftLn  net.Listener
 	sip     *sipEndpoint
-	sharer  *sharer
+
+	bindingSharer *sharer[store.Binding]
+	journal       *journal
 
 	httpAdvertise string
 	sipAdvertise  string
@@ -92,7 +94,9 @@ func (n *Node) Run(ctx context.Context) error {
 	run(n.readinessLoop)
 	run(n.systemdLoop)
 	run(n.serveSIP)
-	run(n.shareLoop)
+	run(func(ctx context.Context) { n.bindingSharer.run(ctx, n.log, n.propose) })
+	run(func(ctx context.Context) { n.journal.sharer.run(ctx, n.log, n.propose) })
+	run(n.journal.run)
 
 	var err error
 	select {
@@ -169,6 +173,9 @@ func (n *Node) start() error {
 		Reader:      n.store.Reader(),
 		Healthy:     n.health.Healthy,
 		ActiveCalls: func() int { return n.sip.calls.Active() },
+		// Nothing uploads to the cloud yet (cloud sync is issue 4), so
+		// every record of the journal is pending.
+		JournalPending: n.store.Reader().CountCallRecords,
 		Registrations: func(ctx context.Context) (int, map[string]int, error) {
 			return n.store.Reader().BindingCounts(ctx, time.Now())
 		},

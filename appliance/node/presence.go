@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -12,122 +13,145 @@ import (
 	"github.com/outpost-voice/outpost/appliance/web"
 )
 
-// Sharing of the presence plane: the registrar records bindings in
-// local_bindings at once, with or without quorum; shareLoop then proposes
-// them to the cluster, so every node can route to every phone.
+// Sharing of the local-first planes: the registrar records bindings, and
+// the B2BUA call records, on this node at once, with or without quorum; a
+// sharer then proposes them to the cluster, so every node can route to
+// every phone and no record is lost when a node dies.
 // shareMargin applies while catching up from the store: rows are re-read
-// this much older than the newest shared, since requests stamped just before
+// this much older than the newest shared, since rows stamped just before
 // another may commit just after it.
 const (
 	shareEvery  = 250 * time.Millisecond
 	shareChunk  = 1000
 	shareMargin = 5 * time.Second
+	// maxShareQueue bounds the queue; past it the sharer reads the store.
+	maxShareQueue = 200_000
 )
 
-// sharer holds what the registrar persisted and the cluster has not taken
+// sharer holds what was persisted locally and the cluster has not taken
 // yet. Normally it shares exactly that; after a failure (no quorum, a
 // partition), after a restart, or when too much piled up, it catches up
 // from the store instead: everything changed since the last success.
-type sharer struct {
+type sharer[T any] struct {
+	what    string
+	id      func(T) string
+	version func(T) time.Time
+	since   func(ctx context.Context, t time.Time) ([]T, error) // local rows newer than t
+	encode  func([]T) ([]byte, error)                           // the Raft command
+
 	mu       sync.Mutex
-	queue    []store.Binding
+	queue    []T
 	catchUp  bool
-	mark     time.Time            // newest UpdatedAt shared while catching up
+	mark     time.Time            // newest version shared while catching up
 	shared   map[string]time.Time // id -> version shared, within the margin
 	failures int
 }
 
-// maxShareQueue bounds the queue; past it the sharer reads the store.
-const maxShareQueue = 200_000
-
-func newSharer() *sharer {
-	return &sharer{catchUp: true, shared: map[string]time.Time{}}
+func newBindingSharer(st *store.Store) *sharer[store.Binding] {
+	return &sharer[store.Binding]{
+		what:    "registrations",
+		id:      func(b store.Binding) string { return b.ID },
+		version: func(b store.Binding) time.Time { return b.UpdatedAt },
+		since:   st.Reader().LocalBindingsSince,
+		encode:  cluster.EncodeBindings,
+		catchUp: true, shared: map[string]time.Time{},
+	}
 }
 
-// persisted is called with every batch the registrar committed locally.
-func (s *sharer) persisted(bs []store.Binding) {
+func newRecordSharer(st *store.Store) *sharer[store.CallRecord] {
+	return &sharer[store.CallRecord]{
+		what:    "call records",
+		id:      func(r store.CallRecord) string { return r.ID },
+		version: func(r store.CallRecord) time.Time { return r.End },
+		since:   st.Reader().LocalCallRecordsSince,
+		encode:  cluster.EncodeCallRecords,
+		catchUp: true, shared: map[string]time.Time{},
+	}
+}
+
+// persisted is called with every batch committed locally.
+func (s *sharer[T]) persisted(rows []T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.catchUp {
 		return // the catch-up read will find them
 	}
-	if len(s.queue)+len(bs) > maxShareQueue {
+	if len(s.queue)+len(rows) > maxShareQueue {
 		s.queue, s.catchUp = nil, true
 		return
 	}
-	s.queue = append(s.queue, bs...)
+	s.queue = append(s.queue, rows...)
 }
 
-// shareLoop shares what the registrar persisted until ctx ends.
-func (n *Node) shareLoop(ctx context.Context) {
-	s := n.sharer
+// run shares until ctx ends; propose sends one encoded command.
+func (s *sharer[T]) run(ctx context.Context, log *slog.Logger, propose func(context.Context, []byte) error) {
 	every(ctx, shareEvery, func() bool {
-		err := n.shareOnce(ctx, s)
+		err := s.once(ctx, propose)
 		switch {
 		case err == nil:
 			if s.failures > 0 {
-				n.log.Info("registrations shared with the cluster again", "after_failures", s.failures)
+				log.Info(s.what+" shared with the cluster again", "after_failures", s.failures)
 			}
 			s.failures = 0
 		case ctx.Err() != nil:
 		default:
 			s.failures++
 			if s.failures == 1 || s.failures%40 == 0 {
-				n.log.Warn("cannot share registrations with the cluster yet; keeping them locally", "failures", s.failures, "error", err)
+				log.Warn("cannot share "+s.what+" with the cluster yet; keeping them locally", "failures", s.failures, "error", err)
 			}
 		}
 		return false
 	})
 }
 
-func (n *Node) shareOnce(ctx context.Context, s *sharer) error {
+func (s *sharer[T]) fail() {
+	s.mu.Lock()
+	s.catchUp, s.queue = true, nil
+	s.mu.Unlock()
+}
+
+func (s *sharer[T]) once(ctx context.Context, propose func(context.Context, []byte) error) error {
 	s.mu.Lock()
 	catchUp, queue := s.catchUp, s.queue
 	s.queue = nil
-	s.mu.Unlock()
-	if !catchUp {
-		if err := n.shareChunks(ctx, queue); err != nil {
-			s.mu.Lock()
-			s.catchUp, s.queue = true, nil
-			s.mu.Unlock()
-			return err
-		}
-		return nil
-	}
 	// Catching up: queue new batches from now on, then read the store; a
 	// batch committed in between is in both, which costs a duplicate only.
-	s.mu.Lock()
 	s.catchUp = false
 	s.mu.Unlock()
-	since := s.mark
-	if !since.IsZero() {
-		since = since.Add(-shareMargin)
-	}
-	rows, err := n.store.Reader().LocalBindingsSince(ctx, since)
-	if err != nil {
-		s.mu.Lock()
-		s.catchUp, s.queue = true, nil
-		s.mu.Unlock()
-		return err
-	}
-	var fresh []store.Binding
-	for _, b := range rows {
-		if v, ok := s.shared[b.ID]; !ok || b.UpdatedAt.After(v) {
-			fresh = append(fresh, b)
+	rows := queue
+	if catchUp {
+		since := s.mark
+		if !since.IsZero() {
+			since = since.Add(-shareMargin)
 		}
-	}
-	for start := 0; start < len(fresh); start += shareChunk {
-		chunk := fresh[start:min(start+shareChunk, len(fresh))]
-		if err := n.share(ctx, chunk); err != nil {
-			s.mu.Lock()
-			s.catchUp, s.queue = true, nil
-			s.mu.Unlock()
+		all, err := s.since(ctx, since)
+		if err != nil {
+			s.fail()
 			return err
 		}
-		for _, b := range chunk {
-			s.shared[b.ID] = b.UpdatedAt
-			if b.UpdatedAt.After(s.mark) {
-				s.mark = b.UpdatedAt
+		rows = rows[:0]
+		for _, r := range all {
+			if v, ok := s.shared[s.id(r)]; !ok || s.version(r).After(v) {
+				rows = append(rows, r)
+			}
+		}
+	}
+	for start := 0; start < len(rows); start += shareChunk {
+		chunk := rows[start:min(start+shareChunk, len(rows))]
+		cmd, err := s.encode(chunk)
+		if err == nil {
+			err = propose(ctx, cmd)
+		}
+		if err != nil {
+			s.fail()
+			return err
+		}
+		if catchUp {
+			for _, r := range chunk {
+				s.shared[s.id(r)] = s.version(r)
+				if s.version(r).After(s.mark) {
+					s.mark = s.version(r)
+				}
 			}
 		}
 	}
@@ -139,22 +163,9 @@ func (n *Node) shareOnce(ctx context.Context, s *sharer) error {
 	return nil
 }
 
-// shareChunks shares bs in chunks.
-func (n *Node) shareChunks(ctx context.Context, bs []store.Binding) error {
-	for start := 0; start < len(bs); start += shareChunk {
-		if err := n.share(ctx, bs[start:min(start+shareChunk, len(bs))]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// share proposes bindings on the leader, directly or through its API.
-func (n *Node) share(ctx context.Context, bs []store.Binding) error {
-	cmd, err := cluster.EncodeBindings(bs)
-	if err != nil {
-		return err
-	}
+// propose proposes a presence-plane command on the leader, directly or
+// through its API.
+func (n *Node) propose(ctx context.Context, cmd []byte) error {
 	if n.cluster.IsLeader() {
 		res, err := n.cluster.ApplyBatched(ctx, cmd)
 		if err == nil {

@@ -108,12 +108,12 @@ func (n *Node) startSIP() error {
 		return fmt.Errorf("sip server: %w", err)
 	}
 	st := n.store
-	n.sharer = newSharer()
+	n.bindingSharer = newBindingSharer(st)
 	persist := func(bs []store.Binding) error {
 		if err := st.PutLocalBindings(bs); err != nil {
 			return err
 		}
-		n.sharer.persisted(bs)
+		n.bindingSharer.persisted(bs)
 		return nil
 	}
 	e.loc = registrar.NewLocation(persist, n.log.With("component", "location"))
@@ -150,7 +150,8 @@ func (n *Node) startSIP() error {
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "outpost", Host: host, Port: port}}
 	hop := sha256.Sum256([]byte("outpost sip node hop v1\x00" + n.token))
-	e.calls = calls.NewB2BUA(client, contact, e.reg, st.Reader(), n.cfg.NodeID, hop[:], n.log.With("component", "calls"))
+	n.journal = newJournal(st, n.log.With("component", "journal"))
+	e.calls = calls.NewB2BUA(client, contact, e.reg, st.Reader(), n.journal, n.cfg.NodeID, hop[:], n.log.With("component", "calls"))
 	e.srv.OnInvite(e.calls.OnInvite)
 	e.srv.OnAck(e.calls.OnAck)
 	e.srv.OnBye(e.calls.OnBye)

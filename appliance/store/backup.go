@@ -58,10 +58,11 @@ func (s *Store) Backup(w io.Writer) error {
 // open Readers stay valid and see the restored state. On any error the live
 // database is unchanged.
 //
-// Everything is replaced except local_bindings: those are this node's own
-// registrations, written by its registrar alone, so the live rows are put
-// into the backup copy before it is copied in (under the write lock, so no
-// PutLocalBindings slips between), and the backup's own local_bindings,
+// Everything is replaced except the local-first tables, local_bindings and
+// local_call_records: those are this node's own registrations and calls,
+// written by this node alone, so the live rows are put into the backup copy
+// before it is copied in (under the write lock, so no PutLocalBindings or
+// PutLocalCallRecords slips between), and the backup's own local rows,
 // another node's when the backup is a Raft snapshot from elsewhere, are
 // dropped. Readers see the swap as one step.
 func (s *Store) Restore(r io.Reader) error {
@@ -106,11 +107,15 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("restore: keep this node's local bindings: %w", err)
 	}
+	keptCalls, err := keepLocalCallRecords(ctx, src, s.path)
+	if err != nil {
+		return fmt.Errorf("restore: keep this node's local call records: %w", err)
+	}
 	if err := copyDB(ctx, s.wdb, src); err != nil {
 		return fmt.Errorf("restore: copy into live database: %w", err)
 	}
 	s.log.Info("database restored from backup", "path", s.path, "backup_schema_version", from, "schema_version", to,
-		"local_bindings_kept", kept)
+		"local_bindings_kept", kept, "local_call_records_kept", keptCalls)
 	return nil
 }
 

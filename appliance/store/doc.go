@@ -17,7 +17,15 @@
 //     newest version of a binding by UpdatedAt (last writer wins, an equal
 //     version is ignored) and keep tombstones until they are pruned, so a
 //     late, older copy cannot bring an unregistered phone back. Readers see
-//     the union, one row per binding ID, the newest winning.
+//     the union, one row per binding ID, the newest winning;
+//   - the outage journal's call records (0003_journal.sql), in the same two
+//     tables pattern: local_call_records holds the calls this node handled,
+//     written directly by this node with Store.PutLocalCallRecords, at once
+//     and with or without quorum; call_records is the replicated journal,
+//     written only by the FSM (Tx.PutCallRecords). Records are immutable and
+//     keyed by a UUID the handling node made, so writes are insert-if-absent
+//     (the first write wins, replays are no-ops). Readers see the union, one
+//     row per ID.
 //
 // The database is opened twice: a single-connection handle that is the only
 // writer (WAL, synchronous=NORMAL, foreign keys on, BEGIN IMMEDIATE, a 64 MiB
@@ -28,23 +36,24 @@
 // always see whole committed transactions.
 //
 // Snapshots: an FSM snapshot is a Backup of the whole file, so it carries the
-// snapshotting node's local_bindings too. Restore therefore replaces
-// everything except local_bindings: it keeps the receiving node's own rows
-// (copying them into the backup before it goes live, under the write lock)
-// and drops the ones in the backup, which on another node are someone
-// else's. A node rebuilt from a backup starts with no local bindings; its
-// phones reappear as they register again, and meanwhile the replicated
-// bindings route to them.
+// snapshotting node's local_bindings and local_call_records too. Restore
+// therefore replaces everything except those two local-first tables: it
+// keeps the receiving node's own rows (copying them into the backup before it
+// goes live, under the write lock) and drops the ones in the backup, which on
+// another node are someone else's. A node rebuilt from a backup starts with
+// no local bindings and no local call records; its phones reappear as they
+// register again, and meanwhile the replicated bindings route to them; its
+// journal is whatever had been replicated.
 //
 // Times are RFC 3339 text in the config tables and integer unix
-// milliseconds (UTC) in the binding tables, so bindings are versioned, and
-// expire, with millisecond precision.
+// milliseconds (UTC) in the binding and call record tables, so bindings are
+// versioned, and expire, with millisecond precision.
 //
 // What store must never do:
 //   - write a replicated table outside Store.Write; only the cluster's FSM
 //     calls Write, Backup and Restore, only the registrar calls
-//     PutLocalBindings and PruneLocalBindings, everything else gets a
-//     *Reader;
+//     PutLocalBindings and PruneLocalBindings, only the node's call handling
+//     calls PutLocalCallRecords, everything else gets a *Reader;
 //   - decide anything about the configuration or about registrations: it
 //     stores what the FSM and the registrar hand it. Validation belongs to
 //     package account, routing to sdg and calls, binding policy to registrar;

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -129,6 +130,38 @@ func (s *Server) getMembers(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"members": m})
+}
+
+// getJournal lists call records of the outage journal, newest first:
+// ?since=RFC3339 (default: all) and ?limit=N (default 100, at most 1000).
+func (s *Server) getJournal(c *gin.Context) {
+	var since time.Time
+	if v := c.Query("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			fail(c, http.StatusBadRequest, "since: %q is not an RFC 3339 time", v)
+			return
+		}
+		since = t
+	}
+	limit := 100
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			fail(c, http.StatusBadRequest, "limit: want a number from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	recs, err := s.deps.Reader.CallRecords(c.Request.Context(), since, limit)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "read journal: %v", err)
+		return
+	}
+	if recs == nil {
+		recs = []store.CallRecord{}
+	}
+	c.JSON(http.StatusOK, gin.H{"records": recs})
 }
 
 // bindJSON decodes a small request body strictly.

@@ -156,6 +156,15 @@ func (c *Client) ApplyShared(ctx context.Context, cmd []byte) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/cluster/apply", bytes.NewReader(cmd), nil)
 }
 
+// Journal lists the newest call records (at most limit).
+func (c *Client) Journal(ctx context.Context, limit int) ([]store.CallRecord, error) {
+	var out struct {
+		Records []store.CallRecord `json:"records"`
+	}
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/journal?limit=%d", limit), nil, &out)
+	return out.Records, err
+}
+
 // SetMode sets the appliance's mode.
 func (c *Client) SetMode(ctx context.Context, mode string) error {
 	return c.postJSON(ctx, "/api/v1/mode", ModeRequest{Mode: mode}, nil)

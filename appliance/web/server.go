@@ -41,6 +41,9 @@ type Deps struct {
 	// Registrations counts live registrations, in all and per site; nil
 	// reports none.
 	Registrations func(ctx context.Context) (int, map[string]int, error)
+	// JournalPending counts outage-journal records not yet uploaded to the
+	// cloud; nil reports none.
+	JournalPending func(ctx context.Context) (int, error)
 	// ActiveCalls counts connected calls on this node; nil reports none.
 	ActiveCalls func() int
 	// Ready returns nil once the node can serve (store open, leader known,
@@ -87,6 +90,7 @@ func (s *Server) routes() {
 	admin := api.Group("", s.requireToken)
 	admin.GET("/snapshot", s.getSnapshot)
 	admin.GET("/cluster/members", s.getMembers)
+	admin.GET("/journal", s.getJournal)
 	// Profiles for diagnosing a node in the field (bearer token only).
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 

@@ -96,6 +96,11 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 	if !since.IsZero() {
 		st.ModeSince = &since
 	}
+	if s.deps.JournalPending != nil {
+		if st.JournalPending, err = s.deps.JournalPending(ctx); err != nil {
+			return Status{}, fmt.Errorf("count journal: %w", err)
+		}
+	}
 	if s.deps.ActiveCalls != nil {
 		st.ActiveCalls = s.deps.ActiveCalls()
 	}

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrInvalidCallRecord marks a call record the store refuses to record (no
+// id, no start or no end time). It is a caller's bug: retrying the same
+// batch fails again.
+var ErrInvalidCallRecord = errors.New("invalid call record")
+
+// CallRecord is one call in the outage journal. Records are immutable:
+// written once, when the call ends; the ID is stable (a UUID made by the
+// node that handled the call), so writes are idempotent. Times are stored
+// with millisecond precision and read back in UTC.
+type CallRecord struct {
+	ID          string    `json:"id"`
+	CallID      string    `json:"call_id"` // SIP Call-ID of the caller's leg
+	Caller      string    `json:"caller"`  // caller's SIP username (or the From user for calls from outside)
+	CallerName  string    `json:"caller_name,omitempty"`
+	Callee      string    `json:"callee"`      // callee's SIP username, empty when the call reached nobody
+	Dialled     string    `json:"dialled"`     // what the caller dialled, as sent
+	Destination string    `json:"destination"` // user | sdg | number | external | emergency | invalid
+	Start       time.Time `json:"start"`
+	Answer      time.Time `json:"answer,omitempty"` // zero when never answered
+	End         time.Time `json:"end"`
+	Disposition string    `json:"disposition"` // answered | busy | no_answer | unavailable | cancelled | failed | refused
+	Status      int       `json:"status"`      // final SIP status given to the caller
+	Node        string    `json:"node"`
+	Site        string    `json:"site"` // caller's site
+}
+
+// The two call record tables share their columns.
+const (
+	tableLocalCallRecords = "local_call_records"
+	tableCallRecords      = "call_records"
+
+	callRecordColumns = `id, call_id, caller, caller_name, callee, dialled, destination,
+	start_ms, answer_ms, end_ms, disposition, status, node, site`
+
+	// defaultCallRecordsLimit is Reader.CallRecords' limit when given none.
+	defaultCallRecordsLimit = 1000
+)
+
+// insertCallRecordsSQL writes one record unless table already holds its id:
+// records are immutable, so the first write wins and a replay is a no-op.
+// (ON CONFLICT (id) rather than INSERT OR IGNORE, which would also swallow
+// a NOT NULL violation.)
+func insertCallRecordsSQL(table string) string {
+	return `INSERT INTO ` + table + ` (` + callRecordColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO NOTHING`
+}
+
+var (
+	insertLocalCallRecordsSQL = insertCallRecordsSQL(tableLocalCallRecords)
+	insertCallRecordsRowsSQL  = insertCallRecordsSQL(tableCallRecords)
+
+	// callRecordsSQL is the union of both tables, one row per id (the
+	// local copy wins; they should be equal), ending at or after ?1
+	// (unix ms), newest end first, ties by id, at most ?2 rows.
+	callRecordsSQL = `SELECT ` + callRecordColumns + ` FROM local_call_records WHERE end_ms >= ?1
+	UNION ALL
+	SELECT ` + callRecordColumns + ` FROM call_records t WHERE end_ms >= ?1
+		AND NOT EXISTS (SELECT 1 FROM local_call_records o WHERE o.id = t.id)
+	ORDER BY end_ms DESC, id
+	LIMIT ?2`
+
+	countCallRecordsSQL = `SELECT count(*) FROM (SELECT id FROM local_call_records UNION SELECT id FROM call_records)`
+)
+
+// journalWrites are the journal's statements prepared at Open.
+var journalWrites = []string{insertLocalCallRecordsSQL, insertCallRecordsRowsSQL}
+
+func init() {
+	// Prepared on the writer at Open with the rest (see prepareWrites).
+	preparedWrites = append(preparedWrites, journalWrites...)
+}
+
+// checkCallRecords refuses a batch holding a record the store cannot keep.
+func checkCallRecords(rs []CallRecord) error {
+	for i, r := range rs {
+		var what string
+		switch {
+		case r.ID == "":
+			what = "empty id"
+		case r.Start.IsZero():
+			what = "zero start"
+		case r.End.IsZero():
+			what = "zero end"
+		default:
+			continue
+		}
+		return fmt.Errorf("%w: record %d (id %q): %s", ErrInvalidCallRecord, i, r.ID, what)
+	}
+	return nil
+}
+
+// putCallRecords inserts rs through the prepared statement query, after
+// checking the whole batch.
+func (tx *Tx) putCallRecords(query string, rs []CallRecord) error {
+	if err := checkCallRecords(rs); err != nil {
+		return err
+	}
+	st, err := tx.stmt(query)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, r := range rs {
+		var answer any // NULL: never answered
+		if !r.Answer.IsZero() {
+			answer = r.Answer.UnixMilli()
+		}
+		if _, err := st.ExecContext(tx.ctx, r.ID, r.CallID, r.Caller, r.CallerName, r.Callee, r.Dialled,
+			r.Destination, r.Start.UnixMilli(), answer, r.End.UnixMilli(), r.Disposition, r.Status,
+			r.Node, r.Site); err != nil {
+			return fmt.Errorf("call record %s: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
+// PutLocalCallRecords records calls this node handled in local_call_records,
+// in one transaction for the whole slice, at once and whatever the cluster's
+// state. A record whose ID is already stored is ignored (the first write
+// wins), so a retry is harmless. Only this node's call handling calls it.
+// A batch holding an invalid record (ErrInvalidCallRecord) writes nothing.
+func (s *Store) PutLocalCallRecords(rs []CallRecord) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.write("put local call records", func(tx *Tx) error {
+		if err := tx.putCallRecords(insertLocalCallRecordsSQL, rs); err != nil {
+			return fmt.Errorf("put local call records: %w", err)
+		}
+		return nil
+	})
+}
+
+// PutCallRecords records call records shared through Raft in the replicated
+// call_records table, with the rules of Store.PutLocalCallRecords. Only the
+// FSM calls it.
+func (tx *Tx) PutCallRecords(rs []CallRecord) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if err := tx.putCallRecords(insertCallRecordsRowsSQL, rs); err != nil {
+		return fmt.Errorf("put call records: %w", err)
+	}
+	return nil
+}
+
+// LocalCallRecordsSince is the rows of local_call_records that ended after
+// since (strictly, at millisecond precision), oldest end first, ties by ID:
+// what to share to catch up. Pass the End of the last record shared.
+func (r *Reader) LocalCallRecordsSince(ctx context.Context, since time.Time) ([]CallRecord, error) {
+	rs, err := queryCallRecords(ctx, r.db,
+		`SELECT `+callRecordColumns+` FROM local_call_records WHERE end_ms > ? ORDER BY end_ms, id`,
+		since.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("read local call records since %s: %w", formatTime(since), err)
+	}
+	return rs, nil
+}
+
+// CallRecords is the journal: the records of local_call_records and the
+// replicated call_records, one per ID, that ended at or after since, newest
+// End first (ties by ID), at most limit of them (1000 when limit <= 0). A
+// zero since means all.
+func (r *Reader) CallRecords(ctx context.Context, since time.Time, limit int) ([]CallRecord, error) {
+	if limit <= 0 {
+		limit = defaultCallRecordsLimit
+	}
+	rs, err := queryCallRecords(ctx, r.db, callRecordsSQL, ceilMilli(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read call records since %s: %w", formatTime(since), err)
+	}
+	return rs, nil
+}
+
+// CountCallRecords counts the distinct call records across both tables.
+func (r *Reader) CountCallRecords(ctx context.Context) (int, error) {
+	var n int
+	if err := r.db.QueryRowContext(ctx, countCallRecordsSQL).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count call records: %w", err)
+	}
+	return n, nil
+}
+
+func queryCallRecords(ctx context.Context, q querier, query string, args ...any) ([]CallRecord, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var rs []CallRecord
+	for rows.Next() {
+		var c CallRecord
+		var start, end int64
+		var answer sql.NullInt64
+		if err := rows.Scan(&c.ID, &c.CallID, &c.Caller, &c.CallerName, &c.Callee, &c.Dialled,
+			&c.Destination, &start, &answer, &end, &c.Disposition, &c.Status, &c.Node, &c.Site); err != nil {
+			return nil, err
+		}
+		c.Start = time.UnixMilli(start).UTC()
+		if answer.Valid {
+			c.Answer = time.UnixMilli(answer.Int64).UTC()
+		}
+		c.End = time.UnixMilli(end).UTC()
+		rs = append(rs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// keepLocalCallRecords makes dst's local_call_records a copy of those of the
+// live database at livePath, as keepLocalBindings does for local_bindings:
+// a Raft snapshot made on another node carries that node's journal, which is
+// not ours (it reaches us replicated, in call_records). The caller holds the
+// write lock. It returns how many rows it kept.
+func keepLocalCallRecords(ctx context.Context, dst *sql.DB, livePath string) (n int64, err error) {
+	conn, err := dst.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS live`, livePath); err != nil {
+		return 0, fmt.Errorf("attach the live database: %w", err)
+	}
+	defer func() {
+		if _, derr := conn.ExecContext(ctx, `DETACH DATABASE live`); derr != nil && err == nil {
+			err = fmt.Errorf("detach the live database: %w", derr)
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM main.local_call_records`); err != nil {
+		return 0, fmt.Errorf("drop the backup's local call records: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO main.local_call_records (`+callRecordColumns+`)
+		SELECT `+callRecordColumns+` FROM live.local_call_records`)
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("copy this node's local call records: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return n, nil
+}

@@ -1,0 +1,379 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// testCall is an answered call that ended at end, handled by node-1.
+func testCall(id string, end time.Time) CallRecord {
+	return CallRecord{
+		ID: id, CallID: "call-" + id + "@192.0.2.1", Caller: "alice", CallerName: "Alice",
+		Callee: "bob", Dialled: "1002", Destination: "user",
+		Start: end.Add(-time.Minute), Answer: end.Add(-50 * time.Second), End: end,
+		Disposition: "answered", Status: 200, Node: "node-1", Site: "hq",
+	}
+}
+
+func putLocalCalls(t testing.TB, s *Store, rs ...CallRecord) {
+	t.Helper()
+	if err := s.PutLocalCallRecords(rs); err != nil {
+		t.Fatalf("PutLocalCallRecords: %v", err)
+	}
+}
+
+// putReplicatedCalls writes rs to call_records as the FSM would.
+func putReplicatedCalls(t testing.TB, s *Store, rs ...CallRecord) {
+	t.Helper()
+	if err := s.Write(func(tx *Tx) error { return tx.PutCallRecords(rs) }); err != nil {
+		t.Fatalf("PutCallRecords: %v", err)
+	}
+}
+
+// callRows is every row of a call record table, by id.
+func callRows(t testing.TB, s *Store, table string) []CallRecord {
+	t.Helper()
+	rs, err := queryCallRecords(context.Background(), s.reader.db,
+		`SELECT `+callRecordColumns+` FROM `+table+` ORDER BY id`)
+	if err != nil {
+		t.Fatalf("read %s: %v", table, err)
+	}
+	return rs
+}
+
+func callIDs(rs []CallRecord) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func TestCallRecordRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	answered := testCall("c-1", at(time.Minute))
+	// Sub-millisecond parts are dropped; times come back in UTC.
+	answered.End = answered.End.Add(999 * time.Microsecond).In(time.FixedZone("X", 3600))
+	missed := testCall("c-2", at(2*time.Minute))
+	missed.Answer, missed.Callee, missed.Disposition, missed.Status, missed.CallerName = time.Time{}, "", "no_answer", 480, ""
+	putLocalCalls(t, s, answered, missed)
+
+	got, err := s.Reader().LocalCallRecordsSince(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered.End = at(time.Minute)
+	if want := []CallRecord{answered, missed}; !reflect.DeepEqual(got, want) {
+		t.Errorf("LocalCallRecordsSince(zero) =\n%+v\nwant\n%+v", got, want)
+	}
+	if !got[1].Answer.IsZero() {
+		t.Errorf("unanswered call reads back Answer %v, want zero", got[1].Answer)
+	}
+}
+
+func TestPutCallRecordsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	first := testCall("c-1", at(time.Minute))
+	second := first
+	second.Disposition, second.Status = "busy", 486
+	putLocalCalls(t, s, first)
+	putLocalCalls(t, s, second, first)
+	putReplicatedCalls(t, s, second)
+	putReplicatedCalls(t, s, first, second) // twice in one batch
+	if got := callRows(t, s, tableLocalCallRecords); !reflect.DeepEqual(got, []CallRecord{first}) {
+		t.Errorf("local rows = %+v, want the first write only", got)
+	}
+	if got := callRows(t, s, tableCallRecords); !reflect.DeepEqual(got, []CallRecord{second}) {
+		t.Errorf("replicated rows = %+v, want the first write only", got)
+	}
+	if n, err := s.Reader().CountCallRecords(ctx); err != nil || n != 1 {
+		t.Errorf("CountCallRecords() = %d, %v; want 1", n, err)
+	}
+	// The union shows one row, the local copy.
+	if got, err := s.Reader().CallRecords(ctx, time.Time{}, 0); err != nil || !reflect.DeepEqual(got, []CallRecord{first}) {
+		t.Errorf("CallRecords() = %+v, %v; want the local copy", got, err)
+	}
+	// Empty batches are no-ops.
+	if err := s.PutLocalCallRecords(nil); err != nil {
+		t.Error(err)
+	}
+	if err := s.Write(func(tx *Tx) error { return tx.PutCallRecords(nil) }); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCallRecordsUnion(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	putLocalCalls(t, s, testCall("l-1", at(1*time.Second)), testCall("both", at(3*time.Second)), testCall("l-5", at(5*time.Second)))
+	putReplicatedCalls(t, s, testCall("r-2", at(2*time.Second)), testCall("both", at(3*time.Second)),
+		testCall("r-5", at(5*time.Second)), testCall("r-6", at(6*time.Second)))
+	r := s.Reader()
+
+	if n, err := r.CountCallRecords(ctx); err != nil || n != 6 {
+		t.Errorf("CountCallRecords() = %d, %v; want 6", n, err)
+	}
+	for _, tc := range []struct {
+		since time.Time
+		limit int
+		want  []string
+	}{
+		{time.Time{}, 0, []string{"r-6", "l-5", "r-5", "both", "r-2", "l-1"}},
+		{time.Time{}, -1, []string{"r-6", "l-5", "r-5", "both", "r-2", "l-1"}},
+		{time.Time{}, 3, []string{"r-6", "l-5", "r-5"}},
+		{at(3 * time.Second), 0, []string{"r-6", "l-5", "r-5", "both"}},          // inclusive
+		{at(3*time.Second + time.Microsecond), 0, []string{"r-6", "l-5", "r-5"}}, // sub-ms since
+		{at(3*time.Second - time.Microsecond), 10, []string{"r-6", "l-5", "r-5", "both"}},
+		{at(time.Hour), 0, nil}, // nothing
+		{at(0), 1, []string{"r-6"}},
+		{at(0).Add(-time.Hour), 100, []string{"r-6", "l-5", "r-5", "both", "r-2", "l-1"}},
+		{at(2 * time.Second), 2, []string{"r-6", "l-5"}},
+		{at(5 * time.Second), 0, []string{"r-6", "l-5", "r-5"}}, // tie by id
+		{at(6 * time.Second), 0, []string{"r-6"}},
+		{at(6*time.Second + time.Millisecond), 0, nil},
+		{at(1 * time.Second).In(time.FixedZone("Y", -7200)), 0, []string{"r-6", "l-5", "r-5", "both", "r-2", "l-1"}}, // zone-free
+	} {
+		got, err := r.CallRecords(ctx, tc.since, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 && len(tc.want) == 0 {
+			continue
+		}
+		if ids := callIDs(got); !reflect.DeepEqual(ids, tc.want) {
+			t.Errorf("CallRecords(%v, %d) = %v, want %v", tc.since, tc.limit, ids, tc.want)
+		}
+	}
+}
+
+func TestCallRecordsDefaultLimit(t *testing.T) {
+	s := openTest(t)
+	rs := make([]CallRecord, defaultCallRecordsLimit+5)
+	for i := range rs {
+		rs[i] = testCall(fmt.Sprintf("c-%05d", i), at(time.Duration(i)*time.Millisecond))
+	}
+	putReplicatedCalls(t, s, rs...)
+	got, err := s.Reader().CallRecords(context.Background(), time.Time{}, 0)
+	if err != nil || len(got) != defaultCallRecordsLimit {
+		t.Fatalf("CallRecords(zero, 0) = %d records, %v; want %d", len(got), err, defaultCallRecordsLimit)
+	}
+	if got[0].End != at(time.Duration(len(rs)-1)*time.Millisecond) {
+		t.Errorf("first record ends %v, want the newest", got[0].End)
+	}
+}
+
+func TestLocalCallRecordsSince(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	putLocalCalls(t, s, testCall("c-3", at(3*time.Second)), testCall("c-1", at(1*time.Second)),
+		testCall("b-2", at(2*time.Second)), testCall("a-2", at(2*time.Second)))
+	putReplicatedCalls(t, s, testCall("r-9", at(9*time.Second))) // never shared back
+	for _, tc := range []struct {
+		since time.Time
+		want  []string
+	}{
+		{time.Time{}, []string{"c-1", "a-2", "b-2", "c-3"}},
+		{at(time.Second), []string{"a-2", "b-2", "c-3"}}, // strict
+		{at(2 * time.Second), []string{"c-3"}},
+		{at(2*time.Second - time.Microsecond), []string{"a-2", "b-2", "c-3"}},
+		{at(2*time.Second + time.Microsecond), []string{"c-3"}},
+		{at(3 * time.Second), []string{}},
+	} {
+		got, err := s.Reader().LocalCallRecordsSince(ctx, tc.since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := callIDs(got); !reflect.DeepEqual(ids, tc.want) {
+			t.Errorf("LocalCallRecordsSince(%v) = %v, want %v", tc.since, ids, tc.want)
+		}
+	}
+}
+
+func TestPutCallRecordsRefusesInvalid(t *testing.T) {
+	s := openTest(t)
+	good := testCall("good", at(time.Second))
+	noID := testCall("", at(time.Second))
+	noStart := testCall("no-start", at(time.Second))
+	noStart.Start = time.Time{}
+	noEnd := testCall("no-end", at(time.Second))
+	noEnd.End = time.Time{}
+	for name, bad := range map[string]CallRecord{"no id": noID, "no start": noStart, "no end": noEnd} {
+		if err := s.PutLocalCallRecords([]CallRecord{good, bad}); !errors.Is(err, ErrInvalidCallRecord) {
+			t.Errorf("%s: PutLocalCallRecords = %v, want ErrInvalidCallRecord", name, err)
+		}
+		err := s.Write(func(tx *Tx) error { return tx.PutCallRecords([]CallRecord{good, bad}) })
+		if !errors.Is(err, ErrInvalidCallRecord) {
+			t.Errorf("%s: PutCallRecords = %v, want ErrInvalidCallRecord", name, err)
+		}
+	}
+	if n, err := s.Reader().CountCallRecords(context.Background()); err != nil || n != 0 {
+		t.Errorf("CountCallRecords() after refused batches = %d, %v; want 0", n, err)
+	}
+}
+
+// TestRestoreKeepsOwnLocalCallRecords restores node A's snapshot on node B:
+// B takes A's replicated journal but keeps its own local call records, and
+// never imports A's.
+func TestRestoreKeepsOwnLocalCallRecords(t *testing.T) {
+	ctx := context.Background()
+	a := openTest(t)
+	aLocal := testCall("a-1", at(time.Second))
+	aLocal.Node = "node-a"
+	putLocalCalls(t, a, aLocal)
+	putLocal(t, a, testBinding("ab-1", "alice@acme.example", "hq", "a-local", at(time.Second)))
+	putReplicatedCalls(t, a, testCall("r-1", at(2*time.Second)), testCall("r-2", at(3*time.Second)))
+	var backup bytes.Buffer
+	if err := a.Backup(&backup); err != nil {
+		t.Fatal(err)
+	}
+
+	b := openTest(t)
+	bLocal := []CallRecord{testCall("b-1", at(4*time.Second)), testCall("b-2", at(5*time.Second))}
+	putLocalCalls(t, b, bLocal...)
+	putReplicatedCalls(t, b, testCall("old", at(time.Second)))
+	putLocal(t, b, testBinding("bb-1", "bob@acme.example", "branch", "b-local", at(time.Second)))
+	before := callRows(t, b, tableLocalCallRecords)
+	beforeBindings := tableRows(t, b, tableLocalBindings)
+
+	if err := b.Restore(bytes.NewReader(backup.Bytes())); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	assertOnlyDBFiles(t, b)
+	if got := callRows(t, b, tableLocalCallRecords); !reflect.DeepEqual(got, before) {
+		t.Errorf("local call records after restore = %v, want the receiver's own %v", callIDs(got), callIDs(before))
+	}
+	if got, want := callRows(t, b, tableCallRecords), callRows(t, a, tableCallRecords); !reflect.DeepEqual(got, want) {
+		t.Errorf("replicated call records after restore = %v, want the backup's %v", callIDs(got), callIDs(want))
+	}
+	if got := tableRows(t, b, tableLocalBindings); !reflect.DeepEqual(got, beforeBindings) {
+		t.Errorf("local bindings after restore = %v, want the receiver's own %v", contacts(got), contacts(beforeBindings))
+	}
+	all, err := b.Reader().CallRecords(ctx, time.Time{}, 0)
+	if got, want := callIDs(all), []string{"b-2", "b-1", "r-2", "r-1"}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("CallRecords() after restore = %v, %v; want %v", got, err, want)
+	}
+	// The node goes on writing.
+	putLocalCalls(t, b, testCall("b-3", at(6*time.Second)))
+	if got := callRows(t, b, tableLocalCallRecords); len(got) != 3 {
+		t.Errorf("local rows after a write following restore = %d, want 3", len(got))
+	}
+
+	// A node with no local call records of its own ends with none.
+	c := openTest(t)
+	if err := c.Restore(bytes.NewReader(backup.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got := callRows(t, c, tableLocalCallRecords); len(got) != 0 {
+		t.Errorf("an empty node imported %d local call records from another node's snapshot", len(got))
+	}
+}
+
+// v2Database writes a database at schema version 2 (config plane and
+// bindings, no journal), as an older outpost left it, with one member and
+// one local binding.
+func v2Database(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := openWriter(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, createSchemaMigrations); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:2] {
+		if err := applyMigration(ctx, db, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO members (id, raft_addr, http_addr, sip_addr, site, updated_at)
+		VALUES ('node-1', '10.0.0.1:7000', '', '', 'hq', ?)`, formatTime(bt0)); err != nil {
+		t.Fatal(err)
+	}
+	b := testBinding("b-v2", "alice@acme.example", "hq", "v2", at(time.Second))
+	st, err := db.PrepareContext(ctx, upsertLocalBindingsSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := execBindings(ctx, st, []Binding{b}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenMigratesVersion2(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "outpost.db")
+	v2Database(t, path)
+
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatalf("Open of a version 2 database: %v", err)
+	}
+	defer s.Close()
+	version, _, err := schemaVersion(ctx, s.reader.db)
+	if err != nil || version != SchemaVersion() || version < 3 {
+		t.Errorf("schema version = %d, %v; want %d (at least 3)", version, err, SchemaVersion())
+	}
+	if m, err := s.Reader().Members(ctx); err != nil || len(m) != 1 || m[0].ID != "node-1" {
+		t.Errorf("Members() after migrating = %+v, %v; want node-1", m, err)
+	}
+	if got := contacts(tableRows(t, s, tableLocalBindings)); !reflect.DeepEqual(got, []string{"v2"}) {
+		t.Errorf("local bindings after migrating = %v, want [v2]", got)
+	}
+	if n, err := s.Reader().CountCallRecords(ctx); err != nil || n != 0 {
+		t.Errorf("CountCallRecords() after migrating = %d, %v; want 0", n, err)
+	}
+	putLocalCalls(t, s, testCall("c-1", at(time.Second)))
+	putReplicatedCalls(t, s, testCall("c-2", at(2*time.Second)))
+	if got, err := s.Reader().CallRecords(ctx, time.Time{}, 0); err != nil || !reflect.DeepEqual(callIDs(got), []string{"c-2", "c-1"}) {
+		t.Errorf("CallRecords() after migrating = %v, %v; want [c-2 c-1]", callIDs(got), err)
+	}
+}
+
+// TestRestoreVersion2Backup restores a backup made before the journal
+// existed: it is migrated, and the receiver keeps its local call records.
+func TestRestoreVersion2Backup(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v2.db")
+	v2Database(t, path)
+	// Fold the WAL into the file, as Backup's copy would be.
+	db, err := openWriter(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA journal_mode = DELETE`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	backup, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t)
+	putLocalCalls(t, s, testCall("own", at(time.Second)))
+	putReplicatedCalls(t, s, testCall("repl", at(time.Second)))
+	if err := s.Restore(bytes.NewReader(backup)); err != nil {
+		t.Fatalf("Restore of a version 2 backup: %v", err)
+	}
+	if got := callIDs(callRows(t, s, tableLocalCallRecords)); !reflect.DeepEqual(got, []string{"own"}) {
+		t.Errorf("local call records = %v, want [own]", got)
+	}
+	if got := callRows(t, s, tableCallRecords); len(got) != 0 {
+		t.Errorf("replicated call records = %v, want none (the backup had none)", callIDs(got))
+	}
+	if n, err := s.Reader().CountCallRecords(ctx); err != nil || n != 1 {
+		t.Errorf("CountCallRecords() = %d, %v; want 1", n, err)
+	}
+}
