@@ -387,10 +387,88 @@ func (b *B2BUA) end(id string) *call {
 	return c
 }
 
-// reinvite passes an in-dialog re-INVITE (hold, resume) to the other leg
-// and its answer back.
+// reinvite passes an in-dialog re-INVITE (hold, resume, codec change) to
+// the other leg and its answer back.
 func (b *B2BUA) reinvite(req *sip.Request, tx sip.ServerTransaction) {
-	respond(tx, req, 488, "Not Acceptable Here: re-INVITE is not passed between legs yet")
+	b.passInDialog(req, tx)
+}
+
+// OnUpdate passes an in-dialog UPDATE to the other leg.
+func (b *B2BUA) OnUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if !registrar.Sane(req, tx) {
+		return
+	}
+	b.passInDialog(req, tx)
+}
+
+// passInDialog sends an in-dialog request (re-INVITE, UPDATE) from one leg
+// on the other, with its body, and answers it with the other side's final
+// response. A 2xx to a re-INVITE is acknowledged on the far leg at once,
+// as the callee's first answer is.
+func (b *B2BUA) passInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	defer cancel()
+	var do func(context.Context, *sip.Request) (*sip.Response, error)
+	var ack func(*sip.Request) error
+	var target sip.Uri
+	if ds, err := b.in.MatchDialogRequest(req); err == nil {
+		c := b.lookup(ds.ID)
+		if c == nil {
+			respond(tx, req, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+		target = remoteTarget(c.out.InviteResponse, c.out.InviteRequest.Recipient)
+		do, ack = c.out.Do, c.out.WriteRequest
+	} else if cs, err := b.out.MatchRequestDialog(req); err == nil {
+		c := b.lookup(cs.ID)
+		if c == nil {
+			respond(tx, req, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+		target = remoteTarget(c.in.InviteRequest, c.in.InviteRequest.Recipient)
+		do, ack = c.in.Do, c.in.WriteRequest
+	} else {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	fwd := sip.NewRequest(req.Method, target)
+	for _, h := range contentType(req) {
+		fwd.AppendHeader(h)
+	}
+	fwd.SetBody(req.Body())
+	res, err := do(ctx, fwd)
+	if err != nil {
+		respond(tx, req, 500, "Server Internal Error: the other party did not answer")
+		return
+	}
+	if req.IsInvite() && res.IsSuccess() {
+		a := sip.NewRequest(sip.ACK, target)
+		a.SetBody(nil)
+		if err := ack(a); err != nil {
+			b.log.Warn("ack re-INVITE on the far leg", "error", err)
+		}
+	}
+	out := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, res.Body())
+	for _, h := range contentType(res) {
+		out.AppendHeader(h)
+	}
+	_ = tx.Respond(out)
+}
+
+// remoteTarget is where in-dialog requests go: the peer's Contact from m,
+// else fallback.
+func remoteTarget(m interface{ Contact() *sip.ContactHeader }, fallback sip.Uri) sip.Uri {
+	if c := m.Contact(); c != nil {
+		return c.Address
+	}
+	return fallback
+}
+
+// lookup finds a connected call by either dialog ID.
+func (b *B2BUA) lookup(id string) *call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls[id]
 }
 
 // Dispositions of a call record.

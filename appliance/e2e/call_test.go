@@ -15,6 +15,11 @@ import (
 // and starts SIPp's built-in UAS on the same port to answer one call. It
 // returns a func that waits for the UAS to finish and reports its exit code.
 func answerOn(t *testing.T, n *node, username string, port int) func() int {
+	return answerWith(t, n, username, port, "-sn", "uas")
+}
+
+// answerWith is answerOn with a scenario of one's own (sipp -sf ... or -sn ...).
+func answerWith(t *testing.T, n *node, username string, port int, scenario ...string) func() int {
 	t.Helper()
 	reg := runSIPp(t, "register.xml", n.sipUDP, 1, 20*time.Second,
 		"-inf", writeUsersCSV(t, [][3]string{{username, "pw-" + username, "acme.example"}}), "-p", fmt.Sprint(port))
@@ -23,8 +28,9 @@ func answerOn(t *testing.T, n *node, username string, port int) func() int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	dir := t.TempDir()
-	uas := exec.CommandContext(ctx, "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", fmt.Sprint(port), "-m", "1",
+	args := append(append([]string{}, scenario...), "-i", "127.0.0.1", "-p", fmt.Sprint(port), "-m", "1",
 		"-nostdin", "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"), n.sipUDP)
+	uas := exec.CommandContext(ctx, "sipp", args...)
 	uas.Dir = dir
 	if err := uas.Start(); err != nil {
 		cancel()
@@ -203,6 +209,28 @@ func TestCallWithoutQuorum(t *testing.T) {
 	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", "1002"}})
 	eventually(t, 10*time.Second, "call without quorum", func(ctx context.Context) error {
 		if res := runSIPp(t, "uac-auth.xml", survivor.sipUDP, 1, 20*time.Second, "-inf", callers); res.exit != 0 {
+			return fmt.Errorf("uac exit %d\n%s", res.exit, res.stdout)
+		}
+		return nil
+	})
+	if code := uasDone(); code != 0 {
+		t.Fatalf("the answering phone's SIPp exited %d", code)
+	}
+}
+
+// Hold: a re-INVITE in the call passes to the other phone and its answer
+// comes back.
+func TestCallHold(t *testing.T) {
+	n := startNode(t, "hold", nodeOpts{bootstrapSnapshot: writeFile(t, "demo.json", demoSnapshot(t))})
+	waitRevision(t, []*node{n}, 1)
+	uasScenario, err := filepath.Abs(filepath.Join("testdata", "sipp", "uas-hold.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uasDone := answerWith(t, n, "bob", freeUDPPort(t), "-sf", uasScenario)
+	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", "1002"}})
+	eventually(t, 10*time.Second, "call with hold", func(ctx context.Context) error {
+		if res := runSIPp(t, "uac-hold.xml", n.sipUDP, 1, 20*time.Second, "-inf", callers); res.exit != 0 {
 			return fmt.Errorf("uac exit %d\n%s", res.exit, res.stdout)
 		}
 		return nil

@@ -155,6 +155,7 @@ func (n *Node) startSIP() error {
 	e.srv.OnInvite(e.calls.OnInvite)
 	e.srv.OnAck(e.calls.OnAck)
 	e.srv.OnBye(e.calls.OnBye)
+	e.srv.OnUpdate(e.calls.OnUpdate)
 	return nil
 }
 
