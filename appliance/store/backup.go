@@ -103,11 +103,11 @@ func (s *Store) Restore(r io.Reader) error {
 	if s.closed {
 		return errors.New("restore: store is closed")
 	}
-	kept, err := keepLocalBindings(ctx, src, s.path)
+	kept, err := keepLocal(ctx, src, s.path, "local_bindings", bindingColumns)
 	if err != nil {
 		return fmt.Errorf("restore: keep this node's local bindings: %w", err)
 	}
-	keptCalls, err := keepLocalCallRecords(ctx, src, s.path)
+	keptCalls, err := keepLocal(ctx, src, s.path, "local_call_records", callRecordColumns)
 	if err != nil {
 		return fmt.Errorf("restore: keep this node's local call records: %w", err)
 	}

@@ -316,14 +316,15 @@ func scanBindings(rows *sql.Rows) ([]Binding, error) {
 	return bs, nil
 }
 
-// keepLocalBindings makes dst's local_bindings a copy of those of the live
-// database at livePath, so that a restore (dst is the backup about to be
-// copied over the live database) replaces the replicated tables but keeps
-// this node's own registrations: a Raft snapshot made on another node
-// carries that node's local rows, which are not ours. The caller holds the
-// write lock, so the live rows cannot change meanwhile. It returns how many
-// rows it kept.
-func keepLocalBindings(ctx context.Context, dst *sql.DB, livePath string) (n int64, err error) {
+// keepLocal makes dst's local-first table a copy of the same table of the
+// live database at livePath, so that a restore (dst is the backup about to
+// be copied over the live database) replaces the replicated tables but keeps
+// this node's own rows: a Raft snapshot made on another node carries that
+// node's local rows, which are not ours (they reach us replicated). The
+// caller holds the write lock, so the live rows cannot change meanwhile. It
+// returns how many rows it kept. table and columns are constants of this
+// package, never input.
+func keepLocal(ctx context.Context, dst *sql.DB, livePath, table, columns string) (n int64, err error) {
 	conn, err := dst.Conn(ctx)
 	if err != nil {
 		return 0, err
@@ -342,16 +343,15 @@ func keepLocalBindings(ctx context.Context, dst *sql.DB, livePath string) (n int
 		return 0, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM main.local_bindings`); err != nil {
-		return 0, fmt.Errorf("drop the backup's local bindings: %w", err)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM main.`+table); err != nil {
+		return 0, fmt.Errorf("drop the backup's %s: %w", table, err)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO main.local_bindings (`+bindingColumns+`)
-		SELECT `+bindingColumns+` FROM live.local_bindings`)
+	res, err := tx.ExecContext(ctx, `INSERT INTO main.`+table+` (`+columns+`) SELECT `+columns+` FROM live.`+table)
 	if err == nil {
 		n, err = res.RowsAffected()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("copy this node's local bindings: %w", err)
+		return 0, fmt.Errorf("copy this node's %s: %w", table, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err
