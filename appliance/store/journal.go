@@ -26,7 +26,7 @@ type CallRecord struct {
 	Dialled     string    `json:"dialled"`     // what the caller dialled, as sent
 	Destination string    `json:"destination"` // user | sdg | number | external | emergency | invalid
 	Start       time.Time `json:"start"`
-	Answer      time.Time `json:"answer,omitempty"` // zero when never answered
+	Answer      time.Time `json:"answer,omitzero"` // zero when never answered
 	End         time.Time `json:"end"`
 	Disposition string    `json:"disposition"` // answered | busy | no_answer | unavailable | cancelled | failed | refused
 	Status      int       `json:"status"`      // final SIP status given to the caller
