@@ -58,8 +58,9 @@ type SIP struct {
 	// node; beyond it REGISTER gets 503 with Retry-After. 0: no limit.
 	SiteCapacity uint64 `yaml:"site_capacity" json:"site_capacity"`
 	// DigestAlgorithms are challenged in this order (RFC 8760): a phone
-	// answers the first it supports. MD5 first by default, since many desk
-	// phones answer only the first challenge and know only MD5.
+	// answers the first it supports. MD5 alone by default: the cloud phones
+	// come from uses MD5, and some SIP stacks fail a 401 that carries any
+	// challenge they do not know, even beside MD5.
 	DigestAlgorithms []string `yaml:"digest_algorithms" json:"digest_algorithms"`
 }
 
@@ -179,7 +180,7 @@ func defaults(hostname string, euid int) Config {
 			MaxExpires:           seconds(3600),
 			SurvivabilityExpires: seconds(120),
 			SiteCapacity:         20000,
-			DigestAlgorithms:     []string{"MD5", "SHA-256"},
+			DigestAlgorithms:     []string{"MD5"},
 		},
 		HTTP: HTTP{Listen: "0.0.0.0:8080"},
 		Raft: Raft{

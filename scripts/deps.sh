@@ -8,6 +8,7 @@ need_apt=()
 command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)   # cgo, for mattn/go-sqlite3
 command -v curl >/dev/null || need_apt+=(curl)
 command -v sipp >/dev/null || need_apt+=(sip-tester)        # SIPp, for the SIP end-to-end tests
+command -v baresip >/dev/null || need_apt+=(baresip-core)   # baresip, a headless softphone for the media end-to-end test
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: installing ${need_apt[*]}"
   sudo_cmd=""
