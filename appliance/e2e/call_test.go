@@ -26,10 +26,24 @@ func answerWith(t *testing.T, n *node, username string, port int, scenario ...st
 	if reg.exit != 0 {
 		t.Fatalf("register %s: exit %d\n%s", username, reg.exit, reg.stdout)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return startUAS(t, n, port, 1, scenario...)
+}
+
+// startSIPpUAS starts SIPp's built-in UAS on port for calls calls (0: until
+// the test ends) and returns a func that waits for it to end.
+func startSIPpUAS(t testing.TB, n *node, port, calls int) func() int {
+	return startUAS(t, n, port, calls, "-sn", "uas")
+}
+
+func startUAS(t testing.TB, n *node, port, calls int, scenario ...string) func() int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	dir := t.TempDir()
-	args := append(append([]string{}, scenario...), "-i", "127.0.0.1", "-p", fmt.Sprint(port), "-m", "1",
-		"-nostdin", "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"), n.sipUDP)
+	args := append(append([]string{}, scenario...), "-i", "127.0.0.1", "-p", fmt.Sprint(port),
+		"-nostdin", "-buff_size", "4194304", "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"), n.sipUDP)
+	if calls > 0 {
+		args = append(args, "-m", fmt.Sprint(calls))
+	}
 	uas := exec.CommandContext(ctx, "sipp", args...)
 	uas.Dir = dir
 	if err := uas.Start(); err != nil {
