@@ -2,27 +2,46 @@ package registrar
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/store"
 )
+
+// UserLister lists every user; a directory that has it is cached whole.
+type UserLister interface {
+	Users(ctx context.Context) ([]account.User, error)
+}
 
 // cachedDirectory keeps what the registrar reads from the config plane (the
 // account, the mode, users by SIP username) in memory until generation
 // moves, which the FSM does after every change of the configuration or the
-// mode. Unknown usernames are not cached, so random ones cost no memory.
+// mode. When the directory can list its users, all of them are loaded at
+// once, so no REGISTER reads the store, and an unknown username costs a map
+// lookup; otherwise users are cached as they are found (unknown ones are
+// not, so random names cost no memory).
 type cachedDirectory struct {
 	dir        Directory
 	generation func() uint64
 
-	mu    sync.Mutex
-	gen   uint64
-	valid bool
-	acct  account.Account
-	mode  string
-	since time.Time
-	users map[string]account.User
+	mu       sync.Mutex
+	gen      uint64
+	valid    bool
+	acct     account.Account
+	mode     string
+	since    time.Time
+	users    map[string]account.User
+	complete bool // users holds every user of this generation
+
+	load sync.Mutex // one load at a time
+}
+
+func (c *cachedDirectory) current(g uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.valid && c.gen == g
 }
 
 // CachedDirectory wraps dir with a cache invalidated by generation.
@@ -30,15 +49,20 @@ func CachedDirectory(dir Directory, generation func() uint64) Directory {
 	return &cachedDirectory{dir: dir, generation: generation}
 }
 
-// fresh loads the account and mode when the generation moved.
+// fresh loads the account, the mode and the users when the generation
+// moved. One caller loads; the others wait for it rather than all reading
+// the store at once (a burst of REGISTERs after a change would otherwise
+// each load every user).
 func (c *cachedDirectory) fresh(ctx context.Context) error {
 	g := c.generation()
-	c.mu.Lock()
-	if c.valid && c.gen == g {
-		c.mu.Unlock()
+	if c.current(g) {
 		return nil
 	}
-	c.mu.Unlock()
+	c.load.Lock()
+	defer c.load.Unlock()
+	if c.current(g) {
+		return nil
+	}
 	acct, err := c.dir.Account(ctx)
 	if err != nil {
 		return err
@@ -47,11 +71,23 @@ func (c *cachedDirectory) fresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	users := map[string]account.User{}
+	complete := false
+	if l, ok := c.dir.(UserLister); ok {
+		all, err := l.Users(ctx)
+		if err != nil {
+			return err
+		}
+		for _, u := range all {
+			users[u.SIP.Username] = u
+		}
+		complete = true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen, c.valid = g, true
 	c.acct, c.mode, c.since = acct, mode, since
-	c.users = map[string]account.User{}
+	c.users, c.complete = users, complete
 	return nil
 }
 
@@ -79,10 +115,13 @@ func (c *cachedDirectory) UserByUsername(ctx context.Context, username string) (
 	}
 	c.mu.Lock()
 	u, ok := c.users[username]
-	gen := c.gen
+	gen, complete := c.gen, c.complete
 	c.mu.Unlock()
 	if ok {
 		return u, nil
+	}
+	if complete {
+		return account.User{}, fmt.Errorf("user %q: %w", username, store.ErrNotFound)
 	}
 	u, err := c.dir.UserByUsername(ctx, username)
 	if err != nil {

@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,5 +60,33 @@ func TestCachedDirectory(t *testing.T) {
 	gen.Add(1)
 	if a, _ := c.Account(ctx); a.SIPRealm != "b.example" {
 		t.Errorf("after a new generation: %q, want b.example", a.SIPRealm)
+	}
+}
+
+// listingDir can list its users, so the cache loads them all at once.
+type listingDir struct{ countingDir }
+
+func (d *listingDir) Users(context.Context) ([]account.User, error) {
+	d.reads.Add(1)
+	return []account.User{{ID: "u-alice", SIP: account.SIPCredentials{Username: "alice"}}}, nil
+}
+
+func TestCachedDirectoryLoadsAllUsers(t *testing.T) {
+	d := &listingDir{}
+	d.realm.Store("a.example")
+	var gen atomic.Uint64
+	c := CachedDirectory(d, gen.Load)
+	ctx := context.Background()
+	for range 5 {
+		if u, err := c.UserByUsername(ctx, "alice"); err != nil || u.ID != "u-alice" {
+			t.Fatalf("alice: %+v %v", u, err)
+		}
+		if _, err := c.UserByUsername(ctx, "mallory"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("mallory: %v, want ErrNotFound", err)
+		}
+	}
+	// account + mode + one listing, nothing per lookup
+	if got := d.reads.Load(); got != 3 {
+		t.Errorf("%d reads of the directory, want 3", got)
 	}
 }
