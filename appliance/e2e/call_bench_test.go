@@ -12,7 +12,7 @@ import (
 // SIPp achieved, the failures and the node's peak RSS.
 func BenchmarkCalls(b *testing.B) {
 	const calls = 5000
-	n := startNode(b, "cbench", nodeOpts{bootstrapSnapshot: writeFile(b, "demo.json", demoSnapshot(b))})
+	n := startNode(b, "cbench", nodeOpts{bootstrapSnapshot: writeFile(b, "demo.json", demoSnapshot(b)), logLevel: "info"})
 	waitRevision(b, []*node{n}, 1)
 	port := freeUDPPort(b)
 	reg := runSIPp(b, "register.xml", n.sipUDP, 1, 20*time.Second,

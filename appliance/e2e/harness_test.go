@@ -77,6 +77,7 @@ type nodeOpts struct {
 	bootstrapSnapshot      string
 	env                    []string // extra environment, e.g. NOTIFY_SOCKET
 	tlsCert, tlsKey        string   // SIP TLS on a free port when both are set
+	logLevel               string   // default debug; benchmarks use info
 }
 
 var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+) sip=(\S*)`)
@@ -100,6 +101,9 @@ func startNode(t testing.TB, id string, o nodeOpts) *node {
 	if o.httpListen == "" {
 		o.httpListen = "127.0.0.1:0"
 	}
+	if o.logLevel == "" {
+		o.logLevel = "debug"
+	}
 	if o.raftListen == "" {
 		o.raftListen = "127.0.0.1:0"
 	}
@@ -121,9 +125,9 @@ raft:
   heartbeat_timeout: 500ms
   election_timeout: 500ms
 log:
-  level: debug
+  level: %s
 bootstrap_snapshot: %q
-`, id, o.site, filepath.Join(dir, "data"), sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.bootstrapSnapshot)
+`, id, o.site, filepath.Join(dir, "data"), sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.logLevel, o.bootstrapSnapshot)
 	n.cfgPath = filepath.Join(dir, "outpost.yaml")
 	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

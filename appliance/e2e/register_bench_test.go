@@ -41,7 +41,7 @@ func BenchmarkRegister10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	n := startNode(b, "bench", nodeOpts{bootstrapSnapshot: writeFile(b, "account.json", doc)})
+	n := startNode(b, "bench", nodeOpts{bootstrapSnapshot: writeFile(b, "account.json", doc), logLevel: "info"})
 	waitRevision(b, []*node{n}, snap.Revision)
 	var rows [][3]string
 	for _, u := range snap.Users {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -34,6 +35,11 @@ type Options struct {
 	DefaultExpires       time.Duration // when the phone names none (default 3600 s)
 	SurvivabilityExpires time.Duration // the cap while the mode is survivability (default 120 s)
 	SiteCapacity         int           // live bindings per site on this node; 0: unlimited
+	// MaxInFlight bounds the REGISTERs handled at once; past it a REGISTER
+	// gets 503 with Retry-After at once instead of queueing, so a node that
+	// falls behind sheds load rather than collapsing under retransmissions
+	// (default 1024).
+	MaxInFlight int
 	// LocalHost reports whether host names this node or another member, so
 	// an AOR may use it instead of the realm.
 	LocalHost func(host string) bool
@@ -53,6 +59,9 @@ func (o *Options) defaults() {
 	if o.SurvivabilityExpires == 0 {
 		o.SurvivabilityExpires = 120 * time.Second
 	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 1024
+	}
 	if o.LocalHost == nil {
 		o.LocalHost = func(string) bool { return false }
 	}
@@ -69,13 +78,16 @@ type Registrar struct {
 	loc      *Location
 	opt      Options
 	log      *slog.Logger
+	inFlight chan struct{} // a slot per REGISTER being handled
+	shed     atomic.Int64  // REGISTERs answered 503 for load
 }
 
 // New builds a registrar over a directory, a digest authenticator shared
 // with the call handlers, and the node's location service.
 func New(dir Directory, digest *Digest, throttle *Throttle, loc *Location, opt Options, log *slog.Logger) *Registrar {
 	opt.defaults()
-	return &Registrar{dir: dir, digest: digest, throttle: throttle, loc: loc, opt: opt, log: log}
+	return &Registrar{dir: dir, digest: digest, throttle: throttle, loc: loc, opt: opt, log: log,
+		inFlight: make(chan struct{}, opt.MaxInFlight)}
 }
 
 // Allow and Accept list what Outpost's SIP side understands.
@@ -133,6 +145,16 @@ func (e *errRefused) Error() string { return fmt.Sprintf("%d %s", e.code, e.reas
 // (RFC 3261 §10.3).
 func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if !Sane(req, tx) {
+		return
+	}
+	select {
+	case r.inFlight <- struct{}{}:
+		defer func() { <-r.inFlight }()
+	default:
+		if r.shed.Add(1)%1000 == 1 {
+			r.log.Warn("shedding REGISTERs: too many in flight", "max_in_flight", r.opt.MaxInFlight, "shed_total", r.shed.Load())
+		}
+		respond(tx, req, 503, "Service Unavailable: busy", sip.NewHeader("Retry-After", "1"))
 		return
 	}
 	ctx := context.Background()

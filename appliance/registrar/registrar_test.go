@@ -1491,3 +1491,18 @@ func TestRegisterPersistedMatchesMemory(t *testing.T) {
 		}
 	}
 }
+
+// A node with every REGISTER slot busy answers 503 with Retry-After at once
+// rather than queueing; a slot freed serves again.
+func TestRegisterShedsLoad(t *testing.T) {
+	h := newRegHarness(t, func(o *Options) { o.MaxInFlight = 1 })
+	h.reg.inFlight <- struct{}{} // the one slot is taken
+	res := h.send(t, regMsg{})
+	if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("with no slot: %d %s (Retry-After %v), want 503 with Retry-After", res.StatusCode, res.Reason, res.GetHeader("Retry-After"))
+	}
+	<-h.reg.inFlight
+	if res := h.send(t, regMsg{}); res.StatusCode != 401 {
+		t.Errorf("with the slot free: %d, want the 401 challenge", res.StatusCode)
+	}
+}
