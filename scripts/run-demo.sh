@@ -44,8 +44,8 @@ cat <<MSG
   Admin token:   $data/admin-token  (for bin/outpost apply --server $http SNAPSHOT.json)
 
   Phones register to 127.0.0.1:5060 (UDP or TCP), realm acme.example, with
-  these demo accounts (calls between them arrive with the rest of issue 3;
-  the web UI sign-in, admin / outpost-admin, with the full UI):
+  these demo accounts, and call each other by extension or number (the web
+  UI sign-in, admin / outpost-admin, arrives with the full UI):
     alice / pw-alice   ext 1001   +16505550101
     bob   / pw-bob     ext 1002   +16505550102
     carol / pw-carol   ext 1003
