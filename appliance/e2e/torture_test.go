@@ -114,14 +114,9 @@ var tortureMessages = []tortureMsg{
 // (sipgo's parser accepts all eleven valid requests, although its own
 // TestTorture still skips esc01, semiuri and wsinv.)
 var knownUnanswered = map[string]string{
-	// sipgo parses longreq and the node answers it 405, but the answer
-	// echoes its 34 Via header fields and the long To and From (2,817 bytes),
-	// and sipgo's UDPConnection.WriteMsg refuses anything longer than
-	// sip.UDPMTUSize-200 (1300 bytes) with ErrUDPMTUCongestion: the node
-	// logs "size of packet larger than MTU" and the answer is never sent.
-	// (RFC 3261 §18.1.1 sets that limit for requests, which can switch to
-	// TCP; a response has to go back the way the request came.)
-	"longreq": "sipgo's UDP transport drops the 2.8 kB 405 (ErrUDPMTUCongestion above 1,300 bytes)",
+	// Empty: longreq (§3.1.1.7), whose 2.8 kB answer sipgo's UDP transport
+	// used to drop above 1,300 bytes, is answered since the node raised
+	// sip.UDPMTUSize (appliance/node/sip.go).
 }
 
 const (
