@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin
 RACE      ?= -race
 E2E_FLAGS ?=
-FUZZTIME  ?= 15s
+FUZZTIME  ?= 10s
 
 .PHONY: all build deps run test unit fuzz e2e bench lint clean
 
@@ -33,6 +33,8 @@ unit:
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeValidate -fuzztime=$(FUZZTIME) ./account/
+	$(GO) test -run='^$$' -fuzz=FuzzRegister -fuzztime=$(FUZZTIME) ./appliance/registrar/
+	$(GO) test -run='^$$' -fuzz=FuzzInvite -fuzztime=$(FUZZTIME) ./appliance/calls/
 
 e2e:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/
