@@ -13,8 +13,8 @@ trap 'rm -f "$log" "$rows"' EXIT
 # package | benchmark regexp | -benchtime | target
 benches=(
   "./appliance/e2e/|BenchmarkSnapshotApply10k|3x|under 3 s end to end (ns/op); peak RSS per node under 150 MiB"
-  "./appliance/e2e/|BenchmarkRegister10k|1x|at least 5,000 registrations/s, under 1 % failed; RSS under 200 MiB with 10,000 bindings (issue 3; not met yet)"
-  "./appliance/e2e/|BenchmarkCalls|1x|at least 1,000 calls/s under 1 % failures (issue 3; this run offers 500/s; not met yet)"
+  "./appliance/e2e/|BenchmarkRegister10k|1x|at least 5,000 registrations/s, under 1 % failed (this run offers 6,000/s); RSS under 200 MiB with 10,000 bindings, under 500 MiB at peak (issue 3)"
+  "./appliance/e2e/|BenchmarkCalls|1x|at least 1,000 calls/s under 1 % failures (issue 3; this run offers 1,000/s)"
   "./appliance/cluster/|BenchmarkRaftApplyBatched|100000x|at least 20,000 commands/s"
   "./appliance/cluster/|BenchmarkRaftApplySmall|50000x|— (one Raft entry per command, for comparison)"
   "./appliance/store/|BenchmarkReplaceConfig10k|10x|— (part of the apply above)"

@@ -26,7 +26,7 @@ func BenchmarkCalls(b *testing.B) {
 	var rate, failed float64
 	for range b.N {
 		res := runSIPp(b, "uac-auth.xml", n.sipUDP, calls, 120*time.Second,
-			"-inf", callers, "-r", "500", "-l", "1000", "-buff_size", "4194304")
+			"-inf", callers, "-r", "1000", "-l", "2000", "-buff_size", "4194304")
 		if res.exit != 0 && res.exit != 1 {
 			b.Fatalf("sipp uac: exit %d\n%s", res.exit, res.stdout)
 		}

@@ -31,7 +31,7 @@ func sippFigure(t testing.TB, re *regexp.Regexp, out string) float64 {
 
 // BenchmarkRegister10k registers 10,000 distinct users with digest
 // authentication (REGISTER, 401, REGISTER with credentials, 200) on one
-// node from one SIPp process offering 5,000 registrations/s (the target), and reports the
+// node from one SIPp process offering 6,000 registrations/s (above the 5,000/s target), and reports the
 // rate SIPp achieved, the failures, and the node's peak RSS with 10,000
 // bindings.
 func BenchmarkRegister10k(b *testing.B) {
@@ -52,7 +52,7 @@ func BenchmarkRegister10k(b *testing.B) {
 	var rate, failed float64
 	for range b.N {
 		res := runSIPp(b, "register.xml", n.sipUDP, users, 120*time.Second,
-			"-inf", csv, "-r", "5000", "-l", "4000", "-buff_size", "4194304")
+			"-inf", csv, "-r", "6000", "-l", "5000", "-buff_size", "4194304")
 		if res.exit != 0 && res.exit != 1 {
 			b.Fatalf("sipp: exit %d\n%s", res.exit, res.stdout)
 		}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -46,6 +47,38 @@ func init() {
 	sip.UDPMTUSize = 64 << 10
 }
 
+// udpBuffer is the SIP UDP socket's receive and send buffer: a burst of
+// REGISTERs (a whole site failing over at once) overflows the default
+// ~200 kB, and every datagram lost costs a phone a retransmission timer.
+const udpBuffer = 4 << 20
+
+// growUDPBuffers sets the socket buffers, past net.core.rmem_max when the
+// process may (SO_RCVBUFFORCE needs CAP_NET_ADMIN).
+func growUDPBuffers(pc net.PacketConn, size int) error {
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		for _, opt := range [][2]int{{syscall.SO_RCVBUFFORCE, syscall.SO_RCVBUF}, {syscall.SO_SNDBUFFORCE, syscall.SO_SNDBUF}} {
+			if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt[0], size) != nil {
+				if e := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt[1], size); e != nil {
+					serr = e
+				}
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
 // digestSecret keys the nonces: every node of a cluster shares the admin
 // token, so a nonce minted on one verifies on the next node a phone reaches.
 func digestSecret(token string) []byte {
@@ -63,6 +96,9 @@ func (n *Node) startSIP() error {
 	if c.UDP != "" {
 		if e.udp, err = net.ListenPacket("udp", c.UDP); err != nil {
 			return fmt.Errorf("listen sip udp on %s: %w", c.UDP, err)
+		}
+		if err := growUDPBuffers(e.udp, udpBuffer); err != nil {
+			n.log.Warn("sip udp socket buffers stay at the system default", "want_bytes", udpBuffer, "error", err)
 		}
 	}
 	if c.TCP != "" {
