@@ -28,7 +28,17 @@ for b in "${benches[@]}"; do
   IFS='|' read -r pkg name benchtime target <<<"$b"
   cmd="go test -run '^\$' -bench '^${name}\$' -benchtime ${benchtime} -benchmem ${pkg}"
   echo "bench: $cmd" >&2
-  eval "$cmd" | tee -a "$log" | grep -E "^${name}" | while read -r line; do
+  one=$(mktemp)
+  eval "$cmd" >"$one" 2>&1 || true
+  cat "$one" >>"$log"
+  if ! grep -qE "^${name}" "$one"; then
+    # A benchmark that failed gets a row saying so, and its output on stderr.
+    grep -vE '^\s+time=' "$one" | tail -20 >&2
+    printf '| %s | **failed in this run** (rerun the command to see why) | %s | `%s` |\n' "$name" "$target" "$cmd" >>"$rows"
+    rm -f "$one"
+    continue
+  fi
+  grep -E "^${name}" "$one" | while read -r line; do
     # name-N  iterations  value unit  value unit ...
     set -- $line
     shift 2
@@ -42,6 +52,7 @@ for b in "${benches[@]}"; do
     done
     printf '| %s | %s | %s | `%s` |\n' "$name" "$figures" "$target" "$cmd" >>"$rows"
   done
+  rm -f "$one"
 done
 
 cpu=$(grep -m1 '^cpu:' "$log" | cut -d' ' -f2- || true)
