@@ -97,25 +97,14 @@ func (n *Node) announce(ctx context.Context) error {
 	if !n.inConfiguration() {
 		return fmt.Errorf("not a voter yet")
 	}
-	if n.cluster.IsLeader() {
-		me.UpdatedAt = time.Now().UTC()
-		cmd, err := cluster.EncodeMember(me)
-		if err != nil {
-			return err
-		}
-		res, err := n.cluster.Apply(ctx, cmd)
-		if err == nil {
-			err = res.Err
-		}
-		return err
-	}
-	c, err := n.leaderClient(ctx)
+	me.UpdatedAt = time.Now().UTC()
+	cmd, err := cluster.EncodeMember(me)
 	if err != nil {
 		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return c.Announce(rctx, me)
+	return n.onLeader(ctx, n.cluster.Apply, func(ctx context.Context, c *web.Client) error {
+		return c.Announce(ctx, me)
+	}, cmd)
 }
 
 func (n *Node) inConfiguration() bool {

@@ -163,11 +163,20 @@ func (s *sharer[T]) once(ctx context.Context, propose func(context.Context, []by
 	return nil
 }
 
-// propose proposes a presence-plane command on the leader, directly or
-// through its API.
+// propose proposes a presence-plane command on the leader, directly (in a
+// batch) or through its API.
 func (n *Node) propose(ctx context.Context, cmd []byte) error {
+	return n.onLeader(ctx, n.cluster.ApplyBatched, func(ctx context.Context, c *web.Client) error {
+		return c.ApplyShared(ctx, cmd)
+	}, cmd)
+}
+
+// onLeader applies cmd with apply when this node leads, else has remote ask
+// the leader's API to.
+func (n *Node) onLeader(ctx context.Context, apply func(context.Context, []byte) (cluster.ApplyResult, error),
+	remote func(context.Context, *web.Client) error, cmd []byte) error {
 	if n.cluster.IsLeader() {
-		res, err := n.cluster.ApplyBatched(ctx, cmd)
+		res, err := apply(ctx, cmd)
 		if err == nil {
 			err = res.Err
 		}
@@ -179,7 +188,7 @@ func (n *Node) propose(ctx context.Context, cmd []byte) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return c.ApplyShared(rctx, cmd)
+	return remote(rctx, c)
 }
 
 // errNoLeaderAddr means the leader is unknown or has not announced its
