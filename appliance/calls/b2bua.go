@@ -48,20 +48,92 @@ type B2BUA struct {
 	auth    Authenticator
 	dir     Directory
 	journal Journal
-	in      *sipgo.DialogServerCache
-	out     *sipgo.DialogClientCache
+	dialogs *dialogs
 	log     *slog.Logger
 
 	mu     sync.Mutex
-	calls  map[string]*call // by inbound and by outbound dialog ID
+	calls  map[string]*call // by the dialog ID of either party
 	active atomic.Int64
 }
 
-// call is one connected call.
+// session is what Outpost does in a dialog, whichever side began it.
+type session interface {
+	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	WriteRequest(req *sip.Request) error
+	Bye(ctx context.Context) error
+	Context() context.Context
+}
+
+// party is one leg of a connected call: Outpost's dialog with a phone (or
+// with the node holding the phone's flow).
+type party struct {
+	id     string
+	sess   session
+	user   account.User // who is on this leg (name and username only on a node-to-node leg)
+	target sip.Uri      // remote target for in-dialog requests
+	origin origin       // the o= line this party has seen
+
+	mu   sync.Mutex
+	sdp  []byte // the last session description this party sent
+	sent []byte // the last session description this party was sent
+}
+
+func answeredParty(ds *sipgo.DialogServerSession, u account.User) *party {
+	p := &party{id: ds.ID, sess: ds, user: u, target: remoteTarget(ds.InviteRequest, ds.InviteRequest.Recipient)}
+	p.heard(ds.InviteRequest.Body())
+	return p
+}
+
+func placedParty(cs *sipgo.DialogClientSession, u account.User) *party {
+	p := &party{id: cs.ID, sess: cs, user: u, target: remoteTarget(cs.InviteResponse, cs.InviteRequest.Recipient)}
+	p.told(cs.InviteRequest.Body())
+	p.heard(cs.InviteResponse.Body())
+	return p
+}
+
+// heard notes a description the party sent.
+func (p *party) heard(sdp []byte) {
+	if len(sdp) == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.sdp = sdp
+	p.mu.Unlock()
+}
+
+// told returns sdp as the party must be sent it (its origin kept) and notes it.
+func (p *party) told(sdp []byte) []byte {
+	if len(sdp) == 0 {
+		return sdp
+	}
+	out := p.origin.present(sdp)
+	p.mu.Lock()
+	p.sent = out
+	p.mu.Unlock()
+	return out
+}
+
+func (p *party) lastSDP() (heard, sent []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sdp, p.sent
+}
+
+// call is one connected call between two parties.
 type call struct {
-	in  *sipgo.DialogServerSession
-	out *sipgo.DialogClientSession
-	rec *store.CallRecord // nil on a node that only carries another node's leg
+	parties [2]*party         // the caller's side, the callee's side
+	rec     *store.CallRecord // nil on a node that only carries another node's leg
+
+	mu         sync.Mutex
+	transferor *party // set while a transfer is under way
+	leftEarly  bool   // the transferor hung up before the transfer ended
+}
+
+func (c *call) other(p *party) *party {
+	if c.parties[0] == p {
+		return c.parties[1]
+	}
+	return c.parties[0]
 }
 
 // NewB2BUA builds the call handler. contact is the Contact the node puts in
@@ -72,14 +144,17 @@ func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticato
 	journal Journal, nodeID string, hopSecret []byte, log *slog.Logger) *B2BUA {
 	return &B2BUA{
 		nodeID: nodeID, hopKey: hopSecret, auth: auth, dir: dir, journal: journal, log: log,
-		in:    sipgo.NewDialogServerCache(client, contact),
-		out:   sipgo.NewDialogClientCache(client, contact),
-		calls: map[string]*call{},
+		dialogs: newDialogs(client, contact),
+		calls:   map[string]*call{},
 	}
 }
 
 // Active is the number of connected calls.
 func (b *B2BUA) Active() int { return int(b.active.Load()) }
+
+// Dialogs is the number of dialogs the node holds (two per connected call
+// while nothing lingers).
+func (b *B2BUA) Dialogs() int { return b.dialogs.count() }
 
 func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
 	_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
@@ -113,7 +188,7 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if to := req.To(); to != nil {
 		if _, ok := to.Params.Get("tag"); ok {
-			b.reinvite(req, tx)
+			b.passInDialog(req, tx)
 			return
 		}
 	}
@@ -125,58 +200,74 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !ok {
 		return
 	}
-	ctx := context.Background()
-	now := time.Now().UTC()
 	rec := &store.CallRecord{
 		ID: newRecordID(), CallID: req.CallID().Value(), Caller: caller.SIP.Username, CallerName: caller.Name,
-		Dialled: req.Recipient.User, Start: now, Node: b.nodeID, Site: caller.Site,
+		Dialled: req.Recipient.User, Start: time.Now().UTC(), Node: b.nodeID, Site: caller.Site,
 	}
-	refuse := func(code int, reason, disposition string) {
-		respond(tx, req, code, reason)
-		b.finish(rec, code, disposition)
+	rt, refusal := b.route(context.Background(), caller.Site, req.Recipient.User, rec)
+	if refusal != nil {
+		respond(tx, req, refusal.code, refusal.reason)
+		b.finish(rec, refusal.code, refusal.disposition)
+		return
 	}
-	dest := Resolve(Dial{CallerSite: caller.Site, Digits: req.Recipient.User}, storePlan{ctx, b.dir})
+	ds, err := b.dialogs.readInvite(req, tx)
+	if err != nil {
+		respond(tx, req, 500, "Server Internal Error")
+		b.finish(rec, 500, DispFailed)
+		return
+	}
+	_ = ds.Respond(100, "Trying", nil)
+	b.ring(ds, req, caller, rt, rec)
+}
+
+// refusal is why a call cannot be placed: the status, and the record's
+// disposition.
+type refusal struct {
+	code        int
+	reason      string
+	disposition string
+}
+
+// route is where a call goes: the callee and the places it rings.
+type route struct {
+	acct    account.Account
+	callee  account.User
+	targets []target
+}
+
+// route resolves what a caller of site dialled to a user of the account
+// and the places that user's phones ring, filling rec's destination and
+// callee; or says why the call cannot be placed.
+func (b *B2BUA) route(ctx context.Context, site, dialled string, rec *store.CallRecord) (route, *refusal) {
+	dest := Resolve(Dial{CallerSite: site, Digits: dialled}, storePlan{ctx, b.dir})
 	rec.Destination = dest.Kind
 	switch dest.Kind {
 	case DestUser:
 	case DestSDG, DestNumber:
-		refuse(480, "Temporarily Unavailable: group routing is not available yet", DispUnavailable)
-		return
+		return route{}, &refusal{480, "Temporarily Unavailable: group routing is not available yet", DispUnavailable}
 	case DestExternal, DestEmergency:
-		refuse(503, "Service Unavailable: no trunk to the PSTN yet", DispFailed)
-		return
+		return route{}, &refusal{503, "Service Unavailable: no trunk to the PSTN yet", DispFailed}
 	default:
-		refuse(404, "Not Found", DispRefused)
-		return
+		return route{}, &refusal{404, "Not Found", DispRefused}
 	}
 	acct, err := b.dir.Account(ctx)
 	if err != nil {
-		refuse(500, "Server Internal Error", DispFailed)
-		return
+		return route{}, &refusal{500, "Server Internal Error", DispFailed}
 	}
 	callee, err := b.dir.UserByID(ctx, dest.ID)
 	if err != nil {
-		refuse(404, "Not Found", DispRefused)
-		return
+		return route{}, &refusal{404, "Not Found", DispRefused}
 	}
 	rec.Callee = callee.SIP.Username
 	bindings, err := b.dir.Bindings(ctx, callee.SIP.Username+"@"+acct.SIPRealm, time.Now())
 	if err != nil {
-		refuse(500, "Server Internal Error", DispFailed)
-		return
+		return route{}, &refusal{500, "Server Internal Error", DispFailed}
 	}
 	targets := b.targets(ctx, bindings)
 	if len(targets) == 0 {
-		refuse(480, "Temporarily Unavailable", DispUnavailable)
-		return
+		return route{}, &refusal{480, "Temporarily Unavailable", DispUnavailable}
 	}
-	ds, err := b.in.ReadInvite(req, tx)
-	if err != nil {
-		refuse(500, "Server Internal Error", DispFailed)
-		return
-	}
-	_ = ds.Respond(100, "Trying", nil)
-	b.ring(ds, req, caller, callee, acct, targets, rec)
+	return route{acct: acct, callee: callee, targets: targets}, nil
 }
 
 // target is where one leg goes: a phone's flow on this node, or the node
@@ -213,18 +304,60 @@ type legResult struct {
 	err  error
 }
 
-// ring forks the call to every binding and connects the first answer.
-func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, callee account.User, acct account.Account,
-	targets []target, rec *store.CallRecord) {
-	ctx, cancel := context.WithCancel(ds.Context())
-	defer cancel()
-	results := make(chan legResult, len(targets))
+// ring forks the call to every place the callee rings and connects the
+// first answer to the caller.
+func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller account.User, rt route, rec *store.CallRecord) {
 	var ringing sync.Once
-	for _, tg := range targets {
+	winner, status := b.fork(ds.Context(), req.Body(), caller, rt, func(res *sip.Response) {
+		ringing.Do(func() { _ = ds.Respond(res.StatusCode, res.Reason, res.Body(), contentType(res)...) })
+	})
+	switch {
+	case winner != nil:
+	case status == 487: // the caller cancelled: sipgo answered 487
+		b.finish(rec, 487, DispCancelled)
+		return
+	case status == 486:
+		_ = ds.Respond(486, "Busy Here", nil)
+		b.finish(rec, 486, DispBusy)
+		return
+	default:
+		_ = ds.Respond(480, "Temporarily Unavailable", nil)
+		b.finish(rec, 480, DispNoAnswer)
+		return
+	}
+	if err := winner.Ack(context.Background()); err != nil {
+		b.log.Warn("ack callee", "call_id", req.CallID().Value(), "error", err)
+	}
+	if rec != nil {
+		rec.Answer, rec.Status = time.Now().UTC(), 200
+	}
+	from, to := answeredParty(ds, caller), placedParty(winner, rt.callee)
+	c := b.connect(from, to, rec)
+	answer := from.told(winner.InviteResponse.Body())
+	if err := ds.Respond(200, "OK", answer, contentType(winner.InviteResponse)...); err != nil {
+		b.log.Warn("answer caller", "call_id", req.CallID().Value(), "error", err)
+		if b.drop(c) {
+			_ = winner.Bye(context.Background())
+		}
+		return
+	}
+	b.log.Info("call connected", "call_id", req.CallID().Value(), "from", caller.SIP.Username, "to", rt.callee.SIP.Username)
+}
+
+// fork rings every target with offer and returns the first to answer
+// (not acknowledged yet), the others cancelled or hung up; or, when none
+// answered, the status for the caller: 486 when one was busy, 487 when ctx
+// ended first, else 480. onRinging sees each provisional response.
+func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, rt route,
+	onRinging func(*sip.Response)) (*sipgo.DialogClientSession, int) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	results := make(chan legResult, len(rt.targets))
+	for _, tg := range rt.targets {
 		go func() {
-			sess, err := b.leg(ctx, req, caller, callee, acct, tg, func(res *sip.Response) {
+			sess, err := b.leg(ctx, offer, caller, rt.callee, rt.acct, tg, func(res *sip.Response) {
 				if res.StatusCode == 180 || res.StatusCode == 183 {
-					ringing.Do(func() { _ = ds.Respond(res.StatusCode, res.Reason, res.Body(), contentType(res)...) })
+					onRinging(res)
 				}
 			})
 			results <- legResult{sess, err}
@@ -232,7 +365,7 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, ca
 	}
 	var winner *sipgo.DialogClientSession
 	busy := false
-	for range targets {
+	for range rt.targets {
 		r := <-results
 		switch {
 		case r.err == nil && winner == nil:
@@ -249,37 +382,53 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller, ca
 			}
 		}
 	}
-	if winner == nil {
-		switch {
-		case ds.Context().Err() != nil: // the caller cancelled: sipgo answered 487
-			b.finish(rec, 487, DispCancelled)
-		case busy:
-			_ = ds.Respond(486, "Busy Here", nil)
-			b.finish(rec, 486, DispBusy)
-		default:
-			_ = ds.Respond(480, "Temporarily Unavailable", nil)
-			b.finish(rec, 480, DispNoAnswer)
-		}
-		return
+	switch {
+	case winner != nil:
+		return winner, 200
+	case parent.Err() != nil:
+		return nil, 487
+	case busy:
+		return nil, 486
 	}
-	if err := winner.Ack(context.Background()); err != nil {
-		b.log.Warn("ack callee", "call_id", req.CallID().Value(), "error", err)
-	}
-	if err := ds.Respond(200, "OK", winner.InviteResponse.Body(), contentType(winner.InviteResponse)...); err != nil {
-		b.log.Warn("answer caller", "call_id", req.CallID().Value(), "error", err)
-		_ = winner.Bye(context.Background())
-		b.finish(rec, 500, DispFailed)
-		return
-	}
-	if rec != nil {
-		rec.Answer, rec.Status = time.Now().UTC(), 200
-	}
-	c := &call{in: ds, out: winner, rec: rec}
+	return nil, 480
+}
+
+// connect records a connected call under both parties' dialogs.
+func (b *B2BUA) connect(p1, p2 *party, rec *store.CallRecord) *call {
+	c := &call{parties: [2]*party{p1, p2}, rec: rec}
 	b.mu.Lock()
-	b.calls[ds.ID], b.calls[winner.ID] = c, c
+	b.calls[p1.id], b.calls[p2.id] = c, c
 	b.mu.Unlock()
 	b.active.Add(1)
-	b.log.Info("call connected", "call_id", req.CallID().Value(), "from", caller.SIP.Username, "to", callee.SIP.Username)
+	return c
+}
+
+// drop forgets a call that failed to connect, recording it as failed; it
+// reports whether the call was still there.
+func (b *B2BUA) drop(c *call) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.calls[c.parties[0].id] != c {
+		return false
+	}
+	b.forgetLocked(c)
+	b.finish(c.rec, 500, DispFailed)
+	return true
+}
+
+func (b *B2BUA) forgetLocked(c *call) {
+	for _, p := range c.parties {
+		if b.calls[p.id] == c {
+			delete(b.calls, p.id)
+		}
+	}
+	b.active.Add(-1)
+}
+
+// isSDP reports whether m carries a session description.
+func isSDP(m interface{ GetHeader(string) sip.Header }) bool {
+	h := m.GetHeader("Content-Type")
+	return h != nil && strings.EqualFold(strings.TrimSpace(strings.Split(h.Value(), ";")[0]), sdpType)
 }
 
 func contentType(m interface{ GetHeader(string) sip.Header }) []sip.Header {
@@ -291,7 +440,7 @@ func contentType(m interface{ GetHeader(string) sip.Header }) []sip.Header {
 
 // leg sends the INVITE to one contact through the flow it registered from,
 // or to the node holding that flow.
-func (b *B2BUA) leg(ctx context.Context, in *sip.Request, caller, callee account.User, acct account.Account,
+func (b *B2BUA) leg(ctx context.Context, offer []byte, caller, callee account.User, acct account.Account,
 	tg target, onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
 	bd := tg.binding
 	var uri sip.Uri
@@ -316,8 +465,8 @@ func (b *B2BUA) leg(ctx context.Context, in *sip.Request, caller, callee account
 		Address: sip.Uri{Scheme: "sip", User: fromUser, Host: acct.SIPRealm}, Params: fromParams})
 	inv.AppendHeader(&sip.ToHeader{DisplayName: callee.Name,
 		Address: sip.Uri{Scheme: "sip", User: callee.SIP.Username, Host: acct.SIPRealm}, Params: sip.NewParams()})
-	for _, h := range contentType(in) {
-		inv.AppendHeader(h)
+	if len(offer) > 0 {
+		inv.AppendHeader(sip.NewHeader("Content-Type", sdpType))
 	}
 	if tg.via != "" {
 		callID := sip.GenerateTagN(24)
@@ -325,8 +474,8 @@ func (b *B2BUA) leg(ctx context.Context, in *sip.Request, caller, callee account
 		inv.AppendHeader(sip.NewHeader(hopBindingHeader, bd.AOR+" "+bd.ID))
 		inv.AppendHeader(sip.NewHeader(hopAuthHeader, b.hopMAC(callID, bd.AOR, bd.ID)))
 	}
-	inv.SetBody(in.Body())
-	sess, err := b.out.WriteInvite(ctx, inv)
+	inv.SetBody(offer)
+	sess, err := b.dialogs.writeInvite(ctx, inv)
 	if err != nil {
 		return nil, err
 	}
@@ -343,54 +492,59 @@ func (b *B2BUA) leg(ctx context.Context, in *sip.Request, caller, callee account
 
 // OnAck confirms the caller's side of a connected call.
 func (b *B2BUA) OnAck(req *sip.Request, tx sip.ServerTransaction) {
-	_ = b.in.ReadAck(req, tx)
+	if ds := b.dialogs.matchServer(req); ds != nil {
+		_ = ds.ReadAck(req, tx)
+	}
 }
 
-// OnBye ends a call from either side and hangs up the other.
+// OnBye ends a call from either side and hangs up the other. A transferor
+// hanging up while its transfer is under way leaves the call to the
+// transfer.
 func (b *B2BUA) OnBye(req *sip.Request, tx sip.ServerTransaction) {
 	if !registrar.Sane(req, tx) {
 		return
 	}
+	var id string
+	if ds := b.dialogs.matchServer(req); ds != nil {
+		_ = ds.ReadBye(req, tx)
+		id = ds.ID
+	} else if cs := b.dialogs.matchClient(req); cs != nil {
+		_ = cs.ReadBye(req, tx)
+		id = cs.ID
+	} else {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	b.dialogs.forget(id)
+	c, p := b.lookup(id)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	transferring := c.transferor == p
+	if transferring {
+		c.leftEarly = true
+	}
+	c.mu.Unlock()
+	if transferring || !b.end(c, DispAnswered) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if ds, err := b.in.MatchDialogRequest(req); err == nil {
-		_ = b.in.ReadBye(req, tx)
-		if c := b.end(ds.ID); c != nil {
-			_ = c.out.Bye(ctx)
-		}
-		return
-	}
-	if cs, err := b.out.MatchRequestDialog(req); err == nil {
-		_ = b.out.ReadBye(req, tx)
-		if c := b.end(cs.ID); c != nil {
-			_ = c.in.Bye(ctx)
-		}
-		return
-	}
-	respond(tx, req, 481, "Call/Transaction Does Not Exist")
+	_ = c.other(p).sess.Bye(ctx)
 }
 
-// end forgets a call by either dialog ID.
-func (b *B2BUA) end(id string) *call {
+// end forgets a connected call and closes its record with disposition; it
+// reports whether the call was still there.
+func (b *B2BUA) end(c *call, disposition string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.calls[id]
-	if c == nil {
-		return nil
+	if b.calls[c.parties[0].id] != c && b.calls[c.parties[1].id] != c {
+		return false
 	}
-	delete(b.calls, c.in.ID)
-	delete(b.calls, c.out.ID)
-	b.active.Add(-1)
-	if c.rec != nil {
-		b.finish(c.rec, 200, DispAnswered)
-	}
-	return c
-}
-
-// reinvite passes an in-dialog re-INVITE (hold, resume, codec change) to
-// the other leg and its answer back.
-func (b *B2BUA) reinvite(req *sip.Request, tx sip.ServerTransaction) {
-	b.passInDialog(req, tx)
+	b.forgetLocked(c)
+	b.finish(c.rec, 200, disposition)
+	return true
 }
 
 // OnUpdate passes an in-dialog UPDATE to the other leg.
@@ -401,58 +555,105 @@ func (b *B2BUA) OnUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	b.passInDialog(req, tx)
 }
 
-// passInDialog sends an in-dialog request (re-INVITE, UPDATE) from one leg
-// on the other, with its body, and answers it with the other side's final
-// response. A 2xx to a re-INVITE is acknowledged on the far leg at once,
-// as the callee's first answer is.
+// OnInfo passes an in-dialog INFO (DTMF relay, for one) to the other leg.
+func (b *B2BUA) OnInfo(req *sip.Request, tx sip.ServerTransaction) {
+	b.OnUpdate(req, tx)
+}
+
+// match finds the connected call and the party an in-dialog request came
+// from.
+func (b *B2BUA) match(req *sip.Request) (*call, *party) {
+	if ds := b.dialogs.matchServer(req); ds != nil {
+		return b.lookup(ds.ID)
+	}
+	if cs := b.dialogs.matchClient(req); cs != nil {
+		return b.lookup(cs.ID)
+	}
+	return nil, nil
+}
+
+// passInDialog sends an in-dialog request (re-INVITE, UPDATE) from one
+// party on to the other, with its body, and answers it with the other
+// side's final response. A 2xx to a re-INVITE is acknowledged on the far
+// leg at once, as the callee's first answer is.
 func (b *B2BUA) passInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
-	defer cancel()
-	var do func(context.Context, *sip.Request) (*sip.Response, error)
-	var ack func(*sip.Request) error
-	var target sip.Uri
-	if ds, err := b.in.MatchDialogRequest(req); err == nil {
-		c := b.lookup(ds.ID)
-		if c == nil {
-			respond(tx, req, 481, "Call/Transaction Does Not Exist")
-			return
-		}
-		target = remoteTarget(c.out.InviteResponse, c.out.InviteRequest.Recipient)
-		do, ack = c.out.Do, c.out.WriteRequest
-	} else if cs, err := b.out.MatchRequestDialog(req); err == nil {
-		c := b.lookup(cs.ID)
-		if c == nil {
-			respond(tx, req, 481, "Call/Transaction Does Not Exist")
-			return
-		}
-		target = remoteTarget(c.in.InviteRequest, c.in.InviteRequest.Recipient)
-		do, ack = c.in.Do, c.in.WriteRequest
-	} else {
+	c, from := b.match(req)
+	if c == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	fwd := sip.NewRequest(req.Method, target)
-	for _, h := range contentType(req) {
-		fwd.AppendHeader(h)
+	c.mu.Lock()
+	transferring := c.transferor != nil
+	c.mu.Unlock()
+	if transferring {
+		respond(tx, req, 491, "Request Pending: the call is being transferred")
+		return
 	}
-	fwd.SetBody(req.Body())
-	res, err := do(ctx, fwd)
+	to := c.other(from)
+	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	defer cancel()
+	if isSDP(req) {
+		from.heard(req.Body())
+	}
+	ctype := sdpType
+	if h := req.GetHeader("Content-Type"); h != nil {
+		ctype = h.Value()
+	}
+	res, err := b.offer(ctx, to, req.Method, req.Body(), ctype)
 	if err != nil {
 		respond(tx, req, 500, "Server Internal Error: the other party did not answer")
 		return
 	}
 	if req.IsInvite() && res.IsSuccess() {
-		a := sip.NewRequest(sip.ACK, target)
-		a.SetBody(nil)
-		if err := ack(a); err != nil {
-			b.log.Warn("ack re-INVITE on the far leg", "error", err)
-		}
+		b.ack(to, nil)
 	}
-	out := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, res.Body())
+	body := res.Body()
+	if isSDP(res) {
+		body = from.told(body)
+	}
+	out := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, body)
 	for _, h := range contentType(res) {
 		out.AppendHeader(h)
 	}
 	_ = tx.Respond(out)
+}
+
+// sdpType is the content type of session descriptions.
+const sdpType = "application/sdp"
+
+// offer sends p an in-dialog request (re-INVITE, UPDATE, INFO) with body
+// of type ctype, and returns its final response, noting the session
+// description p answered with.
+func (b *B2BUA) offer(ctx context.Context, p *party, method sip.RequestMethod, body []byte, ctype string) (*sip.Response, error) {
+	req := sip.NewRequest(method, p.target)
+	if len(body) > 0 {
+		req.AppendHeader(sip.NewHeader("Content-Type", ctype))
+	}
+	if ctype == sdpType {
+		body = p.told(body)
+	}
+	req.SetBody(body)
+	res, err := p.sess.Do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if res.IsSuccess() && isSDP(res) {
+		p.heard(res.Body())
+	}
+	return res, nil
+}
+
+// ack acknowledges p's 2xx to a re-INVITE, with body when the re-INVITE
+// carried no offer.
+func (b *B2BUA) ack(p *party, body []byte) {
+	a := sip.NewRequest(sip.ACK, p.target)
+	if len(body) > 0 {
+		a.AppendHeader(sip.NewHeader("Content-Type", sdpType))
+	}
+	a.SetBody(p.told(body))
+	if err := p.sess.WriteRequest(a); err != nil {
+		b.log.Warn("ack re-INVITE", "error", err)
+	}
 }
 
 // remoteTarget is where in-dialog requests go: the peer's Contact from m,
@@ -464,11 +665,20 @@ func remoteTarget(m interface{ Contact() *sip.ContactHeader }, fallback sip.Uri)
 	return fallback
 }
 
-// lookup finds a connected call by either dialog ID.
-func (b *B2BUA) lookup(id string) *call {
+// lookup finds a connected call and the party by either dialog ID.
+func (b *B2BUA) lookup(id string) (*call, *party) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.calls[id]
+	c := b.calls[id]
+	if c == nil {
+		return nil, nil
+	}
+	for _, p := range c.parties {
+		if p.id == id {
+			return c, p
+		}
+	}
+	return nil, nil
 }
 
 // Dispositions of a call record.
@@ -480,6 +690,7 @@ const (
 	DispCancelled   = "cancelled"
 	DispFailed      = "failed"
 	DispRefused     = "refused"
+	DispTransferred = "transferred" // the call went on between other parties
 )
 
 // finish closes a call record and hands it to the journal. rec is nil on a

@@ -74,11 +74,11 @@ func (b *B2BUA) onHop(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	caller := account.User{Name: from.DisplayName, Extension: from.Address.User}
 	callee := account.User{Name: to.DisplayName, SIP: account.SIPCredentials{Username: to.Address.User}}
-	ds, err := b.in.ReadInvite(req, tx)
+	ds, err := b.dialogs.readInvite(req, tx)
 	if err != nil {
 		respond(tx, req, 500, "Server Internal Error")
 		return
 	}
 	_ = ds.Respond(100, "Trying", nil)
-	b.ring(ds, req, caller, callee, acct, tg, nil)
+	b.ring(ds, req, caller, route{acct: acct, callee: callee, targets: tg}, nil)
 }

@@ -192,6 +192,8 @@ func (n *Node) startSIP() error {
 	e.srv.OnAck(e.calls.OnAck)
 	e.srv.OnBye(e.calls.OnBye)
 	e.srv.OnUpdate(e.calls.OnUpdate)
+	e.srv.OnRefer(e.calls.OnRefer)
+	e.srv.OnInfo(e.calls.OnInfo)
 	return nil
 }
 

@@ -92,7 +92,7 @@ func New(dir Directory, digest *Digest, throttle *Throttle, loc *Location, opt O
 
 // Allow and Accept list what Outpost's SIP side understands.
 const (
-	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, UPDATE, INFO, PRACK"
+	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, UPDATE, INFO"
 	acceptTypes  = "application/sdp"
 	supported    = "path, outbound, replaces, timer"
 )
