@@ -97,6 +97,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(func(ctx context.Context) { n.bindingSharer.run(ctx, n.log, n.propose) })
 	run(func(ctx context.Context) { n.journal.sharer.run(ctx, n.log, n.propose) })
 	run(n.journal.run)
+	run(n.pruneLoop)
 
 	var err error
 	select {

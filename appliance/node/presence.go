@@ -212,3 +212,50 @@ func (n *Node) leaderClient(ctx context.Context) (*web.Client, error) {
 	}
 	return nil, fmt.Errorf("%w: leader %s", errNoLeaderAddr, id)
 }
+
+// Expired registrations are kept a while after they lapse (a tombstone
+// must outlive any stale copy of the binding it removed, and those expire
+// no later than it), then pruned: each node its own rows, the leader the
+// replicated table through Raft, with one cut-off for every node. Call
+// records are not pruned here: they stay until the cloud has them.
+const (
+	pruneEvery     = 5 * time.Minute
+	pruneRetention = time.Hour
+)
+
+// pruneLoop prunes expired registrations until ctx ends.
+func (n *Node) pruneLoop(ctx context.Context) {
+	every(ctx, pruneEvery, func() bool {
+		if err := n.prune(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			n.log.Warn("cannot prune expired registrations", "error", err)
+		}
+		return false
+	})
+}
+
+// prune deletes registrations that expired before now-pruneRetention.
+func (n *Node) prune(ctx context.Context, now time.Time) error {
+	before := now.Add(-pruneRetention).UTC()
+	local, err := n.store.PruneLocalBindings(before)
+	if err != nil {
+		return err
+	}
+	if local > 0 {
+		n.log.Debug("pruned expired registrations", "count", local)
+	}
+	if !n.cluster.IsLeader() {
+		return nil
+	}
+	cmd, err := cluster.Encode(cluster.CmdPruneBindings, cluster.PruneBindings{Before: before})
+	if err != nil {
+		return err
+	}
+	res, err := n.cluster.ApplyBatched(ctx, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return fmt.Errorf("prune replicated registrations: %w", err)
+	}
+	return nil
+}
