@@ -28,7 +28,7 @@ type CallRecord struct {
 	Start       time.Time `json:"start"`
 	Answer      time.Time `json:"answer,omitzero"` // zero when never answered
 	End         time.Time `json:"end"`
-	Disposition string    `json:"disposition"` // answered | busy | no_answer | unavailable | cancelled | failed | refused
+	Disposition string    `json:"disposition"` // answered | busy | no_answer | unavailable | cancelled | failed | refused | transferred
 	Status      int       `json:"status"`      // final SIP status given to the caller
 	Node        string    `json:"node"`
 	Site        string    `json:"site"` // caller's site
