@@ -93,6 +93,12 @@ func invite(ruri, extra string) string {
 	}, "\r\n")
 }
 
+// refer is an in-dialog REFER to referTo.
+func refer(referTo string) string {
+	r := strings.Replace(strings.Replace(invite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "REFER sip", 1), "1 INVITE", "2 REFER", 1)
+	return strings.Replace(r, "Max-Forwards", "Refer-To: <"+referTo+">\r\nMax-Forwards", 1)
+}
+
 // FuzzInvite feeds arbitrary messages to the call handlers: they must never
 // panic and must answer every request exactly once with a final status.
 func FuzzInvite(f *testing.F) {
@@ -107,6 +113,12 @@ func FuzzInvite(f *testing.F) {
 		strings.Replace(strings.Replace(invite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "BYE sip", 1), "1 INVITE", "2 BYE", 1),
 		strings.Replace(strings.Replace(invite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "UPDATE sip", 1), "1 INVITE", "2 UPDATE", 1),
 		strings.Replace(invite("sip:1002@acme.example", ""), "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
+		refer("sip:1003@acme.example"),
+		refer("sip:1003@acme.example?Replaces=fuzz-2%40192.0.2.10%3Bto-tag%3Dx%3Bfrom-tag%3Dy"),
+		refer("sip:1003@acme.example?Replaces=%zz"),
+		refer("tel:+16505550103"),
+		strings.Replace(refer("sip:1003@acme.example"), ";tag=b1", "", 1), // outside a dialog
+		strings.Replace(strings.Replace(invite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "INFO sip", 1), "1 INVITE", "2 INFO", 1),
 	} {
 		f.Add([]byte(seed))
 	}
@@ -124,7 +136,7 @@ func FuzzInvite(f *testing.F) {
 			return // siptest's recorder needs a From tag to build its key
 		}
 		handler := map[sip.RequestMethod]func(*sip.Request, sip.ServerTransaction){
-			sip.INVITE: b.OnInvite, sip.BYE: b.OnBye, sip.UPDATE: b.OnUpdate,
+			sip.INVITE: b.OnInvite, sip.BYE: b.OnBye, sip.UPDATE: b.OnUpdate, sip.REFER: b.OnRefer, sip.INFO: b.OnInfo,
 		}[req.Method]
 		if handler == nil {
 			return
