@@ -192,8 +192,13 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+	hops, ok := hopsLeft(req)
+	if !ok {
+		respond(tx, req, 483, "Too Many Hops")
+		return
+	}
 	if req.GetHeader(hopAuthHeader) != nil {
-		b.onHop(req, tx)
+		b.onHop(req, tx, hops)
 		return
 	}
 	caller, ok := b.auth.AuthenticateRequest(req, tx)
@@ -217,7 +222,26 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = ds.Respond(100, "Trying", nil)
+	rt.hops = hops
 	b.ring(ds, req, caller, rt, rec)
+}
+
+// maxForwards is the Max-Forwards of the INVITEs Outpost places itself.
+const maxForwards = 70
+
+// hopsLeft is the Max-Forwards for the legs of an INVITE: one less than
+// it arrived with (70 when it had none); false when it has none left
+// (RFC 3261 §16.3, RFC 7332: a B2BUA must not reset it, or two nodes, or a
+// node and a phone forwarding to it, could loop a call forever).
+func hopsLeft(req *sip.Request) (int, bool) {
+	mf := req.MaxForwards()
+	if mf == nil {
+		return maxForwards, true
+	}
+	if mf.Val() == 0 {
+		return 0, false
+	}
+	return int(mf.Val()) - 1, true
 }
 
 // refusal is why a call cannot be placed: the status, and the record's
@@ -233,6 +257,7 @@ type route struct {
 	acct    account.Account
 	callee  account.User
 	targets []target
+	hops    int // Max-Forwards of the legs
 }
 
 // route resolves what a caller of site dialled to a user of the account
@@ -267,7 +292,7 @@ func (b *B2BUA) route(ctx context.Context, site, dialled string, rec *store.Call
 	if len(targets) == 0 {
 		return route{}, &refusal{480, "Temporarily Unavailable", DispUnavailable}
 	}
-	return route{acct: acct, callee: callee, targets: targets}, nil
+	return route{acct: acct, callee: callee, targets: targets, hops: maxForwards}, nil
 }
 
 // target is where one leg goes: a phone's flow on this node, or the node
@@ -325,8 +350,15 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 		b.finish(rec, 480, DispNoAnswer)
 		return
 	}
-	if err := winner.Ack(context.Background()); err != nil {
-		b.log.Warn("ack callee", "call_id", req.CallID().Value(), "error", err)
+	// With an offer from the caller, the callee's answer completes the
+	// exchange: ACK it now. Without one (late offer), the callee's 200 is
+	// the offer and the caller's ACK brings the answer, which the callee's
+	// ACK must carry.
+	lateOffer := len(req.Body()) == 0
+	if !lateOffer {
+		if err := winner.Ack(context.Background()); err != nil {
+			b.log.Warn("ack callee", "call_id", req.CallID().Value(), "error", err)
+		}
 	}
 	if rec != nil {
 		rec.Answer, rec.Status = time.Now().UTC(), 200
@@ -334,7 +366,19 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 	from, to := answeredParty(ds, caller), placedParty(winner, rt.callee)
 	c := b.connect(from, to, rec)
 	answer := from.told(winner.InviteResponse.Body())
-	if err := ds.Respond(200, "OK", answer, contentType(winner.InviteResponse)...); err != nil {
+	err := ds.Respond(200, "OK", answer, contentType(winner.InviteResponse)...) // returns once the caller ACKs
+	if lateOffer {
+		heard, _ := from.lastSDP()
+		ack := sip.NewRequest(sip.ACK, to.target)
+		if len(heard) > 0 {
+			ack.AppendHeader(sip.NewHeader("Content-Type", sdpType))
+		}
+		ack.SetBody(to.told(heard))
+		if err := winner.WriteAck(context.Background(), ack); err != nil {
+			b.log.Warn("ack callee", "call_id", req.CallID().Value(), "error", err)
+		}
+	}
+	if err != nil {
 		b.log.Warn("answer caller", "call_id", req.CallID().Value(), "error", err)
 		if b.drop(c) {
 			_ = winner.Bye(context.Background())
@@ -355,7 +399,7 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 	results := make(chan legResult, len(rt.targets))
 	for _, tg := range rt.targets {
 		go func() {
-			sess, err := b.leg(ctx, offer, caller, rt.callee, rt.acct, tg, func(res *sip.Response) {
+			sess, err := b.leg(ctx, offer, caller, rt, tg, func(res *sip.Response) {
 				if res.StatusCode == 180 || res.StatusCode == 183 {
 					onRinging(res)
 				}
@@ -365,23 +409,31 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 	}
 	var winner *sipgo.DialogClientSession
 	busy := false
-	for range rt.targets {
+	pending := len(rt.targets)
+	for pending > 0 && winner == nil {
 		r := <-results
-		switch {
-		case r.err == nil && winner == nil:
+		pending--
+		if r.err == nil {
 			winner = r.sess
 			cancel() // the other contacts stop ringing
-		case r.err == nil:
-			// answered too late: hang that contact up
-			_ = r.sess.Ack(context.Background())
-			_ = r.sess.Bye(context.Background())
-		default:
-			var de *sipgo.ErrDialogResponse
-			if errors.As(r.err, &de) && de.Res.StatusCode == 486 {
-				busy = true
-			}
+			break
+		}
+		var de *sipgo.ErrDialogResponse
+		if errors.As(r.err, &de) && de.Res.StatusCode == 486 {
+			busy = true
 		}
 	}
+	// The caller is answered at once; the other contacts end on their own
+	// (a stale one only when its INVITE times out). One that answers anyway
+	// is hung up.
+	go func() {
+		for range pending {
+			if r := <-results; r.err == nil {
+				_ = r.sess.Ack(context.Background())
+				_ = r.sess.Bye(context.Background())
+			}
+		}
+	}()
 	switch {
 	case winner != nil:
 		return winner, 200
@@ -440,9 +492,9 @@ func contentType(m interface{ GetHeader(string) sip.Header }) []sip.Header {
 
 // leg sends the INVITE to one contact through the flow it registered from,
 // or to the node holding that flow.
-func (b *B2BUA) leg(ctx context.Context, offer []byte, caller, callee account.User, acct account.Account,
+func (b *B2BUA) leg(ctx context.Context, offer []byte, caller account.User, rt route,
 	tg target, onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
-	bd := tg.binding
+	bd, callee, acct := tg.binding, rt.callee, rt.acct
 	var uri sip.Uri
 	if err := sip.ParseUri(bd.Contact, &uri); err != nil {
 		return nil, fmt.Errorf("contact %q: %w", bd.Contact, err)
@@ -468,6 +520,8 @@ func (b *B2BUA) leg(ctx context.Context, offer []byte, caller, callee account.Us
 	if len(offer) > 0 {
 		inv.AppendHeader(sip.NewHeader("Content-Type", sdpType))
 	}
+	mf := sip.MaxForwardsHeader(rt.hops)
+	inv.AppendHeader(&mf)
 	if tg.via != "" {
 		callID := sip.GenerateTagN(24)
 		inv.AppendHeader(sip.NewHeader("Call-ID", callID))
@@ -492,9 +546,16 @@ func (b *B2BUA) leg(ctx context.Context, offer []byte, caller, callee account.Us
 
 // OnAck confirms the caller's side of a connected call.
 func (b *B2BUA) OnAck(req *sip.Request, tx sip.ServerTransaction) {
-	if ds := b.dialogs.matchServer(req); ds != nil {
-		_ = ds.ReadAck(req, tx)
+	ds := b.dialogs.matchServer(req)
+	if ds == nil {
+		return
 	}
+	if isSDP(req) { // the answer to a late offer
+		if _, p := b.lookup(ds.ID); p != nil {
+			p.heard(req.Body())
+		}
+	}
+	_ = ds.ReadAck(req, tx)
 }
 
 // OnBye ends a call from either side and hangs up the other. A transferor
@@ -612,6 +673,9 @@ func (b *B2BUA) passInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		body = from.told(body)
 	}
 	out := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, body)
+	if res.IsSuccess() {
+		out.AppendHeader(sip.HeaderClone(&b.dialogs.ua.ContactHDR))
+	}
 	for _, h := range contentType(res) {
 		out.AppendHeader(h)
 	}

@@ -544,7 +544,6 @@ func TestHopRefused(t *testing.T) {
 // 7332, RFC 3261 §16.3): otherwise two nodes, or a node and a phone
 // forwarding to it, can loop a call forever.
 func TestMaxForwardsExhausted(t *testing.T) {
-	knownBug(t, "Max-Forwards is never checked: an INVITE with Max-Forwards: 0 is routed (and every leg starts again at 70)")
 	b, _ := recorderB2BUA(t, acceptAll{}, newPhoneBook())
 	req := newRequest(t, sip.INVITE, "sip:1002@acme.example", func(r *sip.Request) { *r.MaxForwards() = 0 })
 	answeredOnce(t, serve(t, b.OnInvite, req), 483, "")
@@ -1520,7 +1519,6 @@ func TestByeOutOfOrder(t *testing.T) {
 // TestReinviteAnswerHasContact: a 2xx to an INVITE, re-INVITEs included,
 // carries a Contact (RFC 3261 §12.1.1 and Table 3).
 func TestReinviteAnswerHasContact(t *testing.T) {
-	knownBug(t, "the node answers a re-INVITE with the far side's status and body but no Contact")
 	t.Parallel()
 	node, _, alice, bobs := cluster(t, onCue)
 	call, _ := connect(t, node, alice, "1002", bobs[0])
@@ -1544,8 +1542,6 @@ func TestReinviteAnswerHasContact(t *testing.T) {
 // 200 then carries the offer and the caller's ACK the answer, which the
 // callee must get in its ACK (RFC 3261 §13.2.1, RFC 3264).
 func TestLateOffer(t *testing.T) {
-	knownBug(t, "the node acknowledges the callee's 200 before the caller has answered, so with an INVITE "+
-		"without SDP the callee never gets the caller's SDP answer (the call has no media)")
 	t.Parallel()
 	node, _, alice, bobs := cluster(t, onCue)
 	bob := bobs[0]
@@ -1674,8 +1670,6 @@ func TestForkAnswerCrossesCancel(t *testing.T) {
 // gone and answers nothing). When the other answers, the caller must be
 // connected at once, not when the stale contact's INVITE times out.
 func TestForkStaleContact(t *testing.T) {
-	knownBug(t, "the answer reaches the caller only once every other contact has finished: a contact that "+
-		"answers nothing holds it for Timer B (32 s), and the callee's phone gives up on its 200 meanwhile")
 	t.Parallel()
 	node, dir, alice, bobs := cluster(t, onCue)
 	stale := startRawPhone(t)

@@ -30,7 +30,7 @@ func (b *B2BUA) hopMAC(callID, aor, id string) string {
 }
 
 // onHop takes a call another node hands over for a phone registered here.
-func (b *B2BUA) onHop(req *sip.Request, tx sip.ServerTransaction) {
+func (b *B2BUA) onHop(req *sip.Request, tx sip.ServerTransaction, hops int) {
 	if !registrar.Sane(req, tx) {
 		return
 	}
@@ -80,5 +80,5 @@ func (b *B2BUA) onHop(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = ds.Respond(100, "Trying", nil)
-	b.ring(ds, req, caller, route{acct: acct, callee: callee, targets: tg}, nil)
+	b.ring(ds, req, caller, route{acct: acct, callee: callee, targets: tg, hops: hops}, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -181,8 +182,9 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string) (int, string) 
 		return refusal.code, refusal.reason
 	}
 	heard, _ := transferee.lastSDP()
+	var ringing sync.Once
 	winner, status := b.fork(ctx, sendRecv(heard), transferee.user, rt, func(res *sip.Response) {
-		b.notify(transferor, res.StatusCode, res.Reason, false)
+		ringing.Do(func() { b.notify(transferor, res.StatusCode, res.Reason, false) })
 	})
 	if winner == nil {
 		disp := map[int]string{486: DispBusy, 487: DispCancelled}[status]
