@@ -538,6 +538,16 @@ func (b *B2BUA) leg(ctx context.Context, offer []byte, caller account.User, rt r
 		return nil
 	}})
 	if err != nil {
+		if res := sess.InviteResponse; res != nil && res.IsSuccess() {
+			// The answer crossed the CANCEL: acknowledge it and hang up, or
+			// the phone stays off-hook in an empty call.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = sess.Ack(ctx)
+				_ = sess.Bye(ctx)
+			}()
+		}
 		_ = sess.Close()
 		return nil, err
 	}
@@ -567,7 +577,11 @@ func (b *B2BUA) OnBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	var id string
 	if ds := b.dialogs.matchServer(req); ds != nil {
-		_ = ds.ReadBye(req, tx)
+		if err := ds.ReadBye(req, tx); err != nil {
+			// A CSeq below the dialog's (RFC 3261 §12.2.2): the call goes on.
+			respond(tx, req, 500, "Server Internal Error: CSeq out of order")
+			return
+		}
 		id = ds.ID
 	} else if cs := b.dialogs.matchClient(req); cs != nil {
 		_ = cs.ReadBye(req, tx)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,15 +37,6 @@ import (
 const waitFor = 5 * time.Second
 
 var testHopKey = []byte("0123456789abcdef0123456789abcdef")
-
-// knownBug skips a test that shows a bug in the B2BUA; OUTPOST_KNOWN_BUGS=1
-// runs it (and it fails until the bug is fixed).
-func knownBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("OUTPOST_KNOWN_BUGS") == "" {
-		t.Skip("bug: " + why)
-	}
-}
 
 // quiet is the logger of every test user agent: sipgo logs transaction
 // timeouts and closed sockets as the tests tear down.
@@ -1502,8 +1492,6 @@ func TestEndedDialogsForgotten(t *testing.T) {
 // TestByeOutOfOrder: a BYE with a CSeq below the INVITE's is out of order;
 // the node answers it 500 and the call goes on (RFC 3261 §12.2.2).
 func TestByeOutOfOrder(t *testing.T) {
-	knownBug(t, "a BYE sipgo's dialog refuses (CSeq below the INVITE's) is not answered, yet the node ends "+
-		"the call and hangs the callee up; the BYE's retransmission then gets 481")
 	t.Parallel()
 	node, _, alice, bobs := cluster(t, onCue)
 	call, _ := connect(t, node, alice, "1002", bobs[0])
@@ -1636,7 +1624,6 @@ func (r *rawPhone) send(t *testing.T, msg sip.Message, to net.Addr) {
 // 200 and hang the phone up with a BYE (RFC 3261 §9.1, §15), or the phone
 // stays off-hook in a call nobody is in.
 func TestForkAnswerCrossesCancel(t *testing.T) {
-	knownBug(t, "a 200 that crosses the node's CANCEL to a forked contact is neither acknowledged nor hung up")
 	t.Parallel()
 	node, dir, alice, bobs := cluster(t, onCue)
 	raw := startRawPhone(t)
