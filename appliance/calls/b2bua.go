@@ -50,6 +50,8 @@ type B2BUA struct {
 	journal Journal
 	dialogs *dialogs
 	log     *slog.Logger
+	now     func() time.Time
+	hops    hopSeen // hop INVITEs accepted, against replays
 
 	mu     sync.Mutex
 	calls  map[string]*call // by the dialog ID of either party
@@ -146,6 +148,7 @@ func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticato
 		nodeID: nodeID, hopKey: hopSecret, auth: auth, dir: dir, journal: journal, log: log,
 		dialogs: newDialogs(client, contact),
 		calls:   map[string]*call{},
+		now:     time.Now,
 	}
 }
 
@@ -526,7 +529,7 @@ func (b *B2BUA) leg(ctx context.Context, offer []byte, caller account.User, rt r
 		callID := sip.GenerateTagN(24)
 		inv.AppendHeader(sip.NewHeader("Call-ID", callID))
 		inv.AppendHeader(sip.NewHeader(hopBindingHeader, bd.AOR+" "+bd.ID))
-		inv.AppendHeader(sip.NewHeader(hopAuthHeader, b.hopMAC(callID, bd.AOR, bd.ID)))
+		inv.AppendHeader(sip.NewHeader(hopAuthHeader, b.hopMAC(callID, bd.AOR, bd.ID, b.now().Unix())))
 	}
 	inv.SetBody(offer)
 	sess, err := b.dialogs.writeInvite(ctx, inv)

@@ -221,11 +221,16 @@ func (d *phoneBook) member(id, sipAddr string) {
 	d.members = append(d.members, store.Member{ID: id, SIPAddr: sipAddr})
 }
 
-// hopSign is the X-Outpost-Hop-Auth a node puts on a call it hands over.
+// hopSign is the X-Outpost-Hop-Auth a node puts on a call it hands over,
+// signed now.
 func hopSign(key []byte, callID, aor, id string) string {
+	return hopSignAt(key, callID, aor, id, time.Now().Unix())
+}
+
+func hopSignAt(key []byte, callID, aor, id string, at int64) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(callID + "\x00" + aor + "\x00" + id))
-	return hex.EncodeToString(m.Sum(nil))
+	m.Write(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%d", callID, aor, id, at))
+	return fmt.Sprintf("%d;%s", at, hex.EncodeToString(m.Sum(nil)))
 }
 
 // --- handlers on a recorder ---------------------------------------------------
@@ -491,6 +496,18 @@ func TestHopRefused(t *testing.T) {
 				r.AppendHeader(sip.NewHeader("X-Outpost-Binding", aor+" "+id))
 				r.AppendHeader(sip.NewHeader("X-Outpost-Hop-Auth", hopSign(testHopKey, r.CallID().Value(), aor, "b-other")))
 			}}},
+		{name: "signed too long ago", setup: here, code: 403,
+			edits: []func(*sip.Request){func(r *sip.Request) {
+				r.AppendHeader(sip.NewHeader("X-Outpost-Binding", aor+" "+id))
+				r.AppendHeader(sip.NewHeader("X-Outpost-Hop-Auth",
+					hopSignAt(testHopKey, r.CallID().Value(), aor, id, time.Now().Add(-2*hopWindow).Unix())))
+			}}},
+		{name: "signed in the future", setup: here, code: 403,
+			edits: []func(*sip.Request){func(r *sip.Request) {
+				r.AppendHeader(sip.NewHeader("X-Outpost-Binding", aor+" "+id))
+				r.AppendHeader(sip.NewHeader("X-Outpost-Hop-Auth",
+					hopSignAt(testHopKey, r.CallID().Value(), aor, id, time.Now().Add(2*hopWindow).Unix())))
+			}}},
 		{name: "no binding header", setup: here, code: 403,
 			edits: []func(*sip.Request){withHeader("X-Outpost-Hop-Auth", hopSign(testHopKey, "x", aor, id))}},
 		{name: "binding header without id", setup: here, code: 403,
@@ -527,6 +544,19 @@ func TestHopRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A hop INVITE captured on the wire and sent again, after its transaction
+// ended, is refused: each signature is good once.
+func TestHopReplayRefused(t *testing.T) {
+	const aor, id = "bob@acme.example", "b-bob"
+	dir := newPhoneBook()
+	dir.bind("bob", id, "sip:bob@192.0.2.20:5060", "192.0.2.20:5060", "n2") // rung nowhere: 480 once accepted
+	b, _ := recorderB2BUA(t, challengeAll{}, dir)
+	first := newRequest(t, sip.INVITE, "sip:bob@192.0.2.20:5060", withHop(testHopKey, aor, id))
+	answeredOnce(t, serve(t, b.OnInvite, first), 480, "")
+	replay := first.Clone() // the same INVITE, signature and all
+	answeredOnce(t, serve(t, b.OnInvite, replay), 403, "Forbidden")
 }
 
 // TestMaxForwardsExhausted: a B2BUA passes the caller's Max-Forwards on,
