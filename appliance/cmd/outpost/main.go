@@ -7,9 +7,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
+// udpTimerJ is how long a finished non-INVITE server transaction over UDP
+// is kept to absorb retransmissions of its request (RFC 3261 Timer J,
+// 64*T1 = 32 s by default). A phone retransmits only when our final
+// response was lost, at 0.5, 1.5 and 3.5 s, so 5 s absorbs all of those;
+// a later one is handled anew. At thousands of REGISTERs a second, 32 s of
+// finished transactions is most of the node's memory: 5 s bounds it.
+const udpTimerJ = 5 * time.Second
+
 func main() {
+	sip.Timer_J = udpTimerJ // process-wide, before any transaction exists
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
