@@ -39,8 +39,10 @@ fuzz:
 e2e:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/
 
-# Benchmarks; writes the table in docs/performance.md.
+# Benchmarks, Outpost's SIP loads beside Kamailio's (bench-deps installs
+# it); writes the table in docs/performance.md.
 bench: deps
+	scripts/bench-deps.sh
 	scripts/bench.sh
 
 lint: deps

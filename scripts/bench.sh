@@ -10,11 +10,24 @@ log=$(mktemp)
 rows=$(mktemp)
 trap 'rm -f "$log" "$rows"' EXIT
 
-# package | benchmark regexp | -benchtime | target
+# package | benchmark (sub-benchmark) name | -benchtime | target
+# The SIP load rows run Outpost and Kamailio 5.6 (scripts/bench-deps.sh
+# installs it) on the same SIPp scenarios and loads, one after the other.
+kam="Kamailio 5.6, same scenario, same run"
 benches=(
   "./appliance/e2e/|BenchmarkSnapshotApply10k|3x|under 3 s end to end (ns/op); peak RSS per node under 150 MiB"
-  "./appliance/e2e/|BenchmarkRegister10k|1x|at least 5,000 registrations/s, under 1 % failed (this run offers 6,000/s); RSS under 200 MiB with 10,000 bindings, under 500 MiB at peak (issue 3)"
-  "./appliance/e2e/|BenchmarkCalls|1x|at least 1,000 calls/s under 1 % failures (issue 3; this run offers 1,000/s)"
+  "./appliance/e2e/|BenchmarkRegister10k/offered-6000|1x|at least 5,000 registrations/s, under 1 % failed (6,000/s offered); steady RSS under 200 MiB with 10,000 bindings, peak under 500 MiB (issue 3)"
+  "./appliance/e2e/|BenchmarkKamailioRegister10k/offered-6000|1x|${kam}"
+  "./appliance/e2e/|BenchmarkRegister10k/capacity|1x|at least half of Kamailio's capacity (next row); peak RSS under 500 MiB"
+  "./appliance/e2e/|BenchmarkKamailioRegister10k/capacity|1x|${kam}"
+  "./appliance/e2e/|BenchmarkClusterRegister10k/offered-6000|1x|— (3 nodes, one SIPp per node, a third of the users each)"
+  "./appliance/e2e/|BenchmarkClusterRegister10k/capacity|1x|—"
+  "./appliance/e2e/|BenchmarkCalls/offered-1000|1x|at least 1,000 calls/s under 1 % failures (issue 3; 1,000/s offered)"
+  "./appliance/e2e/|BenchmarkKamailioCalls/offered-1000|1x|${kam}"
+  "./appliance/e2e/|BenchmarkCalls/capacity|1x|at least a fifth of Kamailio's capacity (next row); peak RSS under 500 MiB"
+  "./appliance/e2e/|BenchmarkKamailioCalls/capacity|1x|${kam}"
+  "./appliance/e2e/|BenchmarkClusterCalls/offered-1000|1x|— (a phone on n1 calls one on n3)"
+  "./appliance/e2e/|BenchmarkClusterCalls/capacity|1x|—"
   "./appliance/cluster/|BenchmarkRaftApplyBatched|100000x|at least 20,000 commands/s"
   "./appliance/cluster/|BenchmarkRaftApplySmall|50000x|— (one Raft entry per command, for comparison)"
   "./appliance/store/|BenchmarkReplaceConfig10k|10x|— (part of the apply above)"
@@ -31,6 +44,12 @@ for b in "${benches[@]}"; do
   one=$(mktemp)
   eval "$cmd" >"$one" 2>&1 || true
   cat "$one" >>"$log"
+  if ! grep -qE "^${name}" "$one" && grep -q -- '--- SKIP' "$one"; then
+    why=$(grep -A1 -- '--- SKIP' "$one" | tail -1 | sed 's/^ *[a-z_]*\.go:[0-9]*: //')
+    printf '| %s | skipped: %s | %s | `%s` |\n' "$name" "$why" "$target" "$cmd" >>"$rows"
+    rm -f "$one"
+    continue
+  fi
   if ! grep -qE "^${name}" "$one"; then
     # A benchmark that failed gets a row saying so, and its output on stderr.
     grep -vE '^\s+time=' "$one" | tail -20 >&2
@@ -55,6 +74,17 @@ for b in "${benches[@]}"; do
   rm -f "$one"
 done
 
+# Outpost's capacity as a share of Kamailio's, both from this run.
+figure() { # benchmark name, unit: the value before the unit on its line
+  grep -E "^$1-[0-9]+[[:space:]]" "$log" | awk -v u="$2" '{ for (i = 3; i < NF; i++) if ($(i+1) == u) print $i }' | head -1
+}
+ratio() { # outpost kamailio unit
+  local o k
+  o=$(figure "$1" "$3") k=$(figure "$2" "$3")
+  if [ -n "$o" ] && [ -n "$k" ]; then awk -v o="$o" -v k="$k" 'BEGIN { printf "%.2f (%.0f against %.0f)", o / k, o, k }'; else echo "not measured"; fi
+}
+share="Outpost's capacity as a share of Kamailio's in this run: registrations $(ratio BenchmarkRegister10k/capacity BenchmarkKamailioRegister10k/capacity registrations/s) (target at least 0.5), calls $(ratio BenchmarkCalls/capacity BenchmarkKamailioCalls/capacity calls/s) (target at least 0.2)."
+
 cpu=$(grep -m1 '^cpu:' "$log" | cut -d' ' -f2- || true)
 {
   sed '/<!-- bench:begin -->/q' "$out"
@@ -64,6 +94,8 @@ cpu=$(grep -m1 '^cpu:' "$log" | cut -d' ' -f2- || true)
   echo "| benchmark | result | target | command |"
   echo "|---|---|---|---|"
   cat "$rows"
+  echo
+  echo "$share"
   echo
   sed -n '/<!-- bench:end -->/,$p' "$out"
 } >"$out.new"

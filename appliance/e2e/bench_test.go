@@ -1,12 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,21 +9,7 @@ import (
 )
 
 // peakRSS reads a process's peak resident set (VmHWM) in MiB.
-func peakRSS(pid int) (float64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
-}
+func peakRSS(pid int) (float64, error) { return procStatusMiB(pid, "VmHWM") }
 
 // BenchmarkSnapshotApply10k applies a 10,000-user / 20,000-number / 1,000-SDG
 // account to a 3-node cluster of real outpost processes: from the POST to a

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,21 +27,36 @@ func answerWith(t *testing.T, n *node, username string, port int, scenario ...st
 	if reg.exit != 0 {
 		t.Fatalf("register %s: exit %d\n%s", username, reg.exit, reg.stdout)
 	}
-	return startUAS(t, n, port, 1, scenario...)
+	done := startUAS(t, n.sipUDP, port, 1, scenario...)
+	waitBound(t, port)
+	return done
 }
 
-// startSIPpUAS starts SIPp's built-in UAS on port for calls calls (0: until
-// the test ends) and returns a func that waits for it to end.
-func startSIPpUAS(t testing.TB, n *node, port, calls int) func() int {
-	return startUAS(t, n, port, calls, "-sn", "uas")
+// waitBound waits until something (a SIPp UAS) listens on a loopback UDP
+// port, reading /proc/net/udp so as not to race it for the port.
+func waitBound(t testing.TB, port int) {
+	t.Helper()
+	local := fmt.Sprintf(" 0100007F:%04X ", port)
+	eventually(t, 10*time.Second, fmt.Sprintf("UDP port %d bound", port), func(context.Context) error {
+		table, err := os.ReadFile("/proc/net/udp")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(table), local) {
+			return fmt.Errorf("nothing listens yet")
+		}
+		return nil
+	})
 }
 
-func startUAS(t testing.TB, n *node, port, calls int, scenario ...string) func() int {
+// startUAS starts a SIPp UAS scenario on port, sending to target, for calls
+// calls (0: until the test ends) and returns a func that waits for it to end.
+func startUAS(t testing.TB, target string, port, calls int, scenario ...string) func() int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	dir := t.TempDir()
 	args := append(append([]string{}, scenario...), "-i", "127.0.0.1", "-p", fmt.Sprint(port),
-		"-nostdin", "-buff_size", "4194304", "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"), n.sipUDP)
+		"-nostdin", "-buff_size", "4194304", "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"), target)
 	if calls > 0 {
 		args = append(args, "-m", fmt.Sprint(calls))
 	}
@@ -237,11 +253,7 @@ func TestCallWithoutQuorum(t *testing.T) {
 func TestCallHold(t *testing.T) {
 	n := startNode(t, "hold", nodeOpts{bootstrapSnapshot: writeFile(t, "demo.json", demoSnapshot(t))})
 	waitRevision(t, []*node{n}, 1)
-	uasScenario, err := filepath.Abs(filepath.Join("testdata", "sipp", "uas-hold.xml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	uasDone := answerWith(t, n, "bob", freeUDPPort(t), "-sf", uasScenario)
+	uasDone := answerWith(t, n, "bob", freeUDPPort(t), "-sf", scenarioPath(t, "uas-hold.xml"))
 	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", "1002"}})
 	eventually(t, 10*time.Second, "call with hold", func(ctx context.Context) error {
 		if res := runSIPp(t, "uac-hold.xml", n.sipUDP, 1, 20*time.Second, "-inf", callers); res.exit != 0 {

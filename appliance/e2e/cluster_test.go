@@ -18,7 +18,14 @@ import (
 // until all three see three healthy members with their sites.
 func formCluster(t testing.TB) []*node {
 	t.Helper()
-	n1 := startNode(t, "n1", nodeOpts{site: "hq"})
+	return formClusterLogging(t, "")
+}
+
+// formClusterLogging is formCluster with the nodes logging at level ("":
+// debug; benchmarks use info).
+func formClusterLogging(t testing.TB, level string) []*node {
+	t.Helper()
+	n1 := startNode(t, "n1", nodeOpts{site: "hq", logLevel: level})
 	eventually(t, 30*time.Second, "n1 ready", func(ctx context.Context) error {
 		st, err := n1.status(ctx)
 		if err == nil && !st.Ready {
@@ -26,8 +33,8 @@ func formCluster(t testing.TB) []*node {
 		}
 		return err
 	})
-	n2 := startNode(t, "n2", nodeOpts{site: "hq", join: []string{n1.httpAddr}})
-	n3 := startNode(t, "n3", nodeOpts{site: "branch", join: []string{n1.httpAddr}})
+	n2 := startNode(t, "n2", nodeOpts{site: "hq", join: []string{n1.httpAddr}, logLevel: level})
+	n3 := startNode(t, "n3", nodeOpts{site: "branch", join: []string{n1.httpAddr}, logLevel: level})
 	nodes := []*node{n1, n2, n3}
 	for _, n := range nodes {
 		eventually(t, 60*time.Second, n.id+" sees 3 healthy members", func(ctx context.Context) error {

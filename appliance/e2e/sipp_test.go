@@ -18,6 +18,7 @@ type sippResult struct {
 	exit   int
 	stdout string
 	stats  string // the final statistics CSV
+	dir    string // its working directory: trace files such as -trace_rtt's
 }
 
 // freeUDPPort finds a loopback UDP port for SIPp to bind.
@@ -31,9 +32,38 @@ func freeUDPPort(t testing.TB) int {
 	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
+// scenarioPath is the absolute path of a scenario in testdata/sipp.
+func scenarioPath(t testing.TB, name string) string {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Join("testdata", "sipp", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
 // runSIPp runs a scenario from testdata/sipp against target until it has
 // made calls calls (or ends on its own), within timeout.
 func runSIPp(t testing.TB, scenario, target string, calls int, timeout time.Duration, extra ...string) sippResult {
+	t.Helper()
+	res, err := startSIPp(t, scenario, target, calls, timeout, extra...).wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// sippRun is a SIPp process started by startSIPp.
+type sippRun struct {
+	cmd    *exec.Cmd
+	cancel context.CancelFunc
+	dir    string
+	out    bytes.Buffer
+}
+
+// startSIPp starts what runSIPp runs and returns without waiting, so that
+// several SIPps can run at once; wait may be called from any goroutine.
+func startSIPp(t testing.TB, scenario, target string, calls int, timeout time.Duration, extra ...string) *sippRun {
 	t.Helper()
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Fatalf("sipp is not installed: run make deps (%v)", err)
@@ -41,10 +71,7 @@ func runSIPp(t testing.TB, scenario, target string, calls int, timeout time.Dura
 	dir := t.TempDir()
 	abs := scenario
 	if !filepath.IsAbs(scenario) {
-		var err error
-		if abs, err = filepath.Abs(filepath.Join("testdata", "sipp", scenario)); err != nil {
-			t.Fatal(err)
-		}
+		abs = scenarioPath(t, scenario)
 	}
 	args := append([]string{
 		"-sf", abs, "-m", fmt.Sprint(calls), "-i", "127.0.0.1", "-p", fmt.Sprint(freeUDPPort(t)),
@@ -54,28 +81,37 @@ func runSIPp(t testing.TB, scenario, target string, calls int, timeout time.Dura
 	}, extra...)
 	args = append(args, target)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sipp", args...)
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	res := sippResult{stdout: out.String()}
+	r := &sippRun{cmd: exec.CommandContext(ctx, "sipp", args...), cancel: cancel, dir: dir}
+	r.cmd.Dir = dir
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
+	if err := r.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("run sipp: %v", err)
+	}
+	t.Cleanup(cancel)
+	return r
+}
+
+// wait waits for the SIPp to end and collects what it did.
+func (r *sippRun) wait() (sippResult, error) {
+	err := r.cmd.Wait()
+	r.cancel()
+	res := sippResult{stdout: r.out.String(), dir: r.dir}
 	if ee, ok := err.(*exec.ExitError); ok {
 		res.exit = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("run sipp: %v\n%s", err, out.String())
+		return res, fmt.Errorf("run sipp: %v\n%s", err, res.stdout)
 	}
-	stats, _ := os.ReadFile(filepath.Join(dir, "stats.csv"))
+	stats, _ := os.ReadFile(filepath.Join(r.dir, "stats.csv"))
 	res.stats = string(stats)
 	if res.exit != 0 {
-		errs, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
+		errs, _ := os.ReadFile(filepath.Join(r.dir, "errors.log"))
 		if len(errs) > 4000 {
 			errs = errs[:4000]
 		}
 		res.stdout += "\n--- errors.log ---\n" + string(errs)
 	}
-	return res
+	return res, nil
 }
 
 // writeUsersCSV writes a SIPp injection file from username, password,
