@@ -98,6 +98,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(func(ctx context.Context) { n.journal.sharer.run(ctx, n.log, n.propose) })
 	run(n.journal.run)
 	run(n.pruneLoop)
+	run(n.trimMemoryLoop)
 
 	var err error
 	select {

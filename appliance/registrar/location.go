@@ -178,6 +178,9 @@ func (l *Location) expire(now time.Time) {
 		}
 	}
 	for aor, bs := range l.byAOR {
+		if !anyExpired(bs, now) {
+			continue // the common case: no copy, no garbage
+		}
 		live := bs[:0:0]
 		for _, b := range bs {
 			if b.Expires.After(now) {
@@ -192,6 +195,15 @@ func (l *Location) expire(now time.Time) {
 			l.byAOR[aor] = live
 		}
 	}
+}
+
+func anyExpired(bs []store.Binding, now time.Time) bool {
+	for _, b := range bs {
+		if !b.Expires.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Location) takePending() []store.Binding {
