@@ -317,28 +317,20 @@ func sampleMemory(srv benchServer) (stop func() (float64, error)) {
 	}
 }
 
-// settledRSS waits for the resident memory to stop falling after a load
-// (the Go runtime returns freed memory to the OS over time) and returns
-// it: read every second, settled once five readings in a row lie within
-// 1 MiB, or after 30 s.
+// settleFor is how long after a load the resident memory is read as the
+// steady figure: past a node's heap trim period (15 s, appliance/node
+// memory.go), so the figure is what the node keeps, not the load's garbage.
+const settleFor = 20 * time.Second
+
+// settledRSS reads the resident memory settleFor after a load.
 func settledRSS(b *testing.B, rss func() (float64, error)) float64 {
 	b.Helper()
-	var last []float64
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, err := rss()
-		if err != nil {
-			b.Fatal(err)
-		}
-		last = append(last, v)
-		if len(last) > 5 {
-			last = last[1:]
-		}
-		if len(last) == 5 && slices.Max(last)-slices.Min(last) <= 1 || time.Now().After(deadline) {
-			return v
-		}
-		time.Sleep(time.Second)
+	time.Sleep(settleFor) // a fixed measurement window, not a synchronisation
+	v, err := rss()
+	if err != nil {
+		b.Fatal(err)
 	}
+	return v
 }
 
 // share is the i-th of n shares of total, the remainder going to the first.
