@@ -18,7 +18,7 @@ const (
 	PathSnapshot = "/v1/sync/snapshot" // GET -> the snapshot document; ETag, If-None-Match -> 304
 	PathChanges  = "/v1/sync/changes"  // GET ?since=N&wait=SECONDS -> Changes | 204 | 410 Gone
 	PathAck      = "/v1/sync/ack"      // POST Ack -> 204
-	PathJournal  = "/v1/sync/journal" // POST JournalBatch with Idempotency-Key -> JournalReceipt
+	PathJournal  = "/v1/sync/journal"  // POST JournalBatch with Idempotency-Key -> JournalReceipt
 )
 
 // Headers.
@@ -89,8 +89,8 @@ type Op struct {
 	// is ID), "delete" (remove it) or "set" (replace a top-level singleton:
 	// account, callout, embed).
 	Op   string          `json:"op"`
-	Kind string          `json:"kind"`            // top-level key: users, sdgs, numbers, trunks, sites, admins; or the singleton's key
-	ID   string          `json:"id,omitempty"`    // the object's key (id; number for numbers; username for admins)
+	Kind string          `json:"kind"`           // top-level key: users, sdgs, numbers, trunks, sites, admins; or the singleton's key
+	ID   string          `json:"id,omitempty"`   // the object's key (id; number for numbers; username for admins)
 	Data json.RawMessage `json:"data,omitempty"` // the object (put) or value (set)
 }
 

@@ -1,0 +1,18 @@
+// Command outpost-cloud is the reference control plane of the sync
+// protocol (docs/cloud.md): it serves an account's snapshot to paired
+// appliances, and generates synthetic accounts.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
