@@ -1,0 +1,376 @@
+package cloudsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/cloudsync/protocol"
+)
+
+// Applier is what the Syncer needs from the appliance: the configuration
+// it serves, and a way to apply a new one through the cluster.
+type Applier interface {
+	// CurrentRevision is the revision the cluster serves (0 when empty).
+	CurrentRevision(ctx context.Context) (int64, error)
+	// CurrentSnapshot is the document the cluster serves (nil when empty).
+	CurrentSnapshot(ctx context.Context) ([]byte, error)
+	// Apply decodes, validates and proposes doc through Raft as one
+	// entry, whole or not at all. A document refused as invalid returns
+	// an *account.ValidationError (with every problem); any other error
+	// (no leader, no quorum) is retried.
+	Apply(ctx context.Context, doc []byte) error
+}
+
+// SyncerConfig configures a Syncer. Client and Applier are required.
+type SyncerConfig struct {
+	Client  *Client
+	Applier Applier
+	NodeID  string       // sent with acks
+	Log     *slog.Logger // default: discard
+	// Wait is how long the cloud may hold a changes poll (30 s; at most
+	// protocol.MaxWait).
+	Wait time.Duration
+	// PollInterval is the least time between two polls that found
+	// nothing, should the cloud answer 204 at once (1 s).
+	PollInterval time.Duration
+	Backoff      *Backoff                             // default NewBackoff(nil)
+	Now          func() time.Time                     // default time.Now
+	After        func(time.Duration) <-chan time.Time // default time.After
+}
+
+// SyncStatus is what the Syncer knows, for /api/v1/status and the mode
+// machine.
+type SyncStatus struct {
+	Revision      int64 // the revision the cluster serves, as last seen
+	CloudRevision int64 // the cloud's, from its last answer
+	// CaughtUp: the cloud's last answer had nothing past the last
+	// revision the appliance took (applied, or rejected: see Rejected).
+	CaughtUp    bool
+	LastSyncAt  time.Time // last successful exchange with the cloud
+	LastError   string    // last failure; "" after a success
+	LastErrorAt time.Time
+	// Rejected is the last revision the appliance refused, until one
+	// applies.
+	Rejected *Rejection
+}
+
+// Rejection is a revision the appliance refused, with the problems.
+type Rejection struct {
+	Revision int64
+	Problems []protocol.Problem
+}
+
+// Syncer is the leader's pull loop (docs/sync-protocol.md): it long-polls
+// the cloud's changes, applies them to the document the cluster serves
+// (protocol.Apply), proposes the result through the Applier, and acks it
+// applied or rejected. When the cloud no longer has the history (410) or
+// is behind (409), it fetches the whole snapshot instead. A push (Wake)
+// makes it poll at once. Failures are retried with backoff and shown in
+// Status; nothing is applied from a failed or partial answer.
+type Syncer struct {
+	cfg     SyncerConfig
+	log     *slog.Logger
+	backoff *Backoff
+	wake    chan struct{}
+
+	// Loop state, owned by Run's goroutine.
+	base       []byte // the cloud's document at baseRev (applied or rejected)
+	baseRev    int64
+	applied    int64  // the cluster's revision when base was taken or applied
+	loaded     bool   // base reflects applied
+	etag       string // ETag of base when it came whole from the cloud
+	pendingAck *protocol.Ack
+	skipPace   bool // a wake-up came: poll again at once
+
+	mu     sync.Mutex
+	status SyncStatus
+}
+
+// NewSyncer checks cfg and fills its defaults.
+func NewSyncer(cfg SyncerConfig) (*Syncer, error) {
+	if cfg.Client == nil || cfg.Applier == nil {
+		return nil, errors.New("new syncer: a client and an applier are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = 30 * time.Second
+	}
+	cfg.Wait = min(cfg.Wait, protocol.MaxWait)
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = NewBackoff(nil)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	return &Syncer{
+		cfg:     cfg,
+		log:     cfg.Log.With("component", "cloudsync"),
+		backoff: cfg.Backoff,
+		wake:    make(chan struct{}, 1),
+	}, nil
+}
+
+// Wake makes the loop poll now (a push came): it cuts short a backoff
+// wait or a long poll in progress. It never blocks.
+func (s *Syncer) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status is a copy of what the Syncer knows.
+func (s *Syncer) Status() SyncStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	if st.Rejected != nil {
+		r := *st.Rejected
+		st.Rejected = &r
+	}
+	return st
+}
+
+// errWoken ends a long poll cut short by Wake.
+var errWoken = errors.New("woken")
+
+// Run syncs until ctx ends.
+func (s *Syncer) Run(ctx context.Context) {
+	s.log.Info("sync loop started", "cloud", s.cfg.Client.BaseURL())
+	defer s.log.Info("sync loop stopped")
+	for ctx.Err() == nil {
+		s.skipPace = false
+		idle, err := s.step(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var d time.Duration
+			if Retryable(err) && !errors.Is(err, ErrAhead) {
+				d = s.backoff.Next()
+			} else {
+				d = s.backoff.Slowest()
+			}
+			level := slog.LevelWarn
+			if s.failed(err) {
+				level = slog.LevelDebug // the same failure again
+			}
+			s.log.Log(ctx, level, "sync failed; retrying", "error", err, "retry_in", d.Round(time.Millisecond))
+			s.pause(ctx, d)
+			continue
+		}
+		s.backoff.Reset()
+		if idle && !s.skipPace {
+			s.pause(ctx, s.cfg.PollInterval)
+		}
+	}
+}
+
+// pause waits d, or less if woken or ctx ends.
+func (s *Syncer) pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-s.wake:
+	case <-s.cfg.After(d):
+	}
+}
+
+// step is one round: an ack owed, then one poll and what it brings. idle
+// says the cloud had nothing new.
+func (s *Syncer) step(ctx context.Context) (idle bool, err error) {
+	if err := s.flushAck(ctx); err != nil {
+		return false, err
+	}
+	cur, err := s.cfg.Applier.CurrentRevision(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read the current revision: %w", err)
+	}
+	if !s.loaded || cur != s.applied {
+		doc, err := s.cfg.Applier.CurrentSnapshot(ctx)
+		if err != nil {
+			return false, fmt.Errorf("read the current snapshot: %w", err)
+		}
+		s.base, s.baseRev, s.applied, s.etag, s.loaded = doc, cur, cur, "", true
+		s.setRevision(cur)
+	}
+	if s.base == nil { // nothing served yet: start from the whole snapshot
+		return s.fullSnapshot(ctx, false)
+	}
+
+	ch, cloudRev, err := s.poll(ctx)
+	switch {
+	case errors.Is(err, errWoken):
+		s.skipPace = true
+		return false, nil
+	case errors.Is(err, ErrTooFarBehind):
+		s.log.Info("too far behind the cloud's history; fetching the full snapshot", "since", s.baseRev)
+		return s.fullSnapshot(ctx, false)
+	case errors.Is(err, ErrAhead):
+		s.log.Warn("ahead of the cloud; fetching its snapshot", "since", s.baseRev)
+		return s.fullSnapshot(ctx, true)
+	case err != nil:
+		return false, err
+	}
+	s.succeeded(cloudRev)
+	if ch == nil || len(ch.Revisions) == 0 {
+		return true, nil
+	}
+	doc := s.base
+	for _, r := range ch.Revisions {
+		if doc, err = protocol.Apply(doc, r.Ops); err != nil {
+			s.log.Warn("changes do not apply to the document held; fetching the full snapshot", "revision", r.Revision, "error", err)
+			return s.fullSnapshot(ctx, false)
+		}
+	}
+	if doc, err = protocol.SetRevision(doc, ch.To); err != nil {
+		return false, fmt.Errorf("set revision %d: %w", ch.To, err)
+	}
+	return false, s.propose(ctx, doc, ch.To, "")
+}
+
+// poll long-polls the changes since the base; Wake cuts it short
+// (errWoken).
+func (s *Syncer) poll(ctx context.Context) (*protocol.Changes, int64, error) {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	woken := make(chan bool, 1)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-s.wake:
+			cancel()
+			woken <- true
+		case <-done:
+			woken <- false
+		}
+	}()
+	ch, rev, err := s.cfg.Client.Changes(pctx, s.baseRev, s.cfg.Wait)
+	close(done)
+	if <-woken {
+		if err != nil && ctx.Err() == nil {
+			return nil, 0, errWoken
+		}
+		s.skipPace = true // woken as the answer came: poll again at once
+	}
+	return ch, rev, err
+}
+
+// fullSnapshot fetches the cloud's whole snapshot and applies it. ahead:
+// the appliance was ahead of the cloud, so only a newer snapshot applies.
+// idle says there was nothing to apply (the loop then paces its next poll).
+func (s *Syncer) fullSnapshot(ctx context.Context, ahead bool) (idle bool, err error) {
+	ans, err := s.cfg.Client.Snapshot(ctx, s.etag)
+	if err != nil {
+		return false, err
+	}
+	if ans.NotModified {
+		s.succeeded(s.baseRev)
+		return true, nil
+	}
+	s.succeeded(ans.Revision)
+	doc, err := protocol.SetRevision(ans.Doc, ans.Revision)
+	if err != nil {
+		return false, fmt.Errorf("fetch snapshot: %w: %v", ErrMalformedAnswer, err)
+	}
+	if s.applied > 0 && ans.Revision <= s.applied {
+		if ahead || ans.Revision < s.applied {
+			return false, fmt.Errorf("%w: the cloud is at revision %d, this appliance at %d (was the cloud restored from a backup?): not applied; apply a newer snapshot in the cloud, or this one with `outpost apply`", ErrAhead, ans.Revision, s.applied)
+		}
+		// The cloud's snapshot is the revision served: nothing to apply.
+		s.base, s.baseRev, s.etag = doc, ans.Revision, ans.ETag
+		return true, nil
+	}
+	return false, s.propose(ctx, doc, ans.Revision, ans.ETag)
+}
+
+// propose applies doc at rev through the Applier and acks the outcome.
+// A refused document becomes the base all the same (the next revisions
+// build on it) while the cluster keeps serving the last good one.
+func (s *Syncer) propose(ctx context.Context, doc []byte, rev int64, etag string) error {
+	err := s.cfg.Applier.Apply(ctx, doc)
+	var ve *account.ValidationError
+	switch {
+	case err == nil:
+		s.base, s.baseRev, s.applied, s.etag = doc, rev, rev, etag
+		s.log.Info("revision applied", "revision", rev)
+		s.mu.Lock()
+		s.status.Revision, s.status.Rejected = rev, nil
+		s.status.CaughtUp = s.status.CloudRevision <= rev
+		s.mu.Unlock()
+		s.pendingAck = &protocol.Ack{Revision: rev, Status: protocol.AckApplied, NodeID: s.cfg.NodeID}
+	case errors.As(err, &ve):
+		s.base, s.baseRev, s.etag = doc, rev, etag
+		problems := make([]protocol.Problem, len(ve.Problems))
+		for i, p := range ve.Problems {
+			problems[i] = protocol.Problem{Path: p.Path, Message: p.Message}
+		}
+		s.log.Warn("revision rejected; serving the last good one", "revision", rev, "serving", s.applied, "problems", len(problems), "error", err)
+		s.mu.Lock()
+		s.status.Rejected = &Rejection{Revision: rev, Problems: problems}
+		s.status.CaughtUp = s.status.CloudRevision <= rev
+		s.mu.Unlock()
+		s.pendingAck = &protocol.Ack{Revision: rev, Status: protocol.AckRejected, Problems: problems, NodeID: s.cfg.NodeID}
+	default:
+		return fmt.Errorf("apply revision %d: %w", rev, err)
+	}
+	return s.flushAck(ctx)
+}
+
+// flushAck sends the ack owed, if any. A retryable failure keeps it owed;
+// a refusal (4xx) drops it, as retrying will not help.
+func (s *Syncer) flushAck(ctx context.Context) error {
+	if s.pendingAck == nil {
+		return nil
+	}
+	err := s.cfg.Client.Ack(ctx, *s.pendingAck)
+	if err != nil && Retryable(err) {
+		return err
+	}
+	if err != nil {
+		s.failed(err)
+		s.log.Error("ack refused; dropped", "revision", s.pendingAck.Revision, "error", err)
+	}
+	s.pendingAck = nil
+	return nil
+}
+
+func (s *Syncer) setRevision(rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.Revision = rev
+}
+
+// succeeded records an answer from the cloud at cloudRev.
+func (s *Syncer) succeeded(cloudRev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.LastSyncAt = s.cfg.Now()
+	s.status.LastError = ""
+	s.status.CloudRevision = cloudRev
+	s.status.CaughtUp = cloudRev <= s.baseRev
+}
+
+// failed records a failure, and says whether it is the same as the last.
+func (s *Syncer) failed(err error) (again bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msg := err.Error()
+	again = s.status.LastError == msg
+	s.status.LastError = msg
+	s.status.LastErrorAt = s.cfg.Now()
+	s.status.CaughtUp = false
+	return again
+}
