@@ -13,6 +13,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/outpost ./appliance/cmd/outpost
+	$(GO) build -o $(BIN)/outpost-cloud ./cloudsync/cmd/outpost-cloud
 
 deps:
 	scripts/deps.sh

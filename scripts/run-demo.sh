@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: one Outpost node with the demo account (shared/contract/
-# demo-snapshot.json as its bootstrap snapshot), on loopback ports. Ctrl-C
-# stops it cleanly. State lives in ./run-data; `make clean` removes it.
+# `make run`: the reference control plane (outpost-cloud) with the demo
+# account (shared/contract/demo-snapshot.json), and one Outpost node paired
+# with it, on loopback ports. Ctrl-C stops both cleanly. State lives in
+# ./run-data; `make clean` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,18 @@ snapshot=../shared/contract/demo-snapshot.json
 data=run-data
 mkdir -p "$data"
 http=${OUTPOST_DEMO_HTTP:-127.0.0.1:8080}
+cloud=${OUTPOST_DEMO_CLOUD:-127.0.0.1:9090}
+
+# The control plane, seeded with the demo account on its first start.
+[ -s "$data/cloud-admin-token" ] || { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$data/cloud-admin-token"; chmod 600 "$data/cloud-admin-token"; }
+bin/outpost-cloud serve --listen "$cloud" --db "$data/cloud.db" --admin-token-file "$data/cloud-admin-token" \
+  --seed "$snapshot" 2>"$data/cloud.log" &
+cloud_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://$cloud/livez" >/dev/null 2>&1 && break
+  kill -0 $cloud_pid 2>/dev/null || { echo "run: outpost-cloud exited; see $data/cloud.log" >&2; exit 1; }
+  sleep 0.1
+done
 
 export OUTPOST_NODE_ID=demo-1
 export OUTPOST_SITE=hq
@@ -21,10 +34,19 @@ export OUTPOST_SIP_UDP=127.0.0.1:5060
 export OUTPOST_SIP_TCP=127.0.0.1:5060
 export OUTPOST_SIP_TLS=
 export OUTPOST_BOOTSTRAP_SNAPSHOT="$snapshot"
+export OUTPOST_CLOUD_URL="http://$cloud"
+
+# Pair once: a one-use code from the cloud's admin API, exchanged by
+# `outpost pair` for the node's credentials ($data/cloud.json, 0600).
+if [ ! -s "$data/cloud.json" ]; then
+  code=$(curl -fsS -X POST -H "Authorization: Bearer $(cat "$data/cloud-admin-token")" \
+    -d '{"appliance":"demo"}' "http://$cloud/v1/admin/pairing-codes" | sed -E 's/.*"code":"([^"]+)".*/\1/')
+  bin/outpost pair --cloud "http://$cloud" --code "$code" >/dev/null
+fi
 
 bin/outpost serve &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
+trap 'kill -TERM $pid $cloud_pid 2>/dev/null; wait $pid $cloud_pid' INT TERM
 
 for _ in $(seq 1 100); do
   if curl -fsS "http://$http/readyz" >/dev/null 2>&1 && \
@@ -37,11 +59,17 @@ done
 
 cat <<MSG
 
-  Outpost demo is running (node demo-1, site hq, demo account revision 1).
+  Outpost demo is running: node demo-1 (site hq), paired with the
+  reference control plane outpost-cloud, which holds the demo account.
 
   Web UI:        http://$http/
   Status (JSON): http://$http/api/v1/status   or   bin/outpost status --server $http
   Admin token:   $data/admin-token  (for bin/outpost apply --server $http SNAPSHOT.json)
+
+  Control plane: http://$cloud  (admin API, bearer token in $data/cloud-admin-token):
+    curl -H "Authorization: Bearer \$(cat $data/cloud-admin-token)" http://$cloud/v1/admin/snapshot
+  An edit there (PUT /v1/admin/users/u-alice ...) reaches the node within a
+  second; stop outpost-cloud and the node turns to survivability after 30 s.
 
   Phones register to 127.0.0.1:5060 (UDP or TCP), realm acme.example, with
   these demo accounts, and call each other by extension or number (the web
@@ -56,3 +84,4 @@ cat <<MSG
   Ctrl-C stops it.
 MSG
 wait $pid
+kill -TERM $cloud_pid 2>/dev/null; wait $cloud_pid

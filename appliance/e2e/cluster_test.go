@@ -25,7 +25,19 @@ func formCluster(t testing.TB) []*node {
 // debug; benchmarks use info).
 func formClusterLogging(t testing.TB, level string) []*node {
 	t.Helper()
-	n1 := startNode(t, "n1", nodeOpts{site: "hq", logLevel: level})
+	return formClusterWith(t, nodeOpts{logLevel: level})
+}
+
+// formClusterWith is formCluster with every node started with base's
+// logging and cloud settings.
+func formClusterWith(t testing.TB, base nodeOpts) []*node {
+	t.Helper()
+	opts := func(site string, join ...string) nodeOpts {
+		o := base
+		o.site, o.join = site, join
+		return o
+	}
+	n1 := startNode(t, "n1", opts("hq"))
 	eventually(t, 30*time.Second, "n1 ready", func(ctx context.Context) error {
 		st, err := n1.status(ctx)
 		if err == nil && !st.Ready {
@@ -33,8 +45,8 @@ func formClusterLogging(t testing.TB, level string) []*node {
 		}
 		return err
 	})
-	n2 := startNode(t, "n2", nodeOpts{site: "hq", join: []string{n1.httpAddr}, logLevel: level})
-	n3 := startNode(t, "n3", nodeOpts{site: "branch", join: []string{n1.httpAddr}, logLevel: level})
+	n2 := startNode(t, "n2", opts("hq", n1.httpAddr))
+	n3 := startNode(t, "n3", opts("branch", n1.httpAddr))
 	nodes := []*node{n1, n2, n3}
 	for _, n := range nodes {
 		eventually(t, 60*time.Second, n.id+" sees 3 healthy members", func(ctx context.Context) error {

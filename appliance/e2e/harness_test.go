@@ -21,8 +21,9 @@ import (
 	"github.com/outpost-voice/outpost/appliance/web"
 )
 
-// outpostBin is the binary under test, built once by TestMain.
-var outpostBin string
+// outpostBin and cloudBin are the binaries under test, built once by
+// TestMain.
+var outpostBin, cloudBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "outpost-e2e-bin-")
@@ -31,15 +32,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	outpostBin = filepath.Join(dir, "outpost")
-	args := []string{"build", "-o", outpostBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "../cmd/outpost")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build outpost:", err)
-		os.Exit(1)
+	cloudBin = filepath.Join(dir, "outpost-cloud")
+	for bin, pkg := range map[string]string{outpostBin: "../cmd/outpost", cloudBin: "../../cloudsync/cmd/outpost-cloud"} {
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		build := exec.Command("go", append(args, pkg)...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -78,6 +82,8 @@ type nodeOpts struct {
 	env                    []string // extra environment, e.g. NOTIFY_SOCKET
 	tlsCert, tlsKey        string   // SIP TLS on a free port when both are set
 	logLevel               string   // default debug; benchmarks use info
+	cloud                  string   // the cloud: section of the configuration (YAML, indented), if any
+	cloudCredentials       []byte   // written to <data_dir>/cloud.json (0600) before the start
 }
 
 var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+) sip=(\S*)`)
@@ -127,7 +133,15 @@ raft:
 log:
   level: %s
 bootstrap_snapshot: %q
-`, id, o.site, filepath.Join(dir, "data"), sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.logLevel, o.bootstrapSnapshot)
+%s`, id, o.site, filepath.Join(dir, "data"), sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.logLevel, o.bootstrapSnapshot, o.cloud)
+	if o.cloudCredentials != nil {
+		if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "data", "cloud.json"), o.cloudCredentials, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	n.cfgPath = filepath.Join(dir, "outpost.yaml")
 	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

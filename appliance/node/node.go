@@ -43,6 +43,7 @@ type Node struct {
 
 	bindingSharer *sharer[store.Binding]
 	journal       *journal
+	cloud         *cloudState // nil when the node is not paired
 
 	httpAdvertise string
 	sipAdvertise  string
@@ -99,6 +100,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(n.journal.run)
 	run(n.pruneLoop)
 	run(n.trimMemoryLoop)
+	run(n.cloudLoop)
 
 	var err error
 	select {
@@ -155,6 +157,9 @@ func (n *Node) start() error {
 	if err := n.startSIP(); err != nil {
 		return err
 	}
+	if n.cloud, err = n.newCloudState(); err != nil {
+		return err
+	}
 	n.health = cluster.NewHealth(c.NodeID, time.Second)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -170,6 +175,8 @@ func (n *Node) start() error {
 		NodeID:      c.NodeID,
 		Site:        c.Site,
 		CloudURL:    c.Cloud.URL,
+		Cloud:       n.cloudStatus,
+		Push:        n.cloudPush(),
 		AdminToken:  token,
 		Cluster:     n.cluster,
 		Reader:      n.store.Reader(),

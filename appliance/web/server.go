@@ -30,9 +30,16 @@ type Cluster interface {
 
 // Deps wires the server to the node.
 type Deps struct {
-	NodeID     string
-	Site       string
-	CloudURL   string
+	NodeID   string
+	Site     string
+	CloudURL string
+	// Cloud is the control plane's status as this node sees it; nil (or a
+	// nil answer) when the node is not paired: the status then shows
+	// CloudURL only.
+	Cloud func() *CloudStatus
+	// Push receives the cloud's signed pushes (protocol.PathPushReceiver);
+	// nil when the node is not paired (404).
+	Push       http.Handler
 	AdminToken string
 	Cluster    Cluster
 	Reader     *store.Reader
@@ -86,6 +93,10 @@ func (s *Server) routes() {
 
 	api := e.Group("/api/v1")
 	api.GET("/status", s.getStatus)
+	if s.deps.Push != nil {
+		// Signed by the cloud (not the admin token): cloudsync checks it.
+		api.POST("/cloud/push", gin.WrapH(s.deps.Push))
+	}
 
 	admin := api.Group("", s.requireToken)
 	admin.GET("/snapshot", s.getSnapshot)

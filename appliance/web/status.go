@@ -57,6 +57,15 @@ type CloudStatus struct {
 	LastError  string     `json:"last_error"`
 }
 
+func (s *Server) cloudStatus() CloudStatus {
+	if s.deps.Cloud != nil {
+		if st := s.deps.Cloud(); st != nil {
+			return *st
+		}
+	}
+	return CloudStatus{URL: s.deps.CloudURL}
+}
+
 func (s *Server) getStatus(c *gin.Context) {
 	st, err := s.status(c.Request.Context())
 	if err != nil {
@@ -90,7 +99,7 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 		Members:       members,
 		Revision:      rev,
 		Trunks:        []TrunkStatus{},
-		Cloud:         CloudStatus{URL: s.deps.CloudURL},
+		Cloud:         s.cloudStatus(),
 		UptimeSeconds: int64(time.Since(s.started).Seconds()),
 	}
 	if !since.IsZero() {

@@ -74,8 +74,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return clusterLeave(ctx, rest[1:], stdout)
 		}
 		return fmt.Errorf("%w: unknown cluster command %q", errUsage, rest[0])
-	case "setup", "pair":
-		return fmt.Errorf("%s: not in this build yet: it arrives with cloud sync and the VM image; until then use `outpost apply` to load a snapshot", cmd)
+	case "pair":
+		return pair(ctx, rest, stdout)
+	case "setup":
+		return fmt.Errorf("setup: not in this build yet: it arrives with the VM image; use `outpost pair` and `outpost apply`")
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,348 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// cloudServer is one `outpost-cloud serve` process.
+type cloudServer struct {
+	t     testing.TB
+	addr  string // host:port it listens on
+	token string
+	cmd   *exec.Cmd
+	logs  bytes.Buffer
+	args  []string
+}
+
+// startCloud starts outpost-cloud with seed as its first snapshot.
+func startCloud(t testing.TB, seed []byte) *cloudServer {
+	t.Helper()
+	dir := t.TempDir()
+	c := &cloudServer{t: t, token: "e2e-cloud-admin-token-0123456789"}
+	tokenFile := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(c.token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seedFile := filepath.Join(dir, "seed.json")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.addr = freeTCPAddr(t)
+	c.args = []string{"serve", "--listen", c.addr, "--db", filepath.Join(dir, "cloud.db"),
+		"--admin-token-file", tokenFile, "--seed", seedFile}
+	c.start()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *cloudServer) start() {
+	c.t.Helper()
+	c.cmd = exec.Command(cloudBin, c.args...)
+	c.cmd.Stdout, c.cmd.Stderr = &c.logs, &c.logs
+	if err := c.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	eventually(c.t, 20*time.Second, "outpost-cloud up", func(ctx context.Context) error {
+		_, err := c.admin(ctx, http.MethodGet, "/v1/admin/snapshot", nil)
+		return err
+	})
+}
+
+func (c *cloudServer) stop() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = c.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = c.cmd.Process.Kill()
+		}
+	}
+}
+
+func (c *cloudServer) url() string { return "http://" + c.addr }
+
+// admin calls the admin API and returns the body of a 2xx answer.
+func (c *cloudServer) admin(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.url()+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	if res.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, out)
+	}
+	return out, nil
+}
+
+// revision is the cloud's current revision.
+func (c *cloudServer) revision(ctx context.Context) (int64, error) {
+	body, err := c.admin(ctx, http.MethodGet, "/v1/admin/snapshot", nil)
+	if err != nil {
+		return 0, err
+	}
+	var s struct {
+		Revision int64 `json:"revision"`
+	}
+	return s.Revision, json.Unmarshal(body, &s)
+}
+
+// wan is a TCP proxy standing for the WAN between the appliance and the
+// cloud: cut, the appliance cannot reach the cloud (the cloud itself runs
+// on, and its admins edit); healed, it can again.
+type wan struct {
+	t        testing.TB
+	addr     string
+	upstream string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+}
+
+func startWAN(t testing.TB, upstream string) *wan {
+	t.Helper()
+	w := &wan{t: t, addr: freeTCPAddr(t), upstream: upstream, conns: map[net.Conn]bool{}}
+	w.heal()
+	t.Cleanup(w.cut)
+	return w
+}
+
+func (w *wan) url() string { return "http://" + w.addr }
+
+func (w *wan) heal() {
+	w.t.Helper()
+	var ln net.Listener
+	eventually(w.t, 10*time.Second, "WAN proxy listening", func(context.Context) error {
+		var err error
+		ln, err = net.Listen("tcp", w.addr)
+		return err
+	})
+	w.mu.Lock()
+	w.ln = ln
+	w.mu.Unlock()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", w.upstream)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			w.mu.Lock()
+			w.conns[in], w.conns[out] = true, true
+			w.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every connection through it.
+func (w *wan) cut() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ln != nil {
+		w.ln.Close()
+		w.ln = nil
+	}
+	for c := range w.conns {
+		c.Close()
+	}
+	w.conns = map[net.Conn]bool{}
+}
+
+// pairCluster makes a pairing code in the cloud, pairs with `outpost
+// pair` (the real CLI) and returns the credentials file's content, which
+// every node of the cluster gets.
+func pairCluster(t *testing.T, cloud *cloudServer, name string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	body, err := cloud.admin(ctx, http.MethodPost, "/v1/admin/pairing-codes", []byte(`{"appliance":"`+name+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code struct {
+		Code string `json:"code"`
+	}
+	if err := json.Unmarshal(body, &code); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pair.yaml")
+	if err := os.WriteFile(cfg, []byte("node_id: pairing\ndata_dir: "+dir+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, rc := cli(t, "pair", "--config", cfg, "--cloud", cloud.url(), "--code", code.Code)
+	if rc != 0 {
+		t.Fatalf("outpost pair: exit %d: %s %s", rc, out, stderr)
+	}
+	info, err := os.Stat(filepath.Join(dir, "cloud.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("credentials file mode %v, want 0600", info.Mode().Perm())
+	}
+	// The code works once.
+	if _, stderr, rc := cli(t, "pair", "--config", cfg, "--cloud", cloud.url(), "--code", code.Code); rc == 0 {
+		t.Errorf("a used pairing code paired again: %s", stderr)
+	}
+	creds, err := os.ReadFile(filepath.Join(dir, "cloud.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds
+}
+
+// waitAllAt waits until every node serves revision rev and returns how long
+// that took.
+func waitAllAt(t *testing.T, nodes []*node, rev int64, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	eventually(t, within, fmt.Sprintf("every node at revision %d", rev), func(ctx context.Context) error {
+		for _, n := range nodes {
+			st, err := n.status(ctx)
+			if err != nil {
+				return err
+			}
+			if st.Revision != rev {
+				return fmt.Errorf("%s at revision %d", n.id, st.Revision)
+			}
+		}
+		return nil
+	})
+	return time.Since(start)
+}
+
+func waitAllMode(t *testing.T, nodes []*node, mode string, within time.Duration) {
+	t.Helper()
+	eventually(t, within, "every node in mode "+mode, func(ctx context.Context) error {
+		for _, n := range nodes {
+			st, err := n.status(ctx)
+			if err != nil {
+				return err
+			}
+			if st.Mode != mode {
+				return fmt.Errorf("%s in mode %s", n.id, st.Mode)
+			}
+		}
+		return nil
+	})
+}
+
+// A 3-node cluster paired with outpost-cloud follows the cloud: the seed
+// snapshot reaches every node, an edit in the cloud is applied on all three
+// within 2 s; when the WAN is cut every node turns to survivability, edits
+// made in the cloud meanwhile are applied once it heals, and the mode
+// goes back through recovering to normal.
+func TestCloudSync(t *testing.T) {
+	cloud := startCloud(t, demoSnapshot(t))
+	link := startWAN(t, cloud.addr)
+	creds := pairCluster(t, cloud, "acme-hq")
+	nodes := formClusterWith(t, nodeOpts{
+		cloudCredentials: creds,
+		cloud: fmt.Sprintf("cloud:\n  url: %s\n  probe_interval: 200ms\n  outage_after: 1s\n  recover_after: 1s\n",
+			link.url()),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rev, err := cloud.revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAllAt(t, nodes, rev, 30*time.Second)
+
+	// An edit in the cloud reaches every node within 2 s.
+	edit := func(name string) int64 {
+		t.Helper()
+		body, err := cloud.admin(ctx, http.MethodGet, "/v1/admin/users/u-carol", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u map[string]any
+		if err := json.Unmarshal(body, &u); err != nil {
+			t.Fatal(err)
+		}
+		u["name"] = name
+		doc, _ := json.Marshal(u)
+		out, err := cloud.admin(ctx, http.MethodPut, "/v1/admin/users/u-carol", doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Revision int64 `json:"revision"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Revision
+	}
+	rev = edit("Carol Edited")
+	if took := waitAllAt(t, nodes, rev, 10*time.Second); took > 2*time.Second {
+		t.Errorf("an edit took %v to reach all three nodes, want under 2 s", took)
+	}
+	waitAllMode(t, nodes, "normal", 10*time.Second)
+
+	// The WAN is cut: every node turns to survivability.
+	link.cut()
+	waitAllMode(t, nodes, "survivability", 20*time.Second)
+	st, err := nodes[0].status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Cloud.URL != link.url() {
+		t.Errorf("status cloud url %q, want %q", st.Cloud.URL, link.url())
+	}
+	// The cloud's admins edit during the outage; the nodes cannot see it.
+	rev = edit("Carol During The Outage")
+	for _, n := range nodes {
+		if st, err := n.status(ctx); err != nil || st.Revision >= rev {
+			t.Errorf("%s at revision %d during the outage (%v)", n.id, st.Revision, err)
+		}
+	}
+
+	// The WAN heals: the edit is applied, the mode goes back to normal.
+	link.heal()
+	waitAllAt(t, nodes, rev, 30*time.Second)
+	waitAllMode(t, nodes, "normal", 30*time.Second)
+	if err := checkNoErrors(nodes); err != nil {
+		t.Error(err)
+	}
+}
+
+// checkNoErrors fails on a node that logged an ERROR.
+func checkNoErrors(nodes []*node) error {
+	var errs []error
+	for _, n := range nodes {
+		if bytes.Contains([]byte(n.log()), []byte("level=ERROR")) {
+			errs = append(errs, fmt.Errorf("%s logged an error:\n%s", n.id, n.log()))
+		}
+	}
+	return errors.Join(errs...)
+}

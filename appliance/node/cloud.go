@@ -1,0 +1,259 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/cluster"
+	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/appliance/web"
+	"github.com/outpost-voice/outpost/cloudsync"
+	"github.com/outpost-voice/outpost/cloudsync/protocol"
+)
+
+// The control plane (docs/sync-protocol.md). A paired node holds its
+// credentials in cloud.credentials_file; only the Raft leader talks to the
+// cloud: it probes it (hello) every cloud.probe_interval, drives the mode
+// from what it sees (cloudsync.ModeMachine, the mode replicated through
+// Raft), and runs the pull loop (cloudsync.Syncer) that applies the
+// cloud's revisions through Raft. When leadership moves, the loops move:
+// the new leader starts from the replicated mode and revision, so nothing
+// is applied twice or skipped. A signed push from the cloud only wakes the
+// pull.
+
+// cloudState is the node's side of the control plane.
+type cloudState struct {
+	creds  cloudsync.Credentials
+	client *cloudsync.Client
+	push   http.Handler // the push receiver; it wakes the syncer
+
+	mu        sync.Mutex
+	syncer    *cloudsync.Syncer // while this node leads
+	reachable bool
+	probeErr  string
+}
+
+// newCloudState loads the node's credentials; nil when the node is not
+// paired (it then runs offline, configured by `outpost apply`).
+func (n *Node) newCloudState() (*cloudState, error) {
+	creds, err := cloudsync.LoadCredentials(n.cfg.CloudCredentialsFile())
+	if errors.Is(err, cloudsync.ErrNotPaired) {
+		if n.cfg.Cloud.URL != "" {
+			n.log.Warn("cloud.url is set but this node is not paired: run `outpost pair`; running offline",
+				"credentials_file", n.cfg.CloudCredentialsFile())
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cloud credentials: %w", err)
+	}
+	if n.cfg.Cloud.URL != "" {
+		creds.URL = n.cfg.Cloud.URL // the configuration names where the cloud is now
+	}
+	client, err := cloudsync.NewClient(creds)
+	if err != nil {
+		return nil, fmt.Errorf("cloud client: %w", err)
+	}
+	key, err := creds.PushKeyBytes()
+	if err != nil {
+		return nil, fmt.Errorf("cloud credentials: %w", err)
+	}
+	c := &cloudState{creds: creds, client: client}
+	c.push = cloudsync.PushHandler(protocol.NewPushVerifier(key, time.Now), func(protocol.Push) { c.wake() },
+		n.log.With("component", "cloud"))
+	return c, nil
+}
+
+func (c *cloudState) wake() {
+	c.mu.Lock()
+	s := c.syncer
+	c.mu.Unlock()
+	if s != nil {
+		s.Wake()
+	}
+}
+
+func (c *cloudState) setSyncer(s *cloudsync.Syncer) {
+	c.mu.Lock()
+	c.syncer = s
+	c.mu.Unlock()
+}
+
+func (c *cloudState) probed(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reachable = err == nil
+	c.probeErr = ""
+	if err != nil {
+		c.probeErr = err.Error()
+	}
+}
+
+// status is the cloud part of /api/v1/status, as this node sees it (a
+// follower does not talk to the cloud: it shows the URL only).
+func (c *cloudState) status() web.CloudStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := web.CloudStatus{URL: c.creds.URL, Reachable: c.reachable, LastError: c.probeErr}
+	if c.syncer != nil {
+		s := c.syncer.Status()
+		if !s.LastSyncAt.IsZero() {
+			t := s.LastSyncAt
+			st.LastSyncAt = &t
+		}
+		if st.LastError == "" {
+			st.LastError = s.LastError
+		}
+	}
+	return st
+}
+
+// cloudStatus is the cloud part of the status; nil when not paired.
+func (n *Node) cloudStatus() *web.CloudStatus {
+	if n.cloud == nil {
+		return nil
+	}
+	st := n.cloud.status()
+	return &st
+}
+
+// cloudPush is the push receiver; nil when not paired.
+func (n *Node) cloudPush() http.Handler {
+	if n.cloud == nil {
+		return nil
+	}
+	return n.cloud.push
+}
+
+// cloudLoop runs the control plane's loops while this node leads, until
+// ctx ends.
+func (n *Node) cloudLoop(ctx context.Context) {
+	if n.cloud == nil {
+		return
+	}
+	log := n.log.With("component", "cloud")
+	for ctx.Err() == nil {
+		every(ctx, 250*time.Millisecond, func() bool { return n.cluster.IsLeader() })
+		if ctx.Err() != nil {
+			return
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		go every(lctx, 250*time.Millisecond, func() bool {
+			if !n.cluster.IsLeader() {
+				cancel()
+				return true
+			}
+			return false
+		})
+		log.Info("leading the cloud sync", "cloud", n.cloud.creds.URL, "appliance", n.cloud.creds.ApplianceID)
+		n.leadCloud(lctx, log)
+		cancel()
+		n.cloud.setSyncer(nil)
+	}
+}
+
+// leadCloud probes the cloud, drives the mode and runs the pull loop until
+// ctx ends (leadership lost, or the node stops).
+func (n *Node) leadCloud(ctx context.Context, log *slog.Logger) {
+	syncer, err := cloudsync.NewSyncer(cloudsync.SyncerConfig{
+		Client: n.cloud.client, Applier: nodeApplier{n}, NodeID: n.cfg.NodeID, Log: n.log, // it names its component
+	})
+	if err != nil {
+		log.Error("cannot start the cloud sync", "error", err)
+		return
+	}
+	n.cloud.setSyncer(syncer)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); syncer.Run(ctx) }()
+	defer wg.Wait()
+
+	r := n.store.Reader()
+	current, _, err := r.Mode(ctx)
+	if err != nil {
+		log.Error("read mode", "error", err)
+		return
+	}
+	start, err := cloudsync.ParseMode(current)
+	if err != nil {
+		start = cloudsync.ModeNormal
+	}
+	modes := cloudsync.NewModeMachine(start, n.cfg.Cloud.OutageAfter.Duration, n.cfg.Cloud.RecoverAfter.Duration)
+	every(ctx, n.cfg.Cloud.ProbeInterval.Duration, func() bool {
+		rev, _ := r.Revision(ctx)
+		_, err := n.cloud.client.Hello(ctx, protocol.Hello{NodeID: n.cfg.NodeID, Revision: rev,
+			PushURL: "http://" + n.httpAdvertise})
+		if ctx.Err() != nil {
+			return true
+		}
+		n.cloud.probed(err)
+		now := time.Now().UTC()
+		modes.Observe(err == nil, now)
+		if modes.Mode() == cloudsync.ModeRecovering && syncer.Status().CaughtUp {
+			modes.RecoveryDone()
+		}
+		// The replicated mode follows the machine; a failed proposal is
+		// tried again at the next probe.
+		if replicated, _, err := r.Mode(ctx); err == nil && replicated != string(modes.Mode()) {
+			if err := n.proposeMode(ctx, string(modes.Mode()), now); err != nil {
+				log.Warn("cannot record the mode yet", "mode", modes.Mode(), "error", err)
+			} else {
+				log.Info("mode changed", "from", replicated, "to", modes.Mode(), "cloud_reachable", err == nil)
+			}
+		}
+		return false
+	})
+}
+
+func (n *Node) proposeMode(ctx context.Context, mode string, since time.Time) error {
+	cmd, err := cluster.EncodeMode(mode, since)
+	if err != nil {
+		return err
+	}
+	res, err := n.cluster.Apply(ctx, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	return err
+}
+
+// nodeApplier is the cluster as the syncer sees it.
+type nodeApplier struct{ n *Node }
+
+func (a nodeApplier) CurrentRevision(ctx context.Context) (int64, error) {
+	return a.n.store.Reader().Revision(ctx)
+}
+
+func (a nodeApplier) CurrentSnapshot(ctx context.Context) ([]byte, error) {
+	return a.n.store.Reader().SnapshotJSON(ctx)
+}
+
+// Apply validates doc as any snapshot and proposes it through Raft, as
+// POST /api/v1/snapshot does. A refusal is an *account.ValidationError.
+func (a nodeApplier) Apply(ctx context.Context, doc []byte) error {
+	snap, err := account.DecodeBytes(doc)
+	if err != nil {
+		return &account.ValidationError{Problems: []account.Problem{{Path: "", Message: err.Error()}}}
+	}
+	cur, err := a.n.store.Reader().Revision(ctx)
+	if err != nil {
+		return fmt.Errorf("read current revision: %w", err)
+	}
+	if err := account.Validate(snap, cur); err != nil {
+		return err
+	}
+	res, err := a.n.cluster.Apply(ctx, cluster.EncodeSnapshot(doc))
+	if err != nil {
+		return err
+	}
+	if errors.Is(res.Err, cluster.ErrStaleRevision) || errors.Is(res.Err, store.ErrConflict) {
+		return &account.ValidationError{Problems: []account.Problem{{Path: "revision", Message: res.Err.Error()}}}
+	}
+	return res.Err
+}
