@@ -50,6 +50,14 @@ func TestErrorsAreOneLine(t *testing.T) {
 	}
 }
 
+func TestPairNeedsCloudAndCode(t *testing.T) {
+	for _, args := range [][]string{{"pair"}, {"pair", "--cloud", "http://127.0.0.1:1"}, {"pair", "--code", "x"}} {
+		if _, stderr, code := runCLI(t, args...); code != 2 || !strings.Contains(stderr, "pair needs --cloud and --code") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and the usage", args, code, stderr)
+		}
+	}
+}
+
 func TestStatusPrintsAndJSON(t *testing.T) {
 	st := web.Status{NodeID: "n1", Site: "hq", Mode: "normal", Leader: "n1", Quorum: true, Revision: 7, Ready: true,
 		Members: []web.MemberStatus{{ID: "n1", RaftAddr: "127.0.0.1:7000", Site: "hq", Healthy: true, Leader: true}}}
