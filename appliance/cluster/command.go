@@ -25,6 +25,7 @@ const (
 	CmdPutBindings    CommandType = 6 // registrations a node shares (presence plane)
 	CmdPruneBindings  CommandType = 7 // forget bindings that expired before a time
 	CmdPutCallRecords CommandType = 8 // finished calls a node shares (outage journal)
+	CmdMarkUploaded   CommandType = 9 // call records the cloud has taken
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -47,6 +48,8 @@ func (t CommandType) String() string {
 		return "prune_bindings"
 	case CmdPutCallRecords:
 		return "put_call_records"
+	case CmdMarkUploaded:
+		return "mark_uploaded"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -116,6 +119,19 @@ type PutCallRecords struct {
 // EncodeCallRecords is the entry sharing a node's finished calls.
 func EncodeCallRecords(rs []store.CallRecord) ([]byte, error) {
 	return Encode(CmdPutCallRecords, PutCallRecords{Records: rs})
+}
+
+// MarkUploaded is the payload of CmdMarkUploaded; At is stamped by the
+// proposer so every node records the same time.
+type MarkUploaded struct {
+	IDs []string  `json:"ids"`
+	At  time.Time `json:"at"`
+}
+
+// EncodeMarkUploaded is the entry recording that the cloud took these call
+// records.
+func EncodeMarkUploaded(ids []string, at time.Time) ([]byte, error) {
+	return Encode(CmdMarkUploaded, MarkUploaded{IDs: ids, At: at})
 }
 
 // PruneBindings is the payload of CmdPruneBindings; Before is stamped by the

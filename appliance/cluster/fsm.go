@@ -172,6 +172,9 @@ func commandHandlers() map[CommandType]handler {
 		CmdPutCallRecords: jsonHandler(func(tx *store.Tx, m PutCallRecords) error {
 			return tx.PutCallRecords(m.Records)
 		}),
+		CmdMarkUploaded: jsonHandler(func(tx *store.Tx, m MarkUploaded) error {
+			return tx.MarkCallRecordsUploaded(m.IDs, m.At)
+		}),
 		CmdBatch: (*FSM).applyBatch,
 	}
 }

@@ -258,9 +258,10 @@ func waitAllMode(t *testing.T, nodes []*node, mode string, within time.Duration)
 
 // A 3-node cluster paired with outpost-cloud follows the cloud: the seed
 // snapshot reaches every node, an edit in the cloud is applied on all three
-// within 2 s; when the WAN is cut every node turns to survivability, edits
-// made in the cloud meanwhile are applied once it heals, and the mode
-// goes back through recovering to normal.
+// within 2 s; when the WAN is cut every node turns to survivability, a call
+// then is journalled, edits made in the cloud meanwhile are applied once it
+// heals, the journal is uploaded once, and the mode goes back through
+// recovering to normal.
 func TestCloudSync(t *testing.T) {
 	cloud := startCloud(t, demoSnapshot(t))
 	link := startWAN(t, cloud.addr)
@@ -319,6 +320,22 @@ func TestCloudSync(t *testing.T) {
 	if st.Cloud.URL != link.url() {
 		t.Errorf("status cloud url %q, want %q", st.Cloud.URL, link.url())
 	}
+	// A call during the outage is journalled.
+	uasDone := answerOn(t, nodes[0], "bob", freeUDPPort(t))
+	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", "1002"}})
+	if res := runSIPp(t, "uac-auth.xml", nodes[0].sipUDP, 1, 20*time.Second, "-inf", callers); res.exit != 0 {
+		t.Fatalf("call during the outage: exit %d\n%s", res.exit, res.stdout)
+	}
+	if code := uasDone(); code != 0 {
+		t.Fatalf("bob's SIPp exited %d", code)
+	}
+	eventually(t, 10*time.Second, "the call journalled and pending", func(ctx context.Context) error {
+		st, err := nodes[0].status(ctx)
+		if err == nil && st.JournalPending != 1 {
+			err = fmt.Errorf("journal_pending %d", st.JournalPending)
+		}
+		return err
+	})
 	// The cloud's admins edit during the outage; the nodes cannot see it.
 	rev = edit("Carol During The Outage")
 	for _, n := range nodes {
@@ -331,6 +348,30 @@ func TestCloudSync(t *testing.T) {
 	link.heal()
 	waitAllAt(t, nodes, rev, 30*time.Second)
 	waitAllMode(t, nodes, "normal", 30*time.Second)
+	// Recovery gave the journal back: the cloud holds the call once, and
+	// no node has anything pending.
+	body, err := cloud.admin(ctx, http.MethodGet, "/v1/admin/journal?appliance=acme-hq", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var journal struct {
+		Records []struct {
+			ID     string `json:"id"`
+			Caller string `json:"caller"`
+			Callee string `json:"callee"`
+		} `json:"records"`
+	}
+	if err := json.Unmarshal(body, &journal); err != nil {
+		t.Fatal(err)
+	}
+	if len(journal.Records) != 1 || journal.Records[0].Caller != "alice" || journal.Records[0].Callee != "bob" {
+		t.Errorf("the cloud's journal: %s, want the alice -> bob call once", body)
+	}
+	for _, n := range nodes {
+		if st, err := n.status(ctx); err != nil || st.JournalPending != 0 {
+			t.Errorf("%s: journal_pending %d after recovery (%v)", n.id, st.JournalPending, err)
+		}
+	}
 	if err := checkNoErrors(nodes); err != nil {
 		t.Error(err)
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -168,10 +169,18 @@ func (n *Node) leadCloud(ctx context.Context, log *slog.Logger) {
 		log.Error("cannot start the cloud sync", "error", err)
 		return
 	}
+	uploader, err := cloudsync.NewUploader(cloudsync.UploaderConfig{
+		Client: n.cloud.client, Journal: nodeJournal{n}, Log: n.log,
+	})
+	if err != nil {
+		log.Error("cannot start the journal upload", "error", err)
+		return
+	}
 	n.cloud.setSyncer(syncer)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); syncer.Run(ctx) }()
+	go func() { defer wg.Done(); uploader.Run(ctx) }()
 	defer wg.Wait()
 
 	r := n.store.Reader()
@@ -195,8 +204,15 @@ func (n *Node) leadCloud(ctx context.Context, log *slog.Logger) {
 		n.cloud.probed(err)
 		now := time.Now().UTC()
 		modes.Observe(err == nil, now)
-		if modes.Mode() == cloudsync.ModeRecovering && syncer.Status().CaughtUp {
-			modes.RecoveryDone()
+		if modes.Mode() == cloudsync.ModeRecovering {
+			// Recovering: pull what was missed and give back the journal,
+			// then normal.
+			up := uploader.Status()
+			if syncer.Status().CaughtUp && up.Drained && up.LastError == "" {
+				modes.RecoveryDone()
+			} else {
+				uploader.Kick()
+			}
 		}
 		// The replicated mode follows the machine; a failed proposal is
 		// tried again at the next probe.
@@ -221,6 +237,40 @@ func (n *Node) proposeMode(ctx context.Context, mode string, since time.Time) er
 		err = res.Err
 	}
 	return err
+}
+
+// nodeJournal is the outage journal as the uploader sees it: the records
+// of both tables the cloud has not taken, marked through Raft once it has.
+type nodeJournal struct{ n *Node }
+
+func (j nodeJournal) Pending(ctx context.Context, limit int) ([]json.RawMessage, []string, error) {
+	rs, err := j.n.store.Reader().PendingCallRecords(ctx, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	records, ids := make([]json.RawMessage, len(rs)), make([]string, len(rs))
+	for i, r := range rs {
+		if records[i], err = json.Marshal(r); err != nil {
+			return nil, nil, fmt.Errorf("encode call record %s: %w", r.ID, err)
+		}
+		ids[i] = r.ID
+	}
+	return records, ids, nil
+}
+
+func (j nodeJournal) MarkUploaded(ctx context.Context, ids []string) error {
+	cmd, err := cluster.EncodeMarkUploaded(ids, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	res, err := j.n.cluster.Apply(ctx, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return fmt.Errorf("mark %d call records uploaded: %w", len(ids), err)
+	}
+	return nil
 }
 
 // nodeApplier is the cluster as the syncer sees it.

@@ -182,9 +182,8 @@ func (n *Node) start() error {
 		Reader:      n.store.Reader(),
 		Healthy:     n.health.Healthy,
 		ActiveCalls: func() int { return n.sip.calls.Active() },
-		// Nothing uploads to the cloud yet (cloud sync is issue 4), so
-		// every record of the journal is pending.
-		JournalPending: n.store.Reader().CountCallRecords,
+		// What the cloud has not taken yet (all of it when not paired).
+		JournalPending: n.store.Reader().CountPendingCallRecords,
 		Registrations: func(ctx context.Context) (int, map[string]int, error) {
 			return n.store.Reader().BindingCounts(ctx, time.Now())
 		},

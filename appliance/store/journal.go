@@ -71,10 +71,27 @@ var (
 	LIMIT ?2`
 
 	countCallRecordsSQL = `SELECT count(*) FROM (SELECT id FROM local_call_records UNION SELECT id FROM call_records)`
+
+	// pendingCallRecordsSQL is the union of both tables, one row per id
+	// (the local copy wins), less the records the cloud has taken, oldest
+	// end first, ties by id, at most ?1 rows.
+	pendingCallRecordsSQL = `SELECT ` + callRecordColumns + ` FROM local_call_records l
+		WHERE NOT EXISTS (SELECT 1 FROM call_records_uploaded u WHERE u.id = l.id)
+	UNION ALL
+	SELECT ` + callRecordColumns + ` FROM call_records t
+		WHERE NOT EXISTS (SELECT 1 FROM local_call_records o WHERE o.id = t.id)
+		AND NOT EXISTS (SELECT 1 FROM call_records_uploaded u WHERE u.id = t.id)
+	ORDER BY end_ms, id
+	LIMIT ?1`
+
+	countPendingCallRecordsSQL = `SELECT count(*) FROM (SELECT id FROM local_call_records UNION SELECT id FROM call_records)
+		WHERE id NOT IN (SELECT id FROM call_records_uploaded)`
+
+	markUploadedSQL = `INSERT INTO call_records_uploaded (id, uploaded_ms) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`
 )
 
 // journalWrites are the journal's statements prepared at Open.
-var journalWrites = []string{insertLocalCallRecordsSQL, insertCallRecordsRowsSQL}
+var journalWrites = []string{insertLocalCallRecordsSQL, insertCallRecordsRowsSQL, markUploadedSQL}
 
 func init() {
 	// Prepared on the writer at Open with the rest (see prepareWrites).
@@ -153,6 +170,51 @@ func (tx *Tx) PutCallRecords(rs []CallRecord) error {
 		return fmt.Errorf("put call records: %w", err)
 	}
 	return nil
+}
+
+// MarkCallRecordsUploaded records that the cloud has taken the records
+// with these ids (at is the proposer's time). Marking an id twice, or an
+// id the node has no record of (yet), is harmless. Only the FSM calls it.
+func (tx *Tx) MarkCallRecordsUploaded(ids []string, at time.Time) error {
+	for i, id := range ids {
+		if id == "" {
+			return fmt.Errorf("%w: mark uploaded: id %d is empty", ErrInvalidCallRecord, i)
+		}
+	}
+	st, err := tx.stmt(markUploadedSQL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, id := range ids {
+		if _, err := st.ExecContext(tx.ctx, id, at.UnixMilli()); err != nil {
+			return fmt.Errorf("mark call record %s uploaded: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// PendingCallRecords is the journal the cloud has not taken yet: records of
+// both tables, one per ID, oldest End first (ties by ID), at most limit
+// (1000 when limit <= 0).
+func (r *Reader) PendingCallRecords(ctx context.Context, limit int) ([]CallRecord, error) {
+	if limit <= 0 {
+		limit = defaultCallRecordsLimit
+	}
+	rs, err := queryCallRecords(ctx, r.db, pendingCallRecordsSQL, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read pending call records: %w", err)
+	}
+	return rs, nil
+}
+
+// CountPendingCallRecords counts the records the cloud has not taken yet.
+func (r *Reader) CountPendingCallRecords(ctx context.Context) (int, error) {
+	var n int
+	if err := r.db.QueryRowContext(ctx, countPendingCallRecordsSQL).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending call records: %w", err)
+	}
+	return n, nil
 }
 
 // LocalCallRecordsSince is the rows of local_call_records that ended after

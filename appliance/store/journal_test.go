@@ -377,3 +377,63 @@ func TestRestoreVersion2Backup(t *testing.T) {
 		t.Errorf("CountCallRecords() = %d, %v; want 1", n, err)
 	}
 }
+
+// The journal still to upload is both tables, one row per id, less what
+// was marked uploaded, oldest first; marks are idempotent and may name ids
+// the node has no record of yet (that record then never counts as pending).
+func TestPendingCallRecords(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	putLocalCalls(t, s, testCall("l-1", at(1*time.Second)), testCall("both", at(3*time.Second)))
+	putReplicatedCalls(t, s, testCall("r-2", at(2*time.Second)), testCall("both", at(3*time.Second)),
+		testCall("r-4", at(4*time.Second)))
+	r := s.Reader()
+	pending := func(limit int) []string {
+		t.Helper()
+		rs, err := r.PendingCallRecords(ctx, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return callIDs(rs)
+	}
+	count := func() int {
+		t.Helper()
+		n, err := r.CountPendingCallRecords(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got, want := pending(0), []string{"l-1", "r-2", "both", "r-4"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("pending = %v, want %v", got, want)
+	}
+	if got, want := pending(2), []string{"l-1", "r-2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("pending(2) = %v, want %v", got, want)
+	}
+	mark := func(ids ...string) error {
+		return s.Write(func(tx *Tx) error { return tx.MarkCallRecordsUploaded(ids, at(10*time.Second)) })
+	}
+	if err := mark("l-1", "both", "not-yet-here"); err != nil {
+		t.Fatal(err)
+	}
+	if err := mark("l-1"); err != nil { // again: harmless
+		t.Fatal(err)
+	}
+	if got, want := pending(0), []string{"r-2", "r-4"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("pending after marks = %v, want %v", got, want)
+	}
+	if n := count(); n != 2 {
+		t.Errorf("CountPendingCallRecords() = %d, want 2", n)
+	}
+	putReplicatedCalls(t, s, testCall("not-yet-here", at(5*time.Second)))
+	if n := count(); n != 2 {
+		t.Errorf("a record marked before it arrived counts as pending: %d, want 2", n)
+	}
+	// An empty id is refused and marks nothing.
+	if err := mark("r-2", ""); !errors.Is(err, ErrInvalidCallRecord) {
+		t.Errorf("mark with an empty id: %v, want ErrInvalidCallRecord", err)
+	}
+	if n := count(); n != 2 {
+		t.Errorf("a refused mark changed the pending count to %d", n)
+	}
+}
