@@ -309,10 +309,12 @@ func TestCloudSync(t *testing.T) {
 		t.Errorf("an edit took %v to reach all three nodes, want under 2 s", took)
 	}
 	waitAllMode(t, nodes, "normal", 10*time.Second)
+	waitAllCloud(t, nodes, true)
 
 	// The WAN is cut: every node turns to survivability.
 	link.cut()
 	waitAllMode(t, nodes, "survivability", 20*time.Second)
+	waitAllCloud(t, nodes, false)
 	st, err := nodes[0].status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -375,6 +377,24 @@ func TestCloudSync(t *testing.T) {
 	if err := checkNoErrors(nodes); err != nil {
 		t.Error(err)
 	}
+}
+
+// waitAllCloud waits until every node's status shows the cloud reachable
+// (or not, with the error): followers show the leader's view.
+func waitAllCloud(t *testing.T, nodes []*node, reachable bool) {
+	t.Helper()
+	eventually(t, 10*time.Second, fmt.Sprintf("every node sees the cloud reachable=%v", reachable), func(ctx context.Context) error {
+		for _, n := range nodes {
+			st, err := n.status(ctx)
+			if err != nil {
+				return err
+			}
+			if st.Cloud.Reachable != reachable || (!reachable && st.Cloud.LastError == "") {
+				return fmt.Errorf("%s: cloud %+v", n.id, st.Cloud)
+			}
+		}
+		return nil
+	})
 }
 
 // checkNoErrors fails on a node that logged an ERROR.

@@ -115,10 +115,21 @@ func (c *cloudState) status() web.CloudStatus {
 	return st
 }
 
-// cloudStatus is the cloud part of the status; nil when not paired.
-func (n *Node) cloudStatus() *web.CloudStatus {
+// cloudStatus is the cloud part of the status; nil when not paired. Only
+// the leader talks to the cloud: a follower shows the leader's view (its
+// own, the URL only, while no leader answers).
+func (n *Node) cloudStatus(ctx context.Context) *web.CloudStatus {
 	if n.cloud == nil {
 		return nil
+	}
+	if !n.cluster.IsLeader() {
+		if c, err := n.leaderClient(ctx); err == nil {
+			lctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if st, err := c.Status(lctx); err == nil && st.Cloud.URL != "" {
+				return &st.Cloud
+			}
+		}
 	}
 	st := n.cloud.status()
 	return &st

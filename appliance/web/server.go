@@ -36,7 +36,7 @@ type Deps struct {
 	// Cloud is the control plane's status as this node sees it; nil (or a
 	// nil answer) when the node is not paired: the status then shows
 	// CloudURL only.
-	Cloud func() *CloudStatus
+	Cloud func(ctx context.Context) *CloudStatus
 	// Push receives the cloud's signed pushes (protocol.PathPushReceiver);
 	// nil when the node is not paired (404).
 	Push       http.Handler

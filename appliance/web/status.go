@@ -57,9 +57,9 @@ type CloudStatus struct {
 	LastError  string     `json:"last_error"`
 }
 
-func (s *Server) cloudStatus() CloudStatus {
+func (s *Server) cloudStatus(ctx context.Context) CloudStatus {
 	if s.deps.Cloud != nil {
-		if st := s.deps.Cloud(); st != nil {
+		if st := s.deps.Cloud(ctx); st != nil {
 			return *st
 		}
 	}
@@ -99,7 +99,7 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 		Members:       members,
 		Revision:      rev,
 		Trunks:        []TrunkStatus{},
-		Cloud:         s.cloudStatus(),
+		Cloud:         s.cloudStatus(ctx),
 		UptimeSeconds: int64(time.Since(s.started).Seconds()),
 	}
 	if !since.IsZero() {
