@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/outpost-voice/outpost/internal/sqlitemig"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -234,10 +235,10 @@ func TestRestoreMigratesOlderBackup(t *testing.T) {
 
 	saved := migrations
 	t.Cleanup(func() { migrations = saved })
-	migrations = append(slices.Clip(saved), migration{
-		version: len(saved) + 1,
-		name:    "9999_test_extra.sql",
-		sql:     "CREATE TABLE test_extra (x INTEGER NOT NULL) STRICT;",
+	migrations = append(slices.Clip(saved), sqlitemig.Migration{
+		Version: len(saved) + 1,
+		Name:    "9999_test_extra.sql",
+		SQL:     "CREATE TABLE test_extra (x INTEGER NOT NULL) STRICT;",
 	})
 
 	dst := openTest(t)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/outpost-voice/outpost/internal/sqlitemig"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -288,11 +289,11 @@ func v2Database(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, createSchemaMigrations); err != nil {
+	if _, err := db.ExecContext(ctx, sqlitemig.CreateTable); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range migrations[:2] {
-		if err := applyMigration(ctx, db, m); err != nil {
+		if err := sqlitemig.Apply(ctx, db, m); err != nil {
 			t.Fatal(err)
 		}
 	}

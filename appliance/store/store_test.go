@@ -3,11 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"github.com/outpost-voice/outpost/internal/sqlitemig"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/outpost-voice/outpost/account"
@@ -132,30 +132,9 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 }
 
-func TestLoadMigrations(t *testing.T) {
-	ms, err := loadMigrations(migrationFiles)
-	if err != nil {
-		t.Fatalf("embedded migrations: %v", err)
-	}
-	if got, want := ms[0].name, "0001_config.sql"; got != want {
+func TestEmbeddedMigrations(t *testing.T) {
+	if got, want := migrations[0].Name, "0001_config.sql"; got != want {
 		t.Errorf("first migration = %q, want %q", got, want)
-	}
-	bad := map[string]fstest.MapFS{
-		"gap": {
-			"migrations/0001_a.sql": {Data: []byte("SELECT 1;")},
-			"migrations/0003_c.sql": {Data: []byte("SELECT 1;")},
-		},
-		"duplicate": {
-			"migrations/0001_a.sql": {Data: []byte("SELECT 1;")},
-			"migrations/0001_b.sql": {Data: []byte("SELECT 1;")},
-		},
-		"bad name": {"migrations/first.sql": {Data: []byte("SELECT 1;")}},
-		"none":     {},
-	}
-	for name, fsys := range bad {
-		if _, err := loadMigrations(fsys); err == nil {
-			t.Errorf("%s: loadMigrations succeeded, want an error", name)
-		}
 	}
 }
 
@@ -458,10 +437,10 @@ func v1Database(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, createSchemaMigrations); err != nil {
+	if _, err := db.ExecContext(ctx, sqlitemig.CreateTable); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyMigration(ctx, db, migrations[0]); err != nil {
+	if err := sqlitemig.Apply(ctx, db, migrations[0]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO members (id, raft_addr, http_addr, sip_addr, site, updated_at)
