@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeValidate -fuzztime=$(FUZZTIME) ./account/
 	$(GO) test -run='^$$' -fuzz=FuzzRegister -fuzztime=$(FUZZTIME) ./appliance/registrar/
 	$(GO) test -run='^$$' -fuzz=FuzzInvite -fuzztime=$(FUZZTIME) ./appliance/calls/
+	$(GO) test -run='^$$' -fuzz=FuzzApply -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
 
 e2e:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/
