@@ -86,6 +86,12 @@ type Syncer struct {
 	etag       string // ETag of base when it came whole from the cloud
 	pendingAck *protocol.Ack
 	skipPace   bool // a wake-up came: poll again at once
+	// confirm is the revision the cluster served when this Syncer started,
+	// until the first poll answers (0 then). Whoever applied it (another
+	// leader, since dead) may not have acked it: it is acked applied if the
+	// cloud answers that it is at that revision. That first poll does not
+	// wait, so the ack (and CaughtUp) come at once.
+	confirm int64
 
 	mu     sync.Mutex
 	status SyncStatus
@@ -203,6 +209,9 @@ func (s *Syncer) step(ctx context.Context) (idle bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("read the current snapshot: %w", err)
 		}
+		if !s.loaded && doc != nil {
+			s.confirm = cur
+		}
 		s.base, s.baseRev, s.applied, s.etag, s.loaded = doc, cur, cur, "", true
 		s.setRevision(cur)
 	}
@@ -226,8 +235,9 @@ func (s *Syncer) step(ctx context.Context) (idle bool, err error) {
 	}
 	s.succeeded(cloudRev)
 	if ch == nil || len(ch.Revisions) == 0 {
-		return true, nil
+		return true, s.confirmServed(ctx, cloudRev)
 	}
+	s.confirm = 0 // what comes is acked
 	doc := s.base
 	for _, r := range ch.Revisions {
 		if doc, err = protocol.Apply(doc, r.Ops); err != nil {
@@ -257,7 +267,11 @@ func (s *Syncer) poll(ctx context.Context) (*protocol.Changes, int64, error) {
 			woken <- false
 		}
 	}()
-	ch, rev, err := s.cfg.Client.Changes(pctx, s.baseRev, s.cfg.Wait)
+	wait := s.cfg.Wait
+	if s.confirm > 0 {
+		wait = 0
+	}
+	ch, rev, err := s.cfg.Client.Changes(pctx, s.baseRev, wait)
 	close(done)
 	if <-woken {
 		if err != nil && ctx.Err() == nil {
@@ -266,6 +280,18 @@ func (s *Syncer) poll(ctx context.Context) (*protocol.Changes, int64, error) {
 		s.skipPace = true // woken as the answer came: poll again at once
 	}
 	return ch, rev, err
+}
+
+// confirmServed acks the revision served at the start applied if the cloud
+// is at it (nothing newer came).
+func (s *Syncer) confirmServed(ctx context.Context, cloudRev int64) error {
+	rev := s.confirm
+	s.confirm = 0
+	if rev == 0 || cloudRev != rev || s.baseRev != rev || s.pendingAck != nil {
+		return nil
+	}
+	s.pendingAck = &protocol.Ack{Revision: rev, Status: protocol.AckApplied, NodeID: s.cfg.NodeID}
+	return s.flushAck(ctx)
 }
 
 // fullSnapshot fetches the cloud's whole snapshot and applies it. ahead:
@@ -329,14 +355,16 @@ func (s *Syncer) propose(ctx context.Context, doc []byte, rev int64, etag string
 	return s.flushAck(ctx)
 }
 
-// flushAck sends the ack owed, if any. A retryable failure keeps it owed;
-// a refusal (4xx) drops it, as retrying will not help.
+// flushAck sends the ack owed, if any. A retryable failure keeps it owed,
+// and so does the end of ctx (the loop stops; the next leader's syncer
+// acks the revision served, see confirm); a refusal (4xx) drops it, as
+// retrying will not help.
 func (s *Syncer) flushAck(ctx context.Context) error {
 	if s.pendingAck == nil {
 		return nil
 	}
 	err := s.cfg.Client.Ack(ctx, *s.pendingAck)
-	if err != nil && Retryable(err) {
+	if err != nil && (Retryable(err) || ctx.Err() != nil) {
 		return err
 	}
 	if err != nil {

@@ -364,15 +364,52 @@ func TestSyncWakeCutsTheLongPollShort(t *testing.T) {
 	fc := newFakeCloud(t, demoDoc(t))
 	app := appliedAt(t, 1, fc.doc(1))
 	s, tm := startSyncer(t, fc, app)
-	eventually(t, "the first poll held", func() bool { return fc.heldPolls() == 1 })
+	// The first poll does not wait (TestSyncAcksTheRevisionServedAtStart);
+	// the next, paced, is held.
+	eventually(t, "the pace after the first poll", func() bool { return len(tm.list()) == 1 })
+	tm.fire()
+	eventually(t, "a poll held", func() bool { return fc.heldPolls() == 1 })
 	s.Wake()
-	eventually(t, "a second poll", func() bool { return len(fc.requestList(protocol.PathChanges)) == 2 && fc.heldPolls() == 1 })
-	if w := tm.list(); len(w) != 0 {
-		t.Errorf("waited %v before polling again", w)
+	eventually(t, "another poll", func() bool { return len(fc.requestList(protocol.PathChanges)) == 3 && fc.heldPolls() == 1 })
+	if w := tm.list(); len(w) != 1 {
+		t.Errorf("waited %v before polling again", w[1:])
 	}
 	if st := s.Status(); st.LastError != "" {
 		t.Errorf("a wake-up recorded an error: %q", st.LastError)
 	}
+}
+
+// A syncer starting where the cloud is (a new leader, the one that applied
+// the revision dead before its ack) acks that revision at once: its first
+// poll does not wait.
+func TestSyncAcksTheRevisionServedAtStart(t *testing.T) {
+	fc := newFakeCloud(t, demoDoc(t))
+	fc.publish(userOp("u-frank", "1004", "Frank"))
+	app := appliedAt(t, 2, fc.doc(2))
+	s, _ := startSyncer(t, fc, app)
+	eventually(t, "the ack", func() bool { return len(fc.ackList()) == 1 })
+	acksAre(t, fc, "2 applied")
+	if st := s.Status(); !st.CaughtUp || st.CloudRevision != 2 {
+		t.Errorf("status %+v, want caught up with the cloud at 2", st)
+	}
+	if held, polls := fc.heldPolls(), fc.requestList(protocol.PathChanges); held != 0 || len(polls) != 1 ||
+		!strings.Contains(polls[0].Query, "wait=0") {
+		t.Errorf("%d polls held; polls %+v, want one, not waiting", held, polls)
+	}
+	if _, _, applies := app.state(); applies != 0 {
+		t.Errorf("%d applies, want none", applies)
+	}
+}
+
+// A syncer starting behind the cloud acks only what it applies.
+func TestSyncStartingBehindAcksOnlyWhatItApplies(t *testing.T) {
+	fc := newFakeCloud(t, demoDoc(t))
+	fc.publish(userOp("u-frank", "1004", "Frank"))
+	app := appliedAt(t, 1, fc.doc(1))
+	startSyncer(t, fc, app)
+	eventually(t, "revision 2 applied", revisionIs(app, 2))
+	eventually(t, "the ack", func() bool { return len(fc.ackList()) == 1 })
+	acksAre(t, fc, "2 applied")
 }
 
 func TestSyncWakeCutsTheBackoffShort(t *testing.T) {

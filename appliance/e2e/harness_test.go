@@ -265,7 +265,9 @@ func (n *node) restart() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	cfg = regexp.MustCompile(`(?m)^  listen: 127\.0\.0\.1:0$`).ReplaceAllLiteral(cfg, nil)
+	// Drop the listen lines (port 0 at the first start, the bound
+	// addresses after a restart) and pin the bound addresses.
+	cfg = regexp.MustCompile(`(?m)^  listen: 127\.0\.0\.1:\d+\n`).ReplaceAllLiteral(cfg, nil)
 	s := string(cfg)
 	s = strings.Replace(s, "http:\n", "http:\n  listen: "+n.httpAddr+"\n", 1)
 	s = strings.Replace(s, "raft:\n", "raft:\n  listen: "+n.raftAddr+"\n", 1)

@@ -205,21 +205,35 @@ func (n *Node) leadCloud(ctx context.Context, log *slog.Logger) {
 		start = cloudsync.ModeNormal
 	}
 	modes := cloudsync.NewModeMachine(start, n.cfg.Cloud.OutageAfter.Duration, n.cfg.Cloud.RecoverAfter.Duration)
+	reachable := true
 	every(ctx, n.cfg.Cloud.ProbeInterval.Duration, func() bool {
 		rev, _ := r.Revision(ctx)
-		_, err := n.cloud.client.Hello(ctx, protocol.Hello{NodeID: n.cfg.NodeID, Revision: rev,
+		hello, err := n.cloud.client.Hello(ctx, protocol.Hello{NodeID: n.cfg.NodeID, Revision: rev,
 			PushURL: "http://" + n.httpAdvertise})
 		if ctx.Err() != nil {
 			return true
 		}
 		n.cloud.probed(err)
+		if err == nil && !reachable {
+			// Back: pull and upload now, not after the loops' backoff
+			// (up to 60 s) runs out.
+			syncer.Wake()
+			uploader.Kick()
+		}
+		reachable = err == nil
 		now := time.Now().UTC()
 		modes.Observe(err == nil, now)
 		if modes.Mode() == cloudsync.ModeRecovering {
 			// Recovering: pull what was missed and give back the journal,
-			// then normal.
-			up := uploader.Status()
-			if syncer.Status().CaughtUp && up.Drained && up.LastError == "" {
+			// then normal. A cloud at the revision the cluster serves has
+			// nothing to pull, whatever the syncer has heard yet (its
+			// long poll may be held until the cloud changes or its wait,
+			// 30 s, ends). The journal is given back when no record is
+			// pending: the uploader's Drained is as old as its last look,
+			// which may predate the records journalled in the outage.
+			caughtUp := syncer.Status().CaughtUp || (err == nil && hello.Revision == rev)
+			pending, perr := r.CountPendingCallRecords(ctx)
+			if caughtUp && perr == nil && pending == 0 {
 				modes.RecoveryDone()
 			} else {
 				uploader.Kick()
