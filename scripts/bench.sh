@@ -16,6 +16,9 @@ trap 'rm -f "$log" "$rows"' EXIT
 kam="Kamailio 5.6, same scenario, same run"
 benches=(
   "./appliance/e2e/|BenchmarkSnapshotApply10k|3x|under 3 s end to end (ns/op); peak RSS per node under 150 MiB"
+  "./appliance/e2e/|BenchmarkCloudFirstSync10k|1x|under 5 s (issue 4)"
+  "./appliance/e2e/|BenchmarkCloudEditLatency|50x|p99 under 1 s (issue 4)"
+  "./appliance/e2e/|BenchmarkJournalUpload100k|1x|under 10 s (issue 4)"
   "./appliance/e2e/|BenchmarkRegister10k/offered-6000|1x|at least 5,000 registrations/s, under 1 % failed (6,000/s offered); steady RSS under 200 MiB with 10,000 bindings, peak under 500 MiB (issue 3)"
   "./appliance/e2e/|BenchmarkKamailioRegister10k/offered-6000|1x|${kam}"
   "./appliance/e2e/|BenchmarkRegister10k/capacity|1x|at least half of Kamailio's capacity (next row); peak RSS under 500 MiB"
