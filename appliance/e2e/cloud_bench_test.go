@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -36,38 +34,6 @@ func cloudBenchAccount(b *testing.B) (*account.Snapshot, []byte) {
 		b.Fatalf("the generated account does not validate: %v", err)
 	}
 	return snap, encodeSnapshot(b, snap)
-}
-
-// pairBench makes a pairing code for name in the cloud and pairs with the
-// real `outpost pair`, returning the credentials file every node gets
-// (pairCluster, for benchmarks).
-func pairBench(b *testing.B, cloud *cloudServer, name string) []byte {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	body, err := cloud.admin(ctx, http.MethodPost, "/v1/admin/pairing-codes", []byte(`{"appliance":"`+name+`"}`))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var code struct {
-		Code string `json:"code"`
-	}
-	if err := json.Unmarshal(body, &code); err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
-	cfg := filepath.Join(dir, "pair.yaml")
-	if err := os.WriteFile(cfg, []byte("node_id: pairing\ndata_dir: "+dir+"\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	if out, stderr, rc := cli(b, "pair", "--config", cfg, "--cloud", cloud.url(), "--code", code.Code); rc != 0 {
-		b.Fatalf("outpost pair: exit %d: %s %s", rc, out, stderr)
-	}
-	creds, err := os.ReadFile(filepath.Join(dir, "cloud.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return creds
 }
 
 // wanGate is a WAN link that comes up late: from the start it accepts
@@ -197,24 +163,6 @@ func waitServing(ctx context.Context, nodes []*node, rev int64, interval time.Du
 	}
 }
 
-// waitModeBench waits until every node reports mode (waitAllMode, for
-// benchmarks).
-func waitModeBench(b *testing.B, nodes []*node, mode string, within time.Duration) {
-	b.Helper()
-	eventually(b, within, "every node in mode "+mode, func(ctx context.Context) error {
-		for _, n := range nodes {
-			st, err := n.status(ctx)
-			if err != nil {
-				return err
-			}
-			if st.Mode != mode {
-				return fmt.Errorf("%s in mode %s", n.id, st.Mode)
-			}
-		}
-		return nil
-	})
-}
-
 // rssFigures keeps the largest peak RSS (VmHWM) seen of the leader, of
 // the followers and of outpost-cloud over a benchmark's rounds.
 type rssFigures struct{ leader, follower, cloud float64 }
@@ -277,7 +225,7 @@ func BenchmarkCloudFirstSync10k(b *testing.B) {
 	for range b.N {
 		cloud := startCloud(b, doc)
 		gate := startWANGate(b, cloud.addr)
-		creds := pairBench(b, cloud, "acme-hq")
+		creds := pairCluster(b, cloud, "acme-hq")
 		nodes := formClusterWith(b, nodeOpts{logLevel: "info", cloudCredentials: creds,
 			cloud: fmt.Sprintf("cloud:\n  url: %s\n", gate.url())})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -327,7 +275,7 @@ func BenchmarkCloudFirstSync10k(b *testing.B) {
 func BenchmarkCloudEditLatency(b *testing.B) {
 	snap, doc := cloudBenchAccount(b)
 	cloud := startCloud(b, doc)
-	creds := pairBench(b, cloud, "acme-hq")
+	creds := pairCluster(b, cloud, "acme-hq")
 	nodes := formClusterWith(b, nodeOpts{logLevel: "info", cloudCredentials: creds,
 		cloud: fmt.Sprintf("cloud:\n  url: %s\n", cloud.url())})
 	ctx := context.Background()
@@ -420,17 +368,17 @@ func BenchmarkJournalUpload100k(b *testing.B) {
 	for round := range b.N {
 		cloud := startCloud(b, doc)
 		link := startWAN(b, cloud.addr)
-		creds := pairBench(b, cloud, "acme-hq")
+		creds := pairCluster(b, cloud, "acme-hq")
 		nodes := formClusterWith(b, nodeOpts{logLevel: "info", cloudCredentials: creds,
 			cloud: fmt.Sprintf("cloud:\n  url: %s\n  probe_interval: 500ms\n  outage_after: 2s\n  recover_after: 500ms\n", link.url())})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		if err := waitServing(ctx, nodes, seed.Revision, 50*time.Millisecond); err != nil {
 			b.Fatal(err)
 		}
-		waitModeBench(b, nodes, "normal", 30*time.Second)
+		waitAllMode(b, nodes, "normal", 30*time.Second)
 
 		link.cut()
-		waitModeBench(b, nodes, "survivability", 30*time.Second)
+		waitAllMode(b, nodes, "survivability", 30*time.Second)
 		leader, err := leaderOf(ctx, nodes)
 		if err != nil {
 			b.Fatal(err)

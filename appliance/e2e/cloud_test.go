@@ -179,7 +179,7 @@ func (w *wan) cut() {
 // pairCluster makes a pairing code in the cloud, pairs with `outpost
 // pair` (the real CLI) and returns the credentials file's content, which
 // every node of the cluster gets.
-func pairCluster(t *testing.T, cloud *cloudServer, name string) []byte {
+func pairCluster(t testing.TB, cloud *cloudServer, name string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -240,7 +240,7 @@ func waitAllAt(t *testing.T, nodes []*node, rev int64, within time.Duration) tim
 	return time.Since(start)
 }
 
-func waitAllMode(t *testing.T, nodes []*node, mode string, within time.Duration) {
+func waitAllMode(t testing.TB, nodes []*node, mode string, within time.Duration) {
 	t.Helper()
 	eventually(t, within, "every node in mode "+mode, func(ctx context.Context) error {
 		for _, n := range nodes {
