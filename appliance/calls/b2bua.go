@@ -69,7 +69,8 @@ type session interface {
 // party is one leg of a connected call: Outpost's dialog with a phone (or
 // with the node holding the phone's flow).
 type party struct {
-	id     string
+	id     string // dialog ID
+	callID string // the dialog's SIP Call-ID
 	sess   session
 	user   account.User // who is on this leg (name and username only on a node-to-node leg)
 	target sip.Uri      // remote target for in-dialog requests
@@ -81,13 +82,15 @@ type party struct {
 }
 
 func answeredParty(ds *sipgo.DialogServerSession, u account.User) *party {
-	p := &party{id: ds.ID, sess: ds, user: u, target: remoteTarget(ds.InviteRequest, ds.InviteRequest.Recipient)}
+	p := &party{id: ds.ID, callID: ds.InviteRequest.CallID().Value(), sess: ds, user: u,
+		target: remoteTarget(ds.InviteRequest, ds.InviteRequest.Recipient)}
 	p.heard(ds.InviteRequest.Body())
 	return p
 }
 
 func placedParty(cs *sipgo.DialogClientSession, u account.User) *party {
-	p := &party{id: cs.ID, sess: cs, user: u, target: remoteTarget(cs.InviteResponse, cs.InviteRequest.Recipient)}
+	p := &party{id: cs.ID, callID: cs.InviteRequest.CallID().Value(), sess: cs, user: u,
+		target: remoteTarget(cs.InviteResponse, cs.InviteRequest.Recipient)}
 	p.told(cs.InviteRequest.Body())
 	p.heard(cs.InviteResponse.Body())
 	return p

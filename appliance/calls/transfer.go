@@ -170,7 +170,7 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string) (int, string) 
 	}
 	ctx := transferee.sess.Context() // the transferee hanging up stops the ringing
 	rec := &store.CallRecord{
-		ID: newRecordID(), CallID: transferee.id, Caller: transferee.user.SIP.Username, CallerName: transferee.user.Name,
+		ID: newRecordID(), CallID: transferee.callID, Caller: transferee.user.SIP.Username, CallerName: transferee.user.Name,
 		Dialled: dialled, Start: time.Now().UTC(), Node: b.nodeID, Site: site,
 	}
 	if transferee.user.SIP.Username == "" {
@@ -247,7 +247,7 @@ func (b *B2BUA) attended(c *call, transferor *party, replaced *call, replacedPar
 	b.ack(transferee, res.Body())
 	now := time.Now().UTC()
 	rec := &store.CallRecord{
-		ID: newRecordID(), CallID: transferee.id, Caller: transferee.user.SIP.Username, CallerName: transferee.user.Name,
+		ID: newRecordID(), CallID: transferee.callID, Caller: transferee.user.SIP.Username, CallerName: transferee.user.Name,
 		Callee: target.user.SIP.Username, Destination: DestUser, Start: now, Answer: now, Status: 200,
 		Node: b.nodeID, Site: transferee.user.Site,
 	}
