@@ -39,7 +39,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeValidate -fuzztime=$(FUZZTIME) ./account/
 	$(GO) test -run='^$$' -fuzz=FuzzRegister -fuzztime=$(FUZZTIME) ./appliance/registrar/
 	$(GO) test -run='^$$' -fuzz=FuzzInvite -fuzztime=$(FUZZTIME) ./appliance/calls/
-	$(GO) test -run='^$$' -fuzz=FuzzApply -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzApplySnapshot$$' -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
 
 e2e:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/

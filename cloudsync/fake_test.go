@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -387,14 +388,15 @@ func (fc *fakeCloud) journal(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, receipt)
 }
 
-// memApplier is the cluster as the Syncer sees it: one document in
-// memory, validated like the node validates (account.DecodeBytes and
-// Validate).
+// memApplier is the cluster as the Syncer sees it: one snapshot in
+// memory, validated like the node validates (account.Validate), changes
+// applied only at their base.
 type memApplier struct {
 	mu       sync.Mutex
 	rev      int64
-	doc      []byte
-	applies  int
+	snap     *account.Snapshot
+	applies  int     // entries applied (whole or changes)
+	changes  int     // of which changes
 	failNext []error // errors Apply returns next, in turn, before validating
 }
 
@@ -404,36 +406,71 @@ func (a *memApplier) CurrentRevision(context.Context) (int64, error) {
 	return a.rev, nil
 }
 
-func (a *memApplier) CurrentSnapshot(context.Context) ([]byte, error) {
+func (a *memApplier) CurrentSnapshot(context.Context) (*account.Snapshot, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.doc, nil
+	return a.snap, nil
 }
 
-func (a *memApplier) Apply(_ context.Context, doc []byte) error {
+func (a *memApplier) Apply(_ context.Context, snap *account.Snapshot) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.take(snap)
+}
+
+func (a *memApplier) ApplyChanges(_ context.Context, base int64, ops []protocol.Op, next *account.Snapshot) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if base != a.rev {
+		return ErrStale
+	}
+	// The ops must make next from what is served, as the FSM would.
+	if a.snap != nil {
+		made, err := protocol.ApplySnapshot(a.snap, ops)
+		if err != nil {
+			return fmt.Errorf("ops do not apply to what is served: %w", err)
+		}
+		made.Revision = next.Revision
+		if !reflect.DeepEqual(made, next) {
+			return errors.New("ops do not make the snapshot validated")
+		}
+	}
+	if err := a.take(next); err != nil {
+		return err
+	}
+	a.changes++
+	return nil
+}
+
+func (a *memApplier) take(snap *account.Snapshot) error {
 	if len(a.failNext) > 0 {
 		err := a.failNext[0]
 		a.failNext = a.failNext[1:]
 		return err
 	}
-	snap, err := account.DecodeBytes(doc)
-	if err != nil {
-		return &account.ValidationError{Problems: []account.Problem{{Message: err.Error()}}}
-	}
 	if err := account.Validate(snap, a.rev); err != nil {
 		return err
 	}
-	a.rev, a.doc = snap.Revision, doc
+	a.rev, a.snap = snap.Revision, snap
 	a.applies++
 	return nil
 }
 
+func (a *memApplier) changeCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changes
+}
+
+// state is the revision served, its document and the entries applied.
 func (a *memApplier) state() (int64, []byte, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.rev, a.doc, a.applies
+	var doc []byte
+	if a.snap != nil {
+		doc, _ = a.snap.Encode()
+	}
+	return a.rev, doc, a.applies
 }
 
 // timers stands for time.After: each wait is recorded and fires only when
@@ -484,17 +521,18 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// sameJSON compares two documents compacted.
+// sameJSON compares two snapshot documents as snapshots.
 func sameJSON(t *testing.T, got, want []byte) bool {
 	t.Helper()
-	var g, w bytes.Buffer
-	if err := json.Compact(&g, got); err != nil {
-		t.Fatalf("not JSON: %v", err)
+	g, err := account.DecodeBytes(got)
+	if err != nil {
+		t.Fatalf("not a snapshot: %v", err)
 	}
-	if err := json.Compact(&w, want); err != nil {
-		t.Fatalf("not JSON: %v", err)
+	w, err := account.DecodeBytes(want)
+	if err != nil {
+		t.Fatalf("not a snapshot: %v", err)
 	}
-	return bytes.Equal(g.Bytes(), w.Bytes())
+	return reflect.DeepEqual(g, w)
 }
 
 // errNotLeader stands for the cluster's own failures (retried, not acked).

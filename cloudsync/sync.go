@@ -1,7 +1,9 @@
 package cloudsync
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,18 +15,34 @@ import (
 )
 
 // Applier is what the Syncer needs from the appliance: the configuration
-// it serves, and a way to apply a new one through the cluster.
+// it serves, and ways to apply a new one through the cluster.
 type Applier interface {
 	// CurrentRevision is the revision the cluster serves (0 when empty).
 	CurrentRevision(ctx context.Context) (int64, error)
-	// CurrentSnapshot is the document the cluster serves (nil when empty).
-	CurrentSnapshot(ctx context.Context) ([]byte, error)
-	// Apply decodes, validates and proposes doc through Raft as one
-	// entry, whole or not at all. A document refused as invalid returns
-	// an *account.ValidationError (with every problem); any other error
-	// (no leader, no quorum) is retried.
-	Apply(ctx context.Context, doc []byte) error
+	// CurrentSnapshot is the configuration the cluster serves (nil when
+	// empty). The Syncer does not modify it.
+	CurrentSnapshot(ctx context.Context) (*account.Snapshot, error)
+	// Apply validates snap and proposes it through Raft whole, as one
+	// entry. A snapshot refused as invalid returns an
+	// *account.ValidationError (with every problem); any other error (no
+	// leader, no quorum) is retried.
+	Apply(ctx context.Context, snap *account.Snapshot) error
+	// ApplyChanges validates next, the configuration served at base with
+	// ops applied, and proposes ops through Raft as one entry that applies
+	// only where base is served: an edit of one object costs the cluster
+	// that object, not the account. Errors as Apply's; ErrStale when the
+	// cluster no longer serves base.
+	ApplyChanges(ctx context.Context, base int64, ops []protocol.Op, next *account.Snapshot) error
 }
+
+// ErrStale is an Applier's answer to changes whose base the cluster no
+// longer serves (a revision applied in between, as by `outpost apply`):
+// the Syncer starts again from what is served.
+var ErrStale = errors.New("the cluster no longer serves the revision the changes start from")
+
+// maxChangeOps is the most ops the Syncer proposes as changes; past it,
+// rewriting the whole configuration is as cheap, and it goes whole.
+const maxChangeOps = 1000
 
 // SyncerConfig configures a Syncer. Client and Applier are required.
 type SyncerConfig struct {
@@ -79,8 +97,12 @@ type Syncer struct {
 	wake    chan struct{}
 
 	// Loop state, owned by Run's goroutine.
-	base       []byte // the cloud's document at baseRev (applied or rejected)
-	baseRev    int64
+	base    *account.Snapshot // the cloud's snapshot at baseRev (applied or rejected); never modified
+	baseRev int64
+	// opaque: the cloud's document at baseRev could not be decoded (it was
+	// rejected), so base is nil and changes cannot build on it: the next
+	// revision is fetched whole.
+	opaque     bool
 	applied    int64  // the cluster's revision when base was taken or applied
 	loaded     bool   // base reflects applied
 	etag       string // ETag of base when it came whole from the cloud
@@ -205,17 +227,17 @@ func (s *Syncer) step(ctx context.Context) (idle bool, err error) {
 		return false, fmt.Errorf("read the current revision: %w", err)
 	}
 	if !s.loaded || cur != s.applied {
-		doc, err := s.cfg.Applier.CurrentSnapshot(ctx)
+		snap, err := s.cfg.Applier.CurrentSnapshot(ctx)
 		if err != nil {
 			return false, fmt.Errorf("read the current snapshot: %w", err)
 		}
-		if !s.loaded && doc != nil {
+		if !s.loaded && snap != nil {
 			s.confirm = cur
 		}
-		s.base, s.baseRev, s.applied, s.etag, s.loaded = doc, cur, cur, "", true
+		s.base, s.baseRev, s.applied, s.etag, s.loaded, s.opaque = snap, cur, cur, "", true, false
 		s.setRevision(cur)
 	}
-	if s.base == nil { // nothing served yet: start from the whole snapshot
+	if s.base == nil && !s.opaque { // nothing served yet: start from the whole snapshot
 		return s.fullSnapshot(ctx, false)
 	}
 
@@ -238,17 +260,20 @@ func (s *Syncer) step(ctx context.Context) (idle bool, err error) {
 		return true, s.confirmServed(ctx, cloudRev)
 	}
 	s.confirm = 0 // what comes is acked
-	doc := s.base
+	if s.opaque {
+		return s.fullSnapshot(ctx, false)
+	}
+	next := s.base
+	var ops []protocol.Op
 	for _, r := range ch.Revisions {
-		if doc, err = protocol.Apply(doc, r.Ops); err != nil {
-			s.log.Warn("changes do not apply to the document held; fetching the full snapshot", "revision", r.Revision, "error", err)
+		if next, err = protocol.ApplySnapshot(next, r.Ops); err != nil {
+			s.log.Warn("changes do not apply to the snapshot held; fetching the full snapshot", "revision", r.Revision, "error", err)
 			return s.fullSnapshot(ctx, false)
 		}
+		ops = append(ops, r.Ops...)
 	}
-	if doc, err = protocol.SetRevision(doc, ch.To); err != nil {
-		return false, fmt.Errorf("set revision %d: %w", ch.To, err)
-	}
-	return false, s.propose(ctx, doc, ch.To, "")
+	next.Revision = ch.To
+	return false, s.propose(ctx, next, ops, "")
 }
 
 // poll long-polls the changes since the base; Wake cuts it short
@@ -306,53 +331,85 @@ func (s *Syncer) fullSnapshot(ctx context.Context, ahead bool) (idle bool, err e
 		s.succeeded(s.baseRev)
 		return true, nil
 	}
-	s.succeeded(ans.Revision)
-	doc, err := protocol.SetRevision(ans.Doc, ans.Revision)
-	if err != nil {
-		return false, fmt.Errorf("fetch snapshot: %w: %v", ErrMalformedAnswer, err)
+	if !isJSONObject(ans.Doc) {
+		return false, fmt.Errorf("fetch snapshot: %w: not a JSON object", ErrMalformedAnswer)
 	}
-	if s.applied > 0 && ans.Revision <= s.applied {
-		if ahead || ans.Revision < s.applied {
-			return false, fmt.Errorf("%w: the cloud is at revision %d, this appliance at %d (was the cloud restored from a backup?): not applied; apply a newer snapshot in the cloud, or this one with `outpost apply`", ErrAhead, ans.Revision, s.applied)
-		}
+	s.succeeded(ans.Revision)
+	if s.applied > 0 && (ans.Revision < s.applied || ahead && ans.Revision == s.applied) {
+		return false, fmt.Errorf("%w: the cloud is at revision %d, this appliance at %d (was the cloud restored from a backup?): not applied; apply a newer snapshot in the cloud, or this one with `outpost apply`", ErrAhead, ans.Revision, s.applied)
+	}
+	snap, err := account.DecodeBytes(ans.Doc)
+	if err != nil {
+		// A document the snapshot model cannot hold: rejected like an
+		// invalid one, and nothing can build on it.
+		s.base, s.baseRev, s.etag, s.opaque = nil, ans.Revision, ans.ETag, true
+		s.rejected(ans.Revision, []protocol.Problem{{Path: "", Message: err.Error()}}, err)
+		return false, s.flushAck(ctx)
+	}
+	snap.Revision = ans.Revision
+	if s.applied > 0 && ans.Revision == s.applied {
 		// The cloud's snapshot is the revision served: nothing to apply.
-		s.base, s.baseRev, s.etag = doc, ans.Revision, ans.ETag
+		s.base, s.baseRev, s.etag, s.opaque = snap, ans.Revision, ans.ETag, false
 		return true, nil
 	}
-	return false, s.propose(ctx, doc, ans.Revision, ans.ETag)
+	return false, s.propose(ctx, snap, nil, ans.ETag)
 }
 
-// propose applies doc at rev through the Applier and acks the outcome.
-// A refused document becomes the base all the same (the next revisions
-// build on it) while the cluster keeps serving the last good one.
-func (s *Syncer) propose(ctx context.Context, doc []byte, rev int64, etag string) error {
-	err := s.cfg.Applier.Apply(ctx, doc)
+// isJSONObject reports whether doc is one JSON object (a snapshot at all,
+// rather than garbage from a proxy).
+func isJSONObject(doc []byte) bool {
+	trimmed := bytes.TrimSpace(doc)
+	return len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed)
+}
+
+// propose applies next (at next.Revision) through the Applier and acks the
+// outcome: as changes (ops, from the revision served) when it builds on
+// the revision served and ops are few, else whole. A refused snapshot
+// becomes the base all the same (the next revisions build on it) while the
+// cluster keeps serving the last good one.
+func (s *Syncer) propose(ctx context.Context, next *account.Snapshot, ops []protocol.Op, etag string) error {
+	rev := next.Revision
+	var err error
+	if ops != nil && s.baseRev == s.applied && len(ops) <= maxChangeOps {
+		err = s.cfg.Applier.ApplyChanges(ctx, s.applied, ops, next)
+	} else {
+		err = s.cfg.Applier.Apply(ctx, next)
+	}
 	var ve *account.ValidationError
 	switch {
 	case err == nil:
-		s.base, s.baseRev, s.applied, s.etag = doc, rev, rev, etag
-		s.log.Info("revision applied", "revision", rev)
+		s.base, s.baseRev, s.applied, s.etag, s.opaque = next, rev, rev, etag, false
+		s.log.Info("revision applied", "revision", rev, "ops", len(ops))
 		s.mu.Lock()
 		s.status.Revision, s.status.Rejected = rev, nil
 		s.status.CaughtUp = s.status.CloudRevision <= rev
 		s.mu.Unlock()
 		s.pendingAck = &protocol.Ack{Revision: rev, Status: protocol.AckApplied, NodeID: s.cfg.NodeID}
 	case errors.As(err, &ve):
-		s.base, s.baseRev, s.etag = doc, rev, etag
+		s.base, s.baseRev, s.etag, s.opaque = next, rev, etag, false
 		problems := make([]protocol.Problem, len(ve.Problems))
 		for i, p := range ve.Problems {
 			problems[i] = protocol.Problem{Path: p.Path, Message: p.Message}
 		}
-		s.log.Warn("revision rejected; serving the last good one", "revision", rev, "serving", s.applied, "problems", len(problems), "error", err)
-		s.mu.Lock()
-		s.status.Rejected = &Rejection{Revision: rev, Problems: problems}
-		s.status.CaughtUp = s.status.CloudRevision <= rev
-		s.mu.Unlock()
-		s.pendingAck = &protocol.Ack{Revision: rev, Status: protocol.AckRejected, Problems: problems, NodeID: s.cfg.NodeID}
+		s.rejected(rev, problems, err)
+	case errors.Is(err, ErrStale):
+		s.loaded = false // start again from what the cluster serves
+		return fmt.Errorf("apply revision %d: %w", rev, err)
 	default:
 		return fmt.Errorf("apply revision %d: %w", rev, err)
 	}
 	return s.flushAck(ctx)
+}
+
+// rejected records a revision refused (the cluster serving the last good
+// one) and owes the cloud its ack.
+func (s *Syncer) rejected(rev int64, problems []protocol.Problem, err error) {
+	s.log.Warn("revision rejected; serving the last good one", "revision", rev, "serving", s.applied, "problems", len(problems), "error", err)
+	s.mu.Lock()
+	s.status.Rejected = &Rejection{Revision: rev, Problems: problems}
+	s.status.CaughtUp = s.status.CloudRevision <= rev
+	s.mu.Unlock()
+	s.pendingAck = &protocol.Ack{Revision: rev, Status: protocol.AckRejected, Problems: problems, NodeID: s.cfg.NodeID}
 }
 
 // flushAck sends the ack owed, if any. A retryable failure keeps it owed,

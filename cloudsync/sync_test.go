@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-voice/outpost/account"
 	"github.com/outpost-voice/outpost/cloudsync/protocol"
 )
 
@@ -68,11 +69,12 @@ func userOp(id, ext, name string) protocol.Op {
 // doc, that document at rev).
 func appliedAt(t *testing.T, rev int64, doc []byte) *memApplier {
 	t.Helper()
-	doc, err := protocol.SetRevision(doc, rev)
+	snap, err := account.DecodeBytes(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &memApplier{rev: rev, doc: doc}
+	snap.Revision = rev
+	return &memApplier{rev: rev, snap: snap}
 }
 
 func revisionIs(app *memApplier, rev int64) func() bool {
@@ -135,6 +137,9 @@ func TestSyncAppliesChangesInOrder(t *testing.T) {
 	}
 	if applies != 1 {
 		t.Errorf("%d applies, want 1 (three revisions, one entry)", applies)
+	}
+	if changes := app.changeCount(); changes != 1 {
+		t.Errorf("%d entries went as changes, want 1: an edit must not cost the cluster the whole account", changes)
 	}
 	eventually(t, "the poll since 4", func() bool { return fc.heldPolls() == 1 })
 	fc.publish(userOp("u-frank", "1004", "Frank F."))
@@ -297,6 +302,11 @@ func TestSyncRejectedRevisionKeepsTheLastGood(t *testing.T) {
 	if !sameJSON(t, doc, fc.doc(3)) {
 		t.Errorf("revision 3 differs from the cloud's")
 	}
+	// Revision 3's ops build on the rejected 2, which the cluster does not
+	// serve: it must go whole.
+	if changes := app.changeCount(); changes != 0 {
+		t.Errorf("%d entries went as changes on top of a rejected revision, want 0", changes)
+	}
 	eventually(t, "the acks", func() bool { return len(fc.ackList()) == 2 })
 	acksAre(t, fc, "2 rejected", "3 applied")
 	if got := strings.Join(pollsSince(fc), ","); !strings.HasPrefix(got, "1,2") {
@@ -333,6 +343,23 @@ func TestSyncRetriesClusterFailuresWithoutAcking(t *testing.T) {
 	s, tm := startSyncer(t, fc, app)
 	eventually(t, "the failure", func() bool { return len(tm.list()) == 1 })
 	if st := s.Status(); !strings.Contains(st.LastError, "apply revision 2: not the leader") {
+		t.Errorf("LastError %q", st.LastError)
+	}
+	acksAre(t, fc)
+	tm.fire()
+	eventually(t, "revision 2 applied", revisionIs(app, 2))
+	eventually(t, "the ack", func() bool { return len(fc.ackList()) == 1 })
+	acksAre(t, fc, "2 applied")
+}
+
+func TestSyncStaleChangesStartAgainFromWhatIsServed(t *testing.T) {
+	fc := newFakeCloud(t, demoDoc(t))
+	fc.publish(userOp("u-frank", "1004", "Frank"))
+	app := appliedAt(t, 1, fc.doc(1))
+	app.failNext = []error{ErrStale}
+	s, tm := startSyncer(t, fc, app)
+	eventually(t, "the failure", func() bool { return len(tm.list()) == 1 })
+	if st := s.Status(); !strings.Contains(st.LastError, "no longer serves") {
 		t.Errorf("LastError %q", st.LastError)
 	}
 	acksAre(t, fc)

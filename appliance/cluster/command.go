@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/cloudsync/protocol"
 )
 
 // CommandType is the first byte of every Raft log entry the FSM applies.
@@ -26,6 +27,7 @@ const (
 	CmdPruneBindings  CommandType = 7 // forget bindings that expired before a time
 	CmdPutCallRecords CommandType = 8 // finished calls a node shares (outage journal)
 	CmdMarkUploaded   CommandType = 9 // call records the cloud has taken
+	CmdApplyChanges   CommandType = 10 // the cloud's changes from one revision to a later one
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -50,6 +52,8 @@ func (t CommandType) String() string {
 		return "put_call_records"
 	case CmdMarkUploaded:
 		return "mark_uploaded"
+	case CmdApplyChanges:
+		return "apply_changes"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -101,6 +105,21 @@ func Encode(t CommandType, payload any) ([]byte, error) {
 func EncodeSnapshot(doc []byte) []byte {
 	b, _ := Encode(CmdApplySnapshot, doc) // []byte payloads never fail
 	return b
+}
+
+// ApplyChanges is the payload of CmdApplyChanges: the sync protocol's ops
+// that take the configuration from revision Base to Revision (one or more
+// of the cloud's revisions, whole). It applies only on a node serving
+// Base, so it lands on exactly the state its proposer validated.
+type ApplyChanges struct {
+	Base     int64         `json:"base"`
+	Revision int64         `json:"revision"`
+	Ops      []protocol.Op `json:"ops"`
+}
+
+// EncodeChanges is the entry for the changes from base to rev.
+func EncodeChanges(base, rev int64, ops []protocol.Op) ([]byte, error) {
+	return Encode(CmdApplyChanges, ApplyChanges{Base: base, Revision: rev, Ops: ops})
 }
 
 // EncodeMember is the entry announcing a member's addresses.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/outpost-voice/outpost/account"
 	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/cloudsync/protocol"
 )
 
 // ApplyResult is what the FSM answers for one command, returned to the
@@ -154,6 +155,7 @@ func init() { handlers = commandHandlers() }
 func commandHandlers() map[CommandType]handler {
 	return map[CommandType]handler{
 		CmdApplySnapshot: (*FSM).applySnapshot,
+		CmdApplyChanges:  (*FSM).applyChanges,
 		CmdUpsertMember: jsonHandler(func(tx *store.Tx, m store.Member) error {
 			return tx.UpsertMember(m)
 		}),
@@ -215,7 +217,7 @@ func jsonHandler[T any](apply func(tx *store.Tx, payload T) error) handler {
 // nothing before the store refuses it.
 func refused(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalidBinding) ||
-		errors.Is(err, store.ErrInvalidCallRecord)
+		errors.Is(err, store.ErrInvalidCallRecord) || errors.Is(err, account.ErrBadChange)
 }
 
 // applyOne applies one entry. A command refused for its content (a stale
@@ -283,6 +285,34 @@ func (f *FSM) applySnapshot(tx *store.Tx, _ uint64, doc []byte) (ApplyResult, er
 	f.revision.Store(snap.Revision)
 	f.configHit = true
 	return ApplyResult{Revision: snap.Revision}, nil
+}
+
+// applyChanges applies the changes of a CmdApplyChanges, object by object,
+// when this node serves their base revision; else (a revision was applied
+// in between) they are refused as stale and the proposer starts again from
+// what is served. Like applySnapshot it trusts the proposer's validation of
+// the result; the store still refuses what its tables cannot hold.
+func (f *FSM) applyChanges(tx *store.Tx, _ uint64, payload []byte) (ApplyResult, error) {
+	cur := f.revision.Load()
+	var p ApplyChanges
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: decode %s: %v", ErrMalformedCommand, CmdApplyChanges, err)}, nil
+	}
+	if p.Base != cur || p.Revision <= cur {
+		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: changes from revision %d to %d, but this node serves %d", ErrStaleRevision, p.Base, p.Revision, cur)}, nil
+	}
+	changes, err := protocol.DecodeOps(p.Ops)
+	if err != nil {
+		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: %s: %v", ErrMalformedCommand, CmdApplyChanges, err)}, nil
+	}
+	if err := tx.ApplyChanges(p.Revision, changes); refused(err) {
+		return ApplyResult{Revision: cur, Err: err}, nil
+	} else if err != nil {
+		return ApplyResult{}, err
+	}
+	f.revision.Store(p.Revision)
+	f.configHit = true
+	return ApplyResult{Revision: p.Revision}, nil
 }
 
 func (f *FSM) halt(err error) {

@@ -270,29 +270,56 @@ func (a nodeApplier) CurrentRevision(ctx context.Context) (int64, error) {
 	return a.n.store.Reader().Revision(ctx)
 }
 
-func (a nodeApplier) CurrentSnapshot(ctx context.Context) ([]byte, error) {
-	return a.n.store.Reader().SnapshotJSON(ctx)
+func (a nodeApplier) CurrentSnapshot(ctx context.Context) (*account.Snapshot, error) {
+	return a.n.store.Reader().Snapshot(ctx)
 }
 
-// Apply validates doc as any snapshot and proposes it through Raft, as
-// POST /api/v1/snapshot does. A refusal is an *account.ValidationError.
-func (a nodeApplier) Apply(ctx context.Context, doc []byte) error {
-	snap, err := account.DecodeBytes(doc)
-	if err != nil {
-		return &account.ValidationError{Problems: []account.Problem{{Path: "", Message: err.Error()}}}
+// Apply validates snap as any snapshot and proposes it through Raft whole,
+// as POST /api/v1/snapshot does. A refusal is an *account.ValidationError.
+func (a nodeApplier) Apply(ctx context.Context, snap *account.Snapshot) error {
+	if err := a.validate(ctx, snap); err != nil {
+		return err
 	}
+	doc, err := snap.Encode()
+	if err != nil {
+		return fmt.Errorf("encode revision %d: %w", snap.Revision, err)
+	}
+	return a.propose(ctx, cluster.EncodeSnapshot(doc), false)
+}
+
+// ApplyChanges validates next and proposes ops, from base, through Raft.
+func (a nodeApplier) ApplyChanges(ctx context.Context, base int64, ops []protocol.Op, next *account.Snapshot) error {
+	if err := a.validate(ctx, next); err != nil {
+		return err
+	}
+	cmd, err := cluster.EncodeChanges(base, next.Revision, ops)
+	if err != nil {
+		return err
+	}
+	return a.propose(ctx, cmd, true)
+}
+
+func (a nodeApplier) validate(ctx context.Context, snap *account.Snapshot) error {
 	cur, err := a.n.store.Reader().Revision(ctx)
 	if err != nil {
 		return fmt.Errorf("read current revision: %w", err)
 	}
-	if err := account.Validate(snap, cur); err != nil {
-		return err
-	}
-	res, err := a.n.cluster.Apply(ctx, cluster.EncodeSnapshot(doc))
+	return account.Validate(snap, cur)
+}
+
+// propose puts a configuration entry through Raft. A revision the FSM
+// refuses for what it holds (a dial string reaching two things, changes
+// that do not fit) is a rejection; changes whose base is no longer served
+// are cloudsync.ErrStale.
+func (a nodeApplier) propose(ctx context.Context, cmd []byte, changes bool) error {
+	res, err := a.n.cluster.Apply(ctx, cmd)
 	if err != nil {
 		return err
 	}
-	if errors.Is(res.Err, cluster.ErrStaleRevision) || errors.Is(res.Err, store.ErrConflict) {
+	switch {
+	case errors.Is(res.Err, cluster.ErrStaleRevision) && changes:
+		return fmt.Errorf("%w: %w", cloudsync.ErrStale, res.Err)
+	case errors.Is(res.Err, cluster.ErrStaleRevision), errors.Is(res.Err, store.ErrConflict), errors.Is(res.Err, account.ErrBadChange):
 		return &account.ValidationError{Problems: []account.Problem{{Path: "revision", Message: res.Err.Error()}}}
 	}
 	return res.Err

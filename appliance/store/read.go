@@ -99,16 +99,24 @@ func (r *Reader) Revision(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// SnapshotJSON is the applied snapshot's canonical document as stored; nil,
-// nil when none has been applied.
+// SnapshotJSON is the applied snapshot's canonical document: as stored
+// when the revision came whole (ReplaceConfig), else built from the tables
+// (after ApplyChanges). nil, nil when none has been applied.
 func (r *Reader) SnapshotJSON(ctx context.Context) ([]byte, error) {
 	var body []byte
 	err := r.db.QueryRowContext(ctx, `SELECT body FROM snapshot_doc WHERE slot = 1`).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		return body, nil
+	case !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("read snapshot document: %w", err)
+	}
+	snap, err := r.Snapshot(ctx)
+	if err != nil || snap == nil {
+		return nil, err
+	}
+	if body, err = snap.Encode(); err != nil {
+		return nil, fmt.Errorf("encode snapshot document: %w", err)
 	}
 	return body, nil
 }

@@ -69,13 +69,13 @@ func (tx *Tx) ReplaceConfig(snap *account.Snapshot, raw []byte) error {
 		}
 		w := &configWriter{tx: tx}
 		w.header(snap, raw)
-		w.sites(snap.Sites)
-		w.users(snap.Users)
-		w.sdgs(snap.SDGs)
-		w.numbers(snap.Numbers)
-		w.trunks(snap.Trunks)
+		writeAll(w.sites(), snap.Sites)
+		writeAll(w.users(), snap.Users)
+		writeAll(w.sdgs(), snap.SDGs)
+		writeAll(w.numbers(), snap.Numbers)
+		writeAll(w.trunks(), snap.Trunks)
 		w.callout(snap.Callout)
-		w.admins(snap.Admins)
+		writeAll(w.admins(), snap.Admins)
 		w.embed(snap.Embed)
 		w.dialIndex()
 		return w.err
@@ -228,9 +228,7 @@ func routeJSON(r *account.Route) (body, typ string, err error) {
 }
 
 func (w *configWriter) header(s *account.Snapshot, raw []byte) {
-	acct := w.inserter("account", "slot", "id", "name", "sip_realm")
-	acct.add(1, s.Account.ID, s.Account.Name, s.Account.SIPRealm)
-	acct.flush()
+	w.account(s.Account)
 	doc := w.inserter("snapshot_doc", "slot", "revision", "body")
 	doc.add(1, s.Revision, raw)
 	doc.flush()
@@ -250,8 +248,6 @@ func (w *configWriter) header(s *account.Snapshot, raw []byte) {
 		{nullNumbers, s.Numbers == nil},
 		{nullTrunks, s.Trunks == nil},
 		{nullAdmins, s.Admins == nil},
-		{nullCallerIDs, s.Callout.CallerIDs == nil},
-		{nullAllowedOrigins, s.Embed.AllowedOrigins == nil},
 	} {
 		if l.isNull {
 			nulls.add(l.name)
@@ -260,81 +256,119 @@ func (w *configWriter) header(s *account.Snapshot, raw []byte) {
 	nulls.flush()
 }
 
-func (w *configWriter) sites(sites []account.Site) {
+func (w *configWriter) account(a account.Account) {
+	acct := w.inserter("account", "slot", "id", "name", "sip_realm")
+	acct.add(1, a.ID, a.Name, a.SIPRealm)
+	acct.flush()
+}
+
+// rowWriter writes one collection's objects (and their child rows), each
+// at its ord.
+type rowWriter[T any] struct {
+	add   func(ord int, v T)
+	flush func()
+}
+
+// writeAll writes a whole collection in its order.
+func writeAll[T any](rw rowWriter[T], list []T) {
+	for i, v := range list {
+		rw.add(i, v)
+	}
+	rw.flush()
+}
+
+func (w *configWriter) sites() rowWriter[account.Site] {
 	rows := w.inserter("sites", "ord", "id", "name", "country", "timezone", "area_code", "main_number",
 		"emergency_numbers_null", "elin_pool_null", "street", "city", "region", "postal_code", "address_country")
 	emergency := w.inserter("site_emergency_numbers", "site_id", "ord", "number")
 	elins := w.inserter("site_elins", "site_id", "ord", "elin")
-	for i, s := range sites {
-		e := s.Emergency
-		a := e.Address
-		rows.add(i, s.ID, s.Name, s.Country, s.Timezone, s.AreaCode, s.MainNumber,
-			e.Numbers == nil, e.ELINPool == nil, a.Street, a.City, a.Region, a.PostalCode, a.Country)
-		for j, n := range e.Numbers {
-			emergency.add(s.ID, j, n)
-		}
-		for j, n := range e.ELINPool {
-			elins.add(s.ID, j, n)
-		}
+	return rowWriter[account.Site]{
+		add: func(ord int, s account.Site) {
+			e := s.Emergency
+			a := e.Address
+			rows.add(ord, s.ID, s.Name, s.Country, s.Timezone, s.AreaCode, s.MainNumber,
+				e.Numbers == nil, e.ELINPool == nil, a.Street, a.City, a.Region, a.PostalCode, a.Country)
+			for j, n := range e.Numbers {
+				emergency.add(s.ID, j, n)
+			}
+			for j, n := range e.ELINPool {
+				elins.add(s.ID, j, n)
+			}
+		},
+		flush: func() { rows.flush(); emergency.flush(); elins.flush() },
 	}
-	rows.flush()
-	emergency.flush()
-	elins.flush()
 }
 
-func (w *configWriter) users(users []account.User) {
+func (w *configWriter) users() rowWriter[account.User] {
 	rows := w.inserter("users", "ord", "id", "site", "name", "email", "extension", "numbers_null",
 		"sip_username", "ha1_md5", "ha1_sha256")
 	nums := w.inserter("user_numbers", "user_id", "ord", "number")
-	for i, u := range users {
-		rows.add(i, u.ID, u.Site, u.Name, u.Email, u.Extension, u.Numbers == nil,
-			u.SIP.Username, u.SIP.HA1MD5, u.SIP.HA1SHA256)
-		for j, n := range u.Numbers {
-			nums.add(u.ID, j, n)
-		}
+	return rowWriter[account.User]{
+		add: func(ord int, u account.User) {
+			rows.add(ord, u.ID, u.Site, u.Name, u.Email, u.Extension, u.Numbers == nil,
+				u.SIP.Username, u.SIP.HA1MD5, u.SIP.HA1SHA256)
+			for j, n := range u.Numbers {
+				nums.add(u.ID, j, n)
+			}
+		},
+		flush: func() { rows.flush(); nums.flush() },
 	}
-	rows.flush()
-	nums.flush()
 }
 
-func (w *configWriter) sdgs(sdgs []account.SDG) {
+func (w *configWriter) sdgs() rowWriter[account.SDG] {
 	rows := w.inserter("sdgs", "ord", "id", "site", "name", "extension", "route_type", "route")
-	for i, g := range sdgs {
-		body, typ, err := routeJSON(g.Route)
-		if err != nil && w.err == nil {
-			w.err = fmt.Errorf("sdg %q route: %w", g.ID, err)
-		}
-		rows.add(i, g.ID, g.Site, g.Name, g.Extension, typ, body)
+	return rowWriter[account.SDG]{
+		add: func(ord int, g account.SDG) {
+			body, typ, err := routeJSON(g.Route)
+			if err != nil && w.err == nil {
+				w.err = fmt.Errorf("sdg %q route: %w", g.ID, err)
+			}
+			rows.add(ord, g.ID, g.Site, g.Name, g.Extension, typ, body)
+		},
+		flush: rows.flush,
 	}
-	rows.flush()
 }
 
-func (w *configWriter) numbers(numbers []account.Number) {
+func (w *configWriter) numbers() rowWriter[account.Number] {
 	rows := w.inserter("numbers", "ord", "number", "site", "route_type", "route")
-	for i, n := range numbers {
-		body, typ, err := routeJSON(n.Route)
-		if err != nil && w.err == nil {
-			w.err = fmt.Errorf("number %q route: %w", n.Number, err)
-		}
-		rows.add(i, n.Number, n.Site, typ, body)
+	return rowWriter[account.Number]{
+		add: func(ord int, n account.Number) {
+			body, typ, err := routeJSON(n.Route)
+			if err != nil && w.err == nil {
+				w.err = fmt.Errorf("number %q route: %w", n.Number, err)
+			}
+			rows.add(ord, n.Number, n.Site, typ, body)
+		},
+		flush: rows.flush,
 	}
-	rows.flush()
 }
 
-func (w *configWriter) trunks(trunks []account.Trunk) {
+func (w *configWriter) trunks() rowWriter[account.Trunk] {
 	rows := w.inserter("trunks", "ord", "id", "site", "name", "host", "port", "transport", "priority",
 		"weight", "options_interval_s", "max_channels", "codecs")
-	for i, t := range trunks {
-		codecs, err := json.Marshal(t.Codecs)
-		if err != nil && w.err == nil {
-			w.err = fmt.Errorf("trunk %q codecs: %w", t.ID, err)
-		}
-		rows.add(i, t.ID, t.Site, t.Name, t.Host, t.Port, t.Transport, t.Priority,
-			t.Weight, t.OptionsIntervalS, t.MaxChannels, string(codecs))
+	return rowWriter[account.Trunk]{
+		add: func(ord int, t account.Trunk) {
+			codecs, err := json.Marshal(t.Codecs)
+			if err != nil && w.err == nil {
+				w.err = fmt.Errorf("trunk %q codecs: %w", t.ID, err)
+			}
+			rows.add(ord, t.ID, t.Site, t.Name, t.Host, t.Port, t.Transport, t.Priority,
+				t.Weight, t.OptionsIntervalS, t.MaxChannels, string(codecs))
+		},
+		flush: rows.flush,
 	}
-	rows.flush()
 }
 
+func (w *configWriter) admins() rowWriter[account.Admin] {
+	rows := w.inserter("admins", "ord", "username", "role", "bcrypt")
+	return rowWriter[account.Admin]{
+		add:   func(ord int, a account.Admin) { rows.add(ord, a.Username, a.Role, a.Bcrypt) },
+		flush: rows.flush,
+	}
+}
+
+// callout writes the callout singleton, its caller IDs and whether they
+// were null.
 func (w *configWriter) callout(c account.Callout) {
 	row := w.inserter("callout", "slot", "greeting_prompt", "require_press_1")
 	row.add(1, c.GreetingPrompt, c.RequirePress1)
@@ -344,22 +378,27 @@ func (w *configWriter) callout(c account.Callout) {
 		ids.add(i, id.Country, id.Number, id.Dedicated)
 	}
 	ids.flush()
+	w.nullList(nullCallerIDs, c.CallerIDs == nil)
 }
 
-func (w *configWriter) admins(admins []account.Admin) {
-	rows := w.inserter("admins", "ord", "username", "role", "bcrypt")
-	for i, a := range admins {
-		rows.add(i, a.Username, a.Role, a.Bcrypt)
-	}
-	rows.flush()
-}
-
+// embed writes the embed singleton's origins and whether they were null.
 func (w *configWriter) embed(e account.Embed) {
 	rows := w.inserter("embed_origins", "ord", "origin")
 	for i, o := range e.AllowedOrigins {
 		rows.add(i, o)
 	}
 	rows.flush()
+	w.nullList(nullAllowedOrigins, e.AllowedOrigins == nil)
+}
+
+// nullList records in null_lists that the list name was null.
+func (w *configWriter) nullList(name string, isNull bool) {
+	if !isNull {
+		return
+	}
+	row := w.inserter("null_lists", "name")
+	row.add(name)
+	row.flush()
 }
 
 // dialIndex fills dial_index from the tables just written, inside SQLite:
