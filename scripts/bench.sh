@@ -34,6 +34,7 @@ benches=(
   "./appliance/cluster/|BenchmarkRaftApplyBatched|100000x|at least 20,000 commands/s"
   "./appliance/cluster/|BenchmarkRaftApplySmall|50000x|— (one Raft entry per command, for comparison)"
   "./appliance/store/|BenchmarkReplaceConfig10k|10x|— (part of the apply above)"
+  "./appliance/store/|BenchmarkApplyChanges10k|200x|— (one edit of that account, as each node applies it)"
   "./appliance/store/|BenchmarkLookupDial|20000x|—"
   "./appliance/store/|BenchmarkUserByUsername|20000x|—"
   "./account/|BenchmarkValidate10k|20x|—"

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/outpost-voice/outpost/account"
 )
 
 // BenchmarkReplaceConfig10k replaces a 10,000-user account (10,000 DIDs,
@@ -19,6 +22,31 @@ func BenchmarkReplaceConfig10k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.Write(func(tx *Tx) error { return tx.ReplaceConfig(snap, raw) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyChanges10k applies one edit (a user renamed, given a new
+// extension and DID) to a 10,000-user account in one write transaction:
+// what each node does for an edit in the cloud, against
+// BenchmarkReplaceConfig10k's whole account.
+func BenchmarkApplyChanges10k(b *testing.B) {
+	s := openTest(b)
+	snap := bigSnapshot(10000, 10000, 1000)
+	if err := s.Write(func(tx *Tx) error { return tx.ReplaceConfig(snap, nil) }); err != nil {
+		b.Fatal(err)
+	}
+	rev := snap.Revision
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		u := snap.Users[(i*7919)%len(snap.Users)]
+		u.Name = fmt.Sprint("Renamed ", i)
+		u.Extension = fmt.Sprint(900000 + i)
+		u.Numbers = []string{fmt.Sprintf("+1999%07d", i)}
+		rev++
+		change := []account.Change{{Kind: account.KindUsers, ID: u.ID, Value: u}}
+		if err := s.Write(func(tx *Tx) error { return tx.ApplyChanges(rev, change) }); err != nil {
 			b.Fatal(err)
 		}
 	}
