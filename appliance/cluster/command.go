@@ -22,12 +22,13 @@ const (
 	CmdApplySnapshot  CommandType = 1 // a whole account revision
 	CmdUpsertMember   CommandType = 2 // a node's addresses and site
 	CmdRemoveMember   CommandType = 3
-	CmdSetMode        CommandType = 4 // normal | survivability | recovering
-	CmdPutBindings    CommandType = 6 // registrations a node shares (presence plane)
-	CmdPruneBindings  CommandType = 7 // forget bindings that expired before a time
-	CmdPutCallRecords CommandType = 8 // finished calls a node shares (outage journal)
-	CmdMarkUploaded   CommandType = 9 // call records the cloud has taken
+	CmdSetMode        CommandType = 4  // normal | survivability | recovering
+	CmdPutBindings    CommandType = 6  // registrations a node shares (presence plane)
+	CmdPruneBindings  CommandType = 7  // forget bindings that expired before a time
+	CmdPutCallRecords CommandType = 8  // finished calls a node shares (outage journal)
+	CmdMarkUploaded   CommandType = 9  // call records the cloud has taken
 	CmdApplyChanges   CommandType = 10 // the cloud's changes from one revision to a later one
+	CmdSetCloudCreds  CommandType = 11 // the appliance's cloud identity, from the node that was paired
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -54,6 +55,8 @@ func (t CommandType) String() string {
 		return "mark_uploaded"
 	case CmdApplyChanges:
 		return "apply_changes"
+	case CmdSetCloudCreds:
+		return "set_cloud_credentials"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -120,6 +123,12 @@ type ApplyChanges struct {
 // EncodeChanges is the entry for the changes from base to rev.
 func EncodeChanges(base, rev int64, ops []protocol.Op) ([]byte, error) {
 	return Encode(CmdApplyChanges, ApplyChanges{Base: base, Revision: rev, Ops: ops})
+}
+
+// EncodeCloudCredentials is the entry sharing the cloud identity a node
+// was paired with.
+func EncodeCloudCredentials(c store.CloudCredentials) ([]byte, error) {
+	return Encode(CmdSetCloudCreds, c)
 }
 
 // EncodeMember is the entry announcing a member's addresses.
@@ -201,8 +210,16 @@ func CheckShared(cmd []byte) error {
 				return fmt.Errorf("%w: call record %d needs id, start and end", ErrMalformedCommand, i)
 			}
 		}
+	case CmdSetCloudCreds:
+		var c store.CloudCredentials
+		if err := dec.Decode(&c); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
+		}
+		if err := c.Check(); err != nil {
+			return fmt.Errorf("%w: %v", ErrMalformedCommand, err)
+		}
 	default:
-		return fmt.Errorf("%s is not a command nodes may share: only registrations and call records are accepted here", t)
+		return fmt.Errorf("%s is not a command nodes may share: only registrations, call records and cloud credentials are accepted here", t)
 	}
 	return nil
 }

@@ -177,6 +177,10 @@ func commandHandlers() map[CommandType]handler {
 		CmdMarkUploaded: jsonHandler(func(tx *store.Tx, m MarkUploaded) error {
 			return tx.MarkCallRecordsUploaded(m.IDs, m.At)
 		}),
+		CmdSetCloudCreds: jsonHandler(func(tx *store.Tx, c store.CloudCredentials) error {
+			_, err := tx.SetCloudCredentials(c)
+			return err
+		}),
 		CmdBatch: (*FSM).applyBatch,
 	}
 }
@@ -217,7 +221,8 @@ func jsonHandler[T any](apply func(tx *store.Tx, payload T) error) handler {
 // nothing before the store refuses it.
 func refused(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalidBinding) ||
-		errors.Is(err, store.ErrInvalidCallRecord) || errors.Is(err, account.ErrBadChange)
+		errors.Is(err, store.ErrInvalidCallRecord) || errors.Is(err, account.ErrBadChange) ||
+		errors.Is(err, store.ErrInvalidCredentials)
 }
 
 // applyOne applies one entry. A command refused for its content (a stale

@@ -341,10 +341,18 @@ func TestCheckShared(t *testing.T) {
 	if err := CheckShared(good); err != nil {
 		t.Errorf("valid bindings refused: %v", err)
 	}
+	creds := store.CloudCredentials{URL: "https://cloud.example", ApplianceID: "acme-hq", Secret: "s", PushKey: "00ff", PairedAt: time.Unix(1, 0)}
+	goodCreds, _ := EncodeCloudCredentials(creds)
+	if err := CheckShared(goodCreds); err != nil {
+		t.Errorf("valid cloud credentials refused: %v", err)
+	}
+	creds.Secret = ""
+	noSecret, _ := EncodeCloudCredentials(creds)
 	noID, _ := EncodeBindings([]store.Binding{{AOR: "alice@acme.example", UpdatedAt: time.Unix(1, 0)}})
 	snap := EncodeSnapshot(demoDoc(t, 1))
+	changes, _ := EncodeChanges(1, 2, nil)
 	for name, cmd := range map[string][]byte{
-		"no id": noID, "snapshot": snap, "garbage payload": {byte(CmdPutBindings), commandVersion, '{'},
+		"no id": noID, "snapshot": snap, "changes": changes, "credentials without a secret": noSecret, "garbage payload": {byte(CmdPutBindings), commandVersion, '{'},
 		"short": {6}, "unknown field": append([]byte{byte(CmdPutBindings), commandVersion}, `{"bindings":[],"x":1}`...),
 	} {
 		if err := CheckShared(cmd); err == nil {

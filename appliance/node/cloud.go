@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -17,57 +18,72 @@ import (
 	"github.com/outpost-voice/outpost/cloudsync/protocol"
 )
 
-// The control plane (docs/sync-protocol.md). A paired node holds its
-// credentials in cloud.credentials_file; only the Raft leader talks to the
-// cloud: it probes it (hello) every cloud.probe_interval, drives the mode
-// from what it sees (cloudsync.ModeMachine, the mode replicated through
-// Raft), and runs the pull loop (cloudsync.Syncer) that applies the
-// cloud's revisions through Raft. When leadership moves, the loops move:
-// the new leader starts from the replicated mode and revision, so nothing
-// is applied twice or skipped. A signed push from the cloud only wakes the
-// pull.
+// The control plane (docs/sync-protocol.md). One node of the cluster is
+// paired (its credentials in cloud.credentials_file); it shares that
+// identity through Raft (set_cloud_credentials), so whichever node leads
+// can talk to the cloud. Only the Raft leader does: it probes the cloud
+// (hello) every cloud.probe_interval, drives the mode from what it sees
+// (cloudsync.ModeMachine, the mode replicated through Raft), and runs the
+// pull loop (cloudsync.Syncer) that applies the cloud's revisions through
+// Raft. When leadership moves, the loops move: the new leader starts from
+// the replicated mode and revision, so nothing is applied twice or
+// skipped. A signed push from the cloud only wakes the pull.
 
-// cloudState is the node's side of the control plane.
+// cloudState is the node's side of the control plane. Its identity may
+// arrive (or change, when a node is paired again) while the node runs.
 type cloudState struct {
-	creds  cloudsync.Credentials
-	client *cloudsync.Client
-	push   http.Handler // the push receiver; it wakes the syncer
-
 	mu        sync.Mutex
+	creds     *cloudsync.Credentials // nil until paired
+	client    *cloudsync.Client
+	push      http.Handler      // the push receiver for creds; it wakes the syncer
+	identity  uint64            // counts identity changes: the leader's loops restart on one
 	syncer    *cloudsync.Syncer // while this node leads
 	reachable bool
 	probeErr  string
+
+	fileMod time.Time // the credentials file's mtime when last read
 }
 
-// newCloudState loads the node's credentials; nil when the node is not
-// paired (it then runs offline, configured by `outpost apply`).
-func (n *Node) newCloudState() (*cloudState, error) {
-	creds, err := cloudsync.LoadCredentials(n.cfg.CloudCredentialsFile())
-	if errors.Is(err, cloudsync.ErrNotPaired) {
-		if n.cfg.Cloud.URL != "" {
-			n.log.Warn("cloud.url is set but this node is not paired: run `outpost pair`; running offline",
-				"credentials_file", n.cfg.CloudCredentialsFile())
-		}
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cloud credentials: %w", err)
-	}
-	if n.cfg.Cloud.URL != "" {
-		creds.URL = n.cfg.Cloud.URL // the configuration names where the cloud is now
+// use makes creds the identity the node talks to the cloud with, when it
+// is not already.
+func (c *cloudState) use(creds cloudsync.Credentials, log *slog.Logger) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.creds != nil && *c.creds == creds {
+		return nil
 	}
 	client, err := cloudsync.NewClient(creds)
 	if err != nil {
-		return nil, fmt.Errorf("cloud client: %w", err)
+		return fmt.Errorf("cloud client: %w", err)
 	}
 	key, err := creds.PushKeyBytes()
 	if err != nil {
-		return nil, fmt.Errorf("cloud credentials: %w", err)
+		return fmt.Errorf("cloud credentials: %w", err)
 	}
-	c := &cloudState{creds: creds, client: client}
-	c.push = cloudsync.PushHandler(protocol.NewPushVerifier(key, time.Now), func(protocol.Push) { c.wake() },
-		n.log.With("component", "cloud"))
-	return c, nil
+	c.creds, c.client = &creds, client
+	c.push = cloudsync.PushHandler(protocol.NewPushVerifier(key, time.Now), func(protocol.Push) { c.wake() }, log)
+	c.identity++
+	return nil
+}
+
+// current is the identity and client in use (nil when not paired) and
+// their generation.
+func (c *cloudState) current() (*cloudsync.Credentials, *cloudsync.Client, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creds, c.client, c.identity
+}
+
+// ServeHTTP receives pushes with the identity in use.
+func (c *cloudState) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	h := c.push
+	c.mu.Unlock()
+	if h == nil {
+		http.Error(w, "this appliance is not paired with a cloud", http.StatusNotFound)
+		return
+	}
+	h.ServeHTTP(w, r)
 }
 
 func (c *cloudState) wake() {
@@ -96,10 +112,14 @@ func (c *cloudState) probed(err error) {
 }
 
 // status is the cloud part of /api/v1/status, as this node sees it (a
-// follower does not talk to the cloud: it shows the URL only).
-func (c *cloudState) status() web.CloudStatus {
+// follower does not talk to the cloud: it shows the URL only); nil when
+// not paired.
+func (c *cloudState) status() *web.CloudStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.creds == nil {
+		return nil
+	}
 	st := web.CloudStatus{URL: c.creds.URL, Reachable: c.reachable, LastError: c.probeErr}
 	if c.syncer != nil {
 		s := c.syncer.Status()
@@ -111,15 +131,19 @@ func (c *cloudState) status() web.CloudStatus {
 			st.LastError = s.LastError
 		}
 	}
-	return st
+	return &st
 }
 
 // cloudStatus is the cloud part of the status; nil when not paired. Only
 // the leader talks to the cloud: a follower shows the leader's view (its
 // own, the URL only, while no leader answers).
 func (n *Node) cloudStatus(ctx context.Context) *web.CloudStatus {
-	if n.cloud == nil {
-		return nil
+	own := n.cloud.status()
+	if own == nil {
+		if n.cfg.Cloud.URL == "" {
+			return nil
+		}
+		return &web.CloudStatus{URL: n.cfg.Cloud.URL, LastError: errNotPairedHint}
 	}
 	if !n.cluster.IsLeader() {
 		if c, err := n.leaderClient(ctx); err == nil {
@@ -130,40 +154,102 @@ func (n *Node) cloudStatus(ctx context.Context) *web.CloudStatus {
 			}
 		}
 	}
-	st := n.cloud.status()
-	return &st
+	return own
 }
 
-// cloudPush is the push receiver; nil when not paired.
-func (n *Node) cloudPush() http.Handler {
-	if n.cloud == nil {
-		return nil
+// errNotPairedHint is the status's last_error while no node is paired.
+const errNotPairedHint = "not paired: run `outpost pair --cloud URL --code CODE` on one node of the cluster"
+
+// cloudIdentityLoop keeps the node's cloud identity: the newer of its own
+// credentials file (read again when it changes, as after `outpost pair`)
+// and the one the cluster shares. A file newer than what the cluster holds
+// is shared through Raft (the leader keeps the newest pairing).
+func (n *Node) cloudIdentityLoop(ctx context.Context) {
+	log := n.log.With("component", "cloud")
+	path := n.cfg.CloudCredentialsFile()
+	var file *cloudsync.Credentials
+	warned := false
+	every(ctx, time.Second, func() bool {
+		if info, err := os.Stat(path); err == nil && !info.ModTime().Equal(n.cloud.fileMod) {
+			creds, err := cloudsync.LoadCredentials(path)
+			if err != nil {
+				log.Error("cannot read the cloud credentials file", "credentials_file", path, "error", err)
+			} else {
+				file = &creds
+			}
+			n.cloud.fileMod = info.ModTime()
+		}
+		shared, found, err := n.store.Reader().CloudCredentials(ctx)
+		if err != nil {
+			log.Warn("cannot read the shared cloud identity", "error", err)
+			return false
+		}
+		best := (*cloudsync.Credentials)(nil)
+		if found {
+			c := cloudsync.Credentials(shared)
+			best = &c
+		}
+		if file != nil && (best == nil || file.PairedAt.After(best.PairedAt)) {
+			best = file
+			if err := n.shareCloudIdentity(ctx, *file); err != nil {
+				log.Debug("cannot share the cloud identity yet; retrying", "error", err)
+			}
+		}
+		if best == nil {
+			if n.cfg.Cloud.URL != "" && !warned {
+				log.Warn("cloud.url is set but no node of this cluster is paired: run `outpost pair`; running offline",
+					"credentials_file", path)
+				warned = true
+			}
+			return false
+		}
+		creds := *best
+		if n.cfg.Cloud.URL != "" {
+			creds.URL = n.cfg.Cloud.URL // the configuration names where the cloud is now
+		}
+		if err := n.cloud.use(creds, log); err != nil {
+			log.Error("cannot use the cloud identity", "error", err)
+		}
+		return false
+	})
+}
+
+// shareCloudIdentity proposes creds to the cluster (through the leader).
+func (n *Node) shareCloudIdentity(ctx context.Context, creds cloudsync.Credentials) error {
+	cmd, err := cluster.EncodeCloudCredentials(store.CloudCredentials(creds))
+	if err != nil {
+		return err
 	}
-	return n.cloud.push
+	return n.onLeader(ctx, n.cluster.Apply, func(ctx context.Context, c *web.Client) error {
+		return c.ApplyShared(ctx, cmd)
+	}, cmd)
 }
 
-// cloudLoop runs the control plane's loops while this node leads, until
-// ctx ends.
+// cloudLoop runs the control plane's loops while this node leads and the
+// cluster is paired, until ctx ends.
 func (n *Node) cloudLoop(ctx context.Context) {
-	if n.cloud == nil {
-		return
-	}
 	log := n.log.With("component", "cloud")
 	for ctx.Err() == nil {
-		every(ctx, 250*time.Millisecond, func() bool { return n.cluster.IsLeader() })
+		var creds *cloudsync.Credentials
+		var client *cloudsync.Client
+		var identity uint64
+		every(ctx, 250*time.Millisecond, func() bool {
+			creds, client, identity = n.cloud.current()
+			return creds != nil && n.cluster.IsLeader()
+		})
 		if ctx.Err() != nil {
 			return
 		}
 		lctx, cancel := context.WithCancel(ctx)
 		go every(lctx, 250*time.Millisecond, func() bool {
-			if !n.cluster.IsLeader() {
+			if _, _, now := n.cloud.current(); now != identity || !n.cluster.IsLeader() {
 				cancel()
 				return true
 			}
 			return false
 		})
-		log.Info("leading the cloud sync", "cloud", n.cloud.creds.URL, "appliance", n.cloud.creds.ApplianceID)
-		n.leadCloud(lctx, log)
+		log.Info("leading the cloud sync", "cloud", creds.URL, "appliance", creds.ApplianceID)
+		n.leadCloud(lctx, client, log)
 		cancel()
 		n.cloud.setSyncer(nil)
 	}
@@ -171,16 +257,16 @@ func (n *Node) cloudLoop(ctx context.Context) {
 
 // leadCloud probes the cloud, drives the mode and runs the pull loop until
 // ctx ends (leadership lost, or the node stops).
-func (n *Node) leadCloud(ctx context.Context, log *slog.Logger) {
+func (n *Node) leadCloud(ctx context.Context, client *cloudsync.Client, log *slog.Logger) {
 	syncer, err := cloudsync.NewSyncer(cloudsync.SyncerConfig{
-		Client: n.cloud.client, Applier: nodeApplier{n}, NodeID: n.cfg.NodeID, Log: n.log, // it names its component
+		Client: client, Applier: nodeApplier{n}, NodeID: n.cfg.NodeID, Log: n.log, // it names its component
 	})
 	if err != nil {
 		log.Error("cannot start the cloud sync", "error", err)
 		return
 	}
 	uploader, err := cloudsync.NewUploader(cloudsync.UploaderConfig{
-		Client: n.cloud.client, Journal: nodeJournal{n}, Log: n.log,
+		Client: client, Journal: nodeJournal{n}, Log: n.log,
 	})
 	if err != nil {
 		log.Error("cannot start the journal upload", "error", err)
@@ -207,7 +293,7 @@ func (n *Node) leadCloud(ctx context.Context, log *slog.Logger) {
 	reachable := true
 	every(ctx, n.cfg.Cloud.ProbeInterval.Duration, func() bool {
 		rev, _ := r.Revision(ctx)
-		hello, err := n.cloud.client.Hello(ctx, protocol.Hello{NodeID: n.cfg.NodeID, Revision: rev,
+		hello, err := client.Hello(ctx, protocol.Hello{NodeID: n.cfg.NodeID, Revision: rev,
 			PushURL: "http://" + n.httpAdvertise})
 		if ctx.Err() != nil {
 			return true

@@ -19,6 +19,7 @@ import (
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/appliance/web"
+	"github.com/outpost-voice/outpost/cloudsync"
 	"github.com/outpost-voice/outpost/config"
 )
 
@@ -43,7 +44,7 @@ type Node struct {
 
 	bindingSharer *sharer[store.Binding]
 	journal       *journal
-	cloud         *cloudState // nil when the node is not paired
+	cloud         *cloudState
 
 	httpAdvertise string
 	sipAdvertise  string
@@ -100,6 +101,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(n.journal.run)
 	run(n.pruneLoop)
 	run(n.trimMemoryLoop)
+	run(n.cloudIdentityLoop)
 	run(n.cloudLoop)
 
 	var err error
@@ -157,9 +159,12 @@ func (n *Node) start() error {
 	if err := n.startSIP(); err != nil {
 		return err
 	}
-	if n.cloud, err = n.newCloudState(); err != nil {
-		return err
+	// A credentials file that cannot be read stops the start, loudly;
+	// none at all is fine (another node may be paired, or none).
+	if _, err := cloudsync.LoadCredentials(c.CloudCredentialsFile()); err != nil && !errors.Is(err, cloudsync.ErrNotPaired) {
+		return fmt.Errorf("cloud credentials: %w", err)
 	}
+	n.cloud = &cloudState{}
 	n.health = cluster.NewHealth(c.NodeID, time.Second)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -176,7 +181,7 @@ func (n *Node) start() error {
 		Site:        c.Site,
 		CloudURL:    c.Cloud.URL,
 		Cloud:       n.cloudStatus,
-		Push:        n.cloudPush(),
+		Push:        n.cloud,
 		AdminToken:  token,
 		Cluster:     n.cluster,
 		Reader:      n.store.Reader(),
