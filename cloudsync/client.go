@@ -40,7 +40,9 @@ type options struct {
 }
 
 // WithHTTPClient makes requests with hc (its transport: TLS roots, proxy);
-// the default is a client of its own over http.DefaultTransport.
+// the default is a client of its own over http.DefaultTransport, which
+// trusts the system's roots (on Linux, SSL_CERT_FILE and SSL_CERT_DIR
+// replace them).
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.http = hc } }
 
 // WithTimeout bounds each request (DefaultTimeout).
@@ -66,8 +68,10 @@ func buildOptions(opts []Option) options {
 // Client speaks the appliance side of the sync protocol
 // (docs/sync-protocol.md) with one paired appliance's credentials. Every
 // error says what failed; an answer with an error status is an *HTTPError;
-// an answer that does not parse wraps ErrMalformedAnswer and nothing of it
-// is returned. It is safe for concurrent use.
+// a failed TLS handshake (the certificate not trusted, for other names,
+// expired) wraps a *TLSError (ErrTLS); an answer that does not parse
+// wraps ErrMalformedAnswer and nothing of it is returned. It is safe for
+// concurrent use.
 type Client struct {
 	base   string
 	id     string
@@ -342,7 +346,9 @@ func (c *Client) do(ctx context.Context, method, path string, in any, hdr http.H
 	}
 	resp, err := c.o.http.Do(req)
 	if err != nil {
-		return nil, err // *url.Error names the method and URL
+		// A *url.Error names the method and URL; a TLS failure in it
+		// becomes a *TLSError that says what is wrong (ErrTLS).
+		return nil, classifyTransport(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

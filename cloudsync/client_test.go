@@ -2,10 +2,21 @@ package cloudsync
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"io"
+	"log"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -383,5 +394,201 @@ func TestNewClientNeedsCredentials(t *testing.T) {
 	}
 	if _, err := NewClient(Credentials{URL: "c.example", ApplianceID: "a", Secret: "s"}); err == nil {
 		t.Error("URL without scheme accepted")
+	}
+}
+
+// testCA is a certificate authority made for a test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "outpost test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue makes a server certificate for hosts (IP addresses or names),
+// valid from notBefore to notAfter.
+func (ca *testCA) issue(t *testing.T, notBefore, notAfter time.Time, hosts ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: hosts[0]},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// client trusts the CA only, at most TLS version maxVersion (0: any).
+func (ca *testCA) client(maxVersion uint16) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.pool, MaxVersion: maxVersion},
+	}}
+}
+
+// tlsFakeCloud serves fc over HTTPS with cert (TLS minVersion at least),
+// and returns the credentials that name it.
+func tlsFakeCloud(t *testing.T, fc *fakeCloud, cert tls.Certificate, minVersion uint16) Credentials {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(fc.serve))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: minVersion}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake failures are the point
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	creds := fc.creds()
+	creds.URL = srv.URL
+	return creds
+}
+
+// A TLS failure says what is wrong in plain words, names the request,
+// wraps ErrTLS and the x509 error, and is retried like other transport
+// errors.
+func TestClientTLS(t *testing.T) {
+	ca := newTestCA(t)
+	now := time.Now()
+	good := ca.issue(t, now.Add(-time.Minute), now.Add(time.Hour), "127.0.0.1")
+	for _, tt := range []struct {
+		name       string
+		cert       tls.Certificate
+		minVersion uint16
+		client     *http.Client
+		want       string // in the error; "" for success
+		wantAs     any    // a pointer to the x509 error type wrapped
+	}{
+		{name: "trusted", cert: good, client: ca.client(0)},
+		{name: "unknown authority", cert: good, client: &http.Client{},
+			want:   "the cloud's certificate is not trusted: x509: certificate signed by unknown authority; if the cloud uses a private CA, set SSL_CERT_FILE",
+			wantAs: &x509.UnknownAuthorityError{}},
+		{name: "other CA", cert: newTestCA(t).issue(t, now.Add(-time.Minute), now.Add(time.Hour), "127.0.0.1"), client: ca.client(0),
+			want: "the cloud's certificate is not trusted", wantAs: &x509.UnknownAuthorityError{}},
+		{name: "wrong host name", cert: ca.issue(t, now.Add(-time.Minute), now.Add(time.Hour), "cloud.example", "10.9.9.9"), client: ca.client(0),
+			want:   "the cloud's certificate is for other names than the host in the cloud URL: x509: certificate is valid for 10.9.9.9, not 127.0.0.1",
+			wantAs: &x509.HostnameError{}},
+		{name: "expired", cert: ca.issue(t, now.Add(-48*time.Hour), now.Add(-24*time.Hour), "127.0.0.1"), client: ca.client(0),
+			want:   "the cloud's certificate has expired or is not valid yet: x509: certificate has expired",
+			wantAs: &x509.CertificateInvalidError{}},
+		{name: "no common version", cert: good, minVersion: tls.VersionTLS13, client: ca.client(tls.VersionTLS12),
+			want: "the cloud refused the TLS handshake: remote error: tls: protocol version not supported"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fc := newFakeCloud(t, demoDoc(t))
+			creds := tlsFakeCloud(t, fc, tt.cert, tt.minVersion)
+			c, err := NewClient(creds, WithHTTPClient(tt.client))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Hello(context.Background(), protocol.Hello{NodeID: "n1"})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("hello over TLS: %v", err)
+				}
+				if _, err := c.Snapshot(context.Background(), ""); err != nil {
+					t.Errorf("snapshot over TLS: %v", err)
+				}
+				return
+			}
+			t.Log(err)
+			if !errors.Is(err, ErrTLS) || !Retryable(err) {
+				t.Errorf("got %v, want a retryable ErrTLS", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `hello: Post "`+creds.URL+`/v1/sync/hello"`) {
+				t.Errorf("got %v, want the request and %q", err, tt.want)
+			}
+			if tt.wantAs != nil && !errors.As(err, tt.wantAs) {
+				t.Errorf("got %v, want it to wrap a %T", err, tt.wantAs)
+			}
+			if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrMalformedAnswer) {
+				t.Errorf("got %v, classified as more than a TLS failure", err)
+			}
+		})
+	}
+}
+
+// Pairing over TLS: trusted, it pairs; not trusted, the error says so and
+// is no refused code.
+func TestPairTLS(t *testing.T) {
+	ca := newTestCA(t)
+	fc := newFakeCloud(t, demoDoc(t))
+	fc.addCode("CODE-1")
+	creds := tlsFakeCloud(t, fc, ca.issue(t, time.Now().Add(-time.Minute), time.Now().Add(time.Hour), "127.0.0.1"), 0)
+	_, err := Pair(context.Background(), creds.URL, "CODE-1", "n1", WithHTTPClient(&http.Client{}))
+	if !errors.Is(err, ErrTLS) || errors.Is(err, ErrPairingRefused) || !strings.Contains(err.Error(), "pair with "+creds.URL) ||
+		!strings.Contains(err.Error(), "the cloud's certificate is not trusted") {
+		t.Errorf("pair with an untrusted cloud: %v, want ErrTLS saying the certificate is not trusted", err)
+	}
+	got, err := Pair(context.Background(), creds.URL, "CODE-1", "n1", WithHTTPClient(ca.client(0)))
+	if err != nil || got.URL != creds.URL || got.Secret == "" {
+		t.Errorf("pair with a trusted cloud: %+v, %v", got, err)
+	}
+}
+
+// The other side of a scheme mismatch: https:// to a plain HTTP cloud.
+func TestClientHTTPSToPlainHTTP(t *testing.T) {
+	fc := newFakeCloud(t, demoDoc(t))
+	creds := fc.creds()
+	creds.URL = strings.Replace(creds.URL, "http://", "https://", 1)
+	c, err := NewClient(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Hello(context.Background(), protocol.Hello{NodeID: "n1"})
+	if !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "the cloud answers plain HTTP on this port") {
+		t.Errorf("https to a plain HTTP cloud: %v", err)
+	}
+}
+
+func TestTLSErrorLeavesOthersAlone(t *testing.T) {
+	for _, err := range []error{
+		context.Canceled,
+		&url.Error{Op: "Post", URL: "https://c.example/v1/sync/hello", Err: context.DeadlineExceeded},
+		&url.Error{Op: "Post", URL: "https://c.example/v1/sync/hello", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}},
+		&HTTPError{Status: 500},
+	} {
+		if got := classifyTransport(err); got != err || errors.Is(got, ErrTLS) {
+			t.Errorf("%v became %v", err, got)
+		}
 	}
 }

@@ -2,9 +2,13 @@ package cloudsync
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/outpost-voice/outpost/cloudsync/protocol"
@@ -29,7 +33,99 @@ var (
 	// ErrMalformedAnswer: the cloud's answer does not parse, breaks the
 	// protocol or is larger than allowed. Nothing of it is used; retried.
 	ErrMalformedAnswer = errors.New("malformed answer from the cloud")
+	// ErrTLS: the TLS handshake with the cloud failed: its certificate is
+	// not trusted, is for other names, has expired, or the two sides
+	// agree on nothing. A *TLSError says which in plain words. Retried
+	// with backoff, as other transport errors are: a certificate renewed
+	// on the cloud is picked up by the next attempt.
+	ErrTLS = errors.New("TLS with the cloud failed")
 )
+
+// TLSError is a failed TLS handshake with the cloud, said for an admin:
+// what is wrong, the crypto/tls or crypto/x509 error that says so, and
+// what to do. It matches ErrTLS and unwraps to that error.
+type TLSError struct {
+	Problem string // what is wrong: "the cloud's certificate is not trusted"
+	Err     error  // the crypto/tls or crypto/x509 error
+	Fix     string // what to do about it
+}
+
+func (e *TLSError) Error() string {
+	msg := e.Problem + ": " + e.Err.Error()
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+func (e *TLSError) Unwrap() error { return e.Err }
+
+// Is matches ErrTLS.
+func (e *TLSError) Is(target error) bool { return target == ErrTLS }
+
+// classifyTransport turns a TLS failure of the transport into a
+// *TLSError, keeping the *url.Error (method and URL) around it; any other
+// error is returned as it is.
+func classifyTransport(err error) error {
+	te := tlsError(err)
+	if te == nil {
+		return err
+	}
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return &url.Error{Op: ue.Op, URL: ue.URL, Err: te}
+	}
+	return te
+}
+
+// tlsError says what is wrong when err is a TLS failure; nil otherwise.
+func tlsError(err error) *TLSError {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	if e, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+		return &TLSError{Problem: "the cloud's certificate is not trusted", Err: e,
+			Fix: "if the cloud uses a private CA, set SSL_CERT_FILE to its certificate (PEM) in the appliance's environment (docs/cloud.md)"}
+	}
+	if e, ok := errors.AsType[x509.HostnameError](err); ok {
+		return &TLSError{Problem: "the cloud's certificate is for other names than the host in the cloud URL", Err: e,
+			Fix: "use a cloud URL with a name the certificate holds, or have the certificate reissued with this one"}
+	}
+	if e, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
+		if e.Reason == x509.Expired {
+			return &TLSError{Problem: "the cloud's certificate has expired or is not valid yet", Err: e,
+				Fix: "renew the cloud's certificate, and check this appliance's clock"}
+		}
+		return &TLSError{Problem: "the cloud's certificate is not valid", Err: e,
+			Fix: "have the cloud's certificate reissued as a TLS server certificate"}
+	}
+	if e, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return &TLSError{Problem: "the cloud's certificate is not valid", Err: e,
+			Fix: "have the cloud's certificate reissued, or check the appliance's trusted CAs (SSL_CERT_FILE)"}
+	}
+	if errors.Is(err, http.ErrSchemeMismatch) {
+		return &TLSError{Problem: "the cloud answers plain HTTP on this port", Err: http.ErrSchemeMismatch,
+			Fix: "use http:// in the cloud URL, or the cloud's HTTPS port"}
+	}
+	if e, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		return &TLSError{Problem: "the cloud does not speak TLS on this port", Err: e,
+			Fix: "use the cloud's HTTPS port, or http:// if it serves plain HTTP"}
+	}
+	if e, ok := errors.AsType[*net.OpError](err); ok && e.Op == "remote error" {
+		// crypto/tls reports an alert from the peer so; its type is
+		// unexported.
+		return &TLSError{Problem: "the cloud refused the TLS handshake", Err: e,
+			Fix: "check that the cloud accepts TLS 1.2 or later and does not require a client certificate"}
+	}
+	// Other handshake failures of crypto/tls are untyped; they all say
+	// "tls: ...".
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if strings.HasPrefix(e.Error(), "tls: ") {
+			return &TLSError{Problem: "the TLS handshake with the cloud failed", Err: e,
+				Fix: "check that the cloud URL names its HTTPS port and that it accepts TLS 1.2 or later"}
+		}
+	}
+	return nil
+}
 
 // HTTPError is an answer with an error status, with the cloud's
 // {"error", "problems"} body when it sent one.
@@ -82,7 +178,8 @@ func (e *HTTPError) Retryable() bool {
 }
 
 // Retryable says whether err is worth retrying with backoff: transport
-// errors, timeouts, 5xx and answers that do not parse are; other 4xx
+// errors (ErrTLS among them), timeouts, 5xx and answers that do not parse
+// are; other 4xx
 // answers and a cancelled context are not.
 func Retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {

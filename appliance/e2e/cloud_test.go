@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -19,19 +22,49 @@ import (
 
 // cloudServer is one `outpost-cloud serve` process.
 type cloudServer struct {
-	t     testing.TB
-	addr  string // host:port it listens on
-	token string
-	cmd   *exec.Cmd
-	logs  bytes.Buffer
-	args  []string
+	t      testing.TB
+	addr   string // host:port it listens on
+	token  string
+	cmd    *exec.Cmd
+	logs   lockedBuffer
+	args   []string
+	scheme string       // http, or https with cloudOpts.caFile
+	hc     *http.Client // the admin API's client
+	env    []string     // what `outpost pair` needs to trust it (SSL_CERT_FILE)
+}
+
+// cloudOpts tunes startCloudWith; the zero value is startCloud's.
+type cloudOpts struct {
+	args []string // more `serve` flags: --tls-cert and --tls-key
+	// caFile (PEM), with TLS: the CA of its certificate, which the admin
+	// client and pairCluster's `outpost pair` (SSL_CERT_FILE) trust.
+	caFile string
 }
 
 // startCloud starts outpost-cloud with seed as its first snapshot.
 func startCloud(t testing.TB, seed []byte) *cloudServer {
 	t.Helper()
+	return startCloudWith(t, seed, cloudOpts{})
+}
+
+// startCloudWith is startCloud with o's flags and trust.
+func startCloudWith(t testing.TB, seed []byte, o cloudOpts) *cloudServer {
+	t.Helper()
 	dir := t.TempDir()
-	c := &cloudServer{t: t, token: "e2e-cloud-admin-token-0123456789"}
+	c := &cloudServer{t: t, token: "e2e-cloud-admin-token-0123456789", scheme: "http", hc: http.DefaultClient}
+	if o.caFile != "" {
+		pem, err := os.ReadFile(o.caFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			t.Fatalf("no certificate in %s", o.caFile)
+		}
+		c.scheme, c.env = "https", []string{"SSL_CERT_FILE=" + o.caFile}
+		c.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		t.Cleanup(c.hc.CloseIdleConnections)
+	}
 	tokenFile := filepath.Join(dir, "admin-token")
 	if err := os.WriteFile(tokenFile, []byte(c.token), 0o600); err != nil {
 		t.Fatal(err)
@@ -40,21 +73,33 @@ func startCloud(t testing.TB, seed []byte) *cloudServer {
 	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.addr = freeTCPAddr(t)
-	c.args = []string{"serve", "--listen", c.addr, "--db", filepath.Join(dir, "cloud.db"),
-		"--admin-token-file", tokenFile, "--seed", seedFile}
+	c.args = append([]string{"serve", "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "cloud.db"),
+		"--admin-token-file", tokenFile, "--seed", seedFile}, o.args...)
 	c.start()
+	c.args[2] = c.addr // a restart binds the same port
 	t.Cleanup(c.stop)
 	return c
 }
 
+var cloudListeningRE = regexp.MustCompile(`msg="outpost-cloud listening".* addr=(\S+)`)
+
+// start starts the process and reads the address it bound from its log.
 func (c *cloudServer) start() {
 	c.t.Helper()
+	from := len(c.logs.String())
 	c.cmd = exec.Command(cloudBin, c.args...)
 	c.cmd.Stdout, c.cmd.Stderr = &c.logs, &c.logs
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
+	eventually(c.t, 20*time.Second, "outpost-cloud listening", func(context.Context) error {
+		m := cloudListeningRE.FindStringSubmatch(c.logs.String()[from:])
+		if m == nil {
+			return fmt.Errorf("no listening line in its log:\n%s", c.logs.String()[from:])
+		}
+		c.addr = m[1]
+		return nil
+	})
 	eventually(c.t, 20*time.Second, "outpost-cloud up", func(ctx context.Context) error {
 		_, err := c.admin(ctx, http.MethodGet, "/v1/admin/snapshot", nil)
 		return err
@@ -74,7 +119,7 @@ func (c *cloudServer) stop() {
 	}
 }
 
-func (c *cloudServer) url() string { return "http://" + c.addr }
+func (c *cloudServer) url() string { return c.scheme + "://" + c.addr }
 
 // admin calls the admin API and returns the body of a 2xx answer.
 func (c *cloudServer) admin(ctx context.Context, method, path string, body []byte) ([]byte, error) {
@@ -84,7 +129,7 @@ func (c *cloudServer) admin(ctx context.Context, method, path string, body []byt
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	res, err := c.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +243,7 @@ func pairCluster(t testing.TB, cloud *cloudServer, name string) []byte {
 	if err := os.WriteFile(cfg, []byte("node_id: pairing\ndata_dir: "+dir+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, rc := cli(t, "pair", "--config", cfg, "--cloud", cloud.url(), "--code", code.Code)
+	out, stderr, rc := cliEnv(t, cloud.env, "pair", "--config", cfg, "--cloud", cloud.url(), "--code", code.Code)
 	if rc != 0 {
 		t.Fatalf("outpost pair: exit %d: %s %s", rc, out, stderr)
 	}
@@ -210,7 +255,7 @@ func pairCluster(t testing.TB, cloud *cloudServer, name string) []byte {
 		t.Errorf("credentials file mode %v, want 0600", info.Mode().Perm())
 	}
 	// The code works once.
-	if _, stderr, rc := cli(t, "pair", "--config", cfg, "--cloud", cloud.url(), "--code", code.Code); rc == 0 {
+	if _, stderr, rc := cliEnv(t, cloud.env, "pair", "--config", cfg, "--cloud", cloud.url(), "--code", code.Code); rc == 0 {
 		t.Errorf("a used pairing code paired again: %s", stderr)
 	}
 	creds, err := os.ReadFile(filepath.Join(dir, "cloud.json"))

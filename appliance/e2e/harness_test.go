@@ -223,6 +223,24 @@ func cleanEnv() []string {
 	return env
 }
 
+// lockedBuffer is a process's output, safe to read while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func (n *node) log() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -289,8 +307,14 @@ func (n *node) status(ctx context.Context) (web.Status, error) {
 // cli runs the real outpost CLI and returns its stdout, stderr and exit code.
 func cli(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
+	return cliEnv(t, nil, args...)
+}
+
+// cliEnv is cli with more environment, e.g. SSL_CERT_FILE.
+func cliEnv(t testing.TB, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(outpostBin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,9 +23,12 @@ const usage = `usage: outpost-cloud <command> [flags]
 
 commands:
   serve --listen ADDR --db FILE --admin-token-file F [--seed SNAPSHOT.json]
-        [--history N] [--log-level debug|info|warn|error] [--log-format text|json]
+        [--tls-cert FILE --tls-key FILE] [--history N]
+        [--log-level debug|info|warn|error] [--log-format text|json]
                       run the control plane; --seed is applied only to an
-                      empty store; SIGINT or SIGTERM stops it cleanly
+                      empty store; with --tls-cert and --tls-key it serves
+                      HTTPS and reloads the files when they change; SIGINT
+                      or SIGTERM stops it cleanly
   gen   --users N --sdgs M --trunks K [--numbers N] [--sites S] [--seed N]
                       print a synthetic, valid account (a snapshot) on stdout;
                       --numbers defaults to one DID per user plus a main
@@ -93,6 +97,7 @@ func parse(f *flag.FlagSet, args []string) error {
 
 type serveFlags struct {
 	listen, db, tokenFile, seed string
+	tlsCert, tlsKey             string
 	history                     int
 	logLevel, logFormat         string
 }
@@ -100,10 +105,12 @@ type serveFlags struct {
 func serve(ctx context.Context, args []string, e env) error {
 	var o serveFlags
 	f := flag.NewFlagSet("serve", flag.ContinueOnError)
-	f.StringVar(&o.listen, "listen", "", "HOST:PORT to serve HTTP on")
+	f.StringVar(&o.listen, "listen", "", "HOST:PORT to serve HTTP (HTTPS with --tls-cert) on")
 	f.StringVar(&o.db, "db", "", "SQLite database file (created if missing)")
 	f.StringVar(&o.tokenFile, "admin-token-file", "", "file holding the admin API's bearer token")
 	f.StringVar(&o.seed, "seed", "", "snapshot applied when the store is empty")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (then its chain) to serve HTTPS with")
+	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.IntVar(&o.history, "history", cloud.DefaultHistory, "revisions kept for changes requests")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -120,6 +127,9 @@ func serve(ctx context.Context, args []string, e env) error {
 		slices.Sort(missing)
 		return fmt.Errorf("%w: serve needs %s", errUsage, strings.Join(missing, ", "))
 	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return fmt.Errorf("%w: serve: %w", errUsage, errTLSFlags)
+	}
 	root, err := newLogger(o.logLevel, o.logFormat, e.stderr)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -135,11 +145,21 @@ func serve(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
+	var certs *certFiles
+	if o.tlsCert != "" {
+		if certs, err = loadCertFiles(o.tlsCert, o.tlsKey, log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	defer ln.Close()
+	scheme := "http"
+	if certs != nil {
+		ln, scheme = tls.NewListener(ln, certs.tlsConfig()), "https"
+	}
 	st, err := cloud.Open(o.db, cloud.Options{Log: root, History: o.history})
 	if err != nil {
 		return err
@@ -154,7 +174,8 @@ func serve(ctx context.Context, args []string, e env) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	rev, _ := st.Current()
-	log.Info("outpost-cloud listening", "addr", ln.Addr().String(), "db", st.Path(), "revision", rev)
+	log.Info("outpost-cloud listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
+		"db", st.Path(), "revision", rev)
 	if e.listening != nil {
 		e.listening(ln.Addr().String())
 	}
