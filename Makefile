@@ -39,6 +39,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeValidate -fuzztime=$(FUZZTIME) ./account/
 	$(GO) test -run='^$$' -fuzz=FuzzRegister -fuzztime=$(FUZZTIME) ./appliance/registrar/
 	$(GO) test -run='^$$' -fuzz=FuzzInvite -fuzztime=$(FUZZTIME) ./appliance/calls/
+	$(GO) test -run='^$$' -fuzz=FuzzAnchoredSDP -fuzztime=$(FUZZTIME) ./appliance/calls/
+	$(GO) test -run='^$$' -fuzz=FuzzClassify -fuzztime=$(FUZZTIME) ./sbc/
+	$(GO) test -run='^$$' -fuzz=FuzzDNSAnswer -fuzztime=$(FUZZTIME) ./sbc/
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzApplySnapshot$$' -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
 

@@ -119,6 +119,9 @@ type DNS struct {
 type Media struct {
 	// RTPPorts is the inclusive port range "LO-HI" used for RTP and RTCP.
 	RTPPorts string `yaml:"rtp_ports" json:"rtp_ports"`
+	// Timeout ends a relayed call (a trunk call) whose media stopped in
+	// both directions for this long.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
 }
 
 // Cloud configures the link to the control plane.
@@ -190,7 +193,7 @@ func defaults(hostname string, euid int) Config {
 			ElectionTimeout:   seconds(1),
 			SnapshotThreshold: 8192,
 		},
-		Media: Media{RTPPorts: "20000-29999"},
+		Media: Media{RTPPorts: "20000-29999", Timeout: seconds(30)},
 		Cloud: Cloud{
 			ProbeInterval: seconds(5),
 			OutageAfter:   seconds(30),

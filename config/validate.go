@@ -137,6 +137,7 @@ func (c Config) Validate() error {
 	// media
 	_, _, err := c.Media.PortRange()
 	v.check("media.rtp_ports", err)
+	v.check("media.timeout", atLeast(c.Media.Timeout, time.Second))
 
 	// cloud
 	v.check("cloud.url", optional(c.Cloud.URL, checkHTTPURL))

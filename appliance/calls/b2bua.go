@@ -55,6 +55,7 @@ type B2BUA struct {
 
 	mu     sync.Mutex
 	calls  map[string]*call // by the dialog ID of either party
+	trunks *Trunks          // nil: no way to the PSTN
 	active atomic.Int64
 }
 
@@ -75,6 +76,7 @@ type party struct {
 	user   account.User // who is on this leg (name and username only on a node-to-node leg)
 	target sip.Uri      // remote target for in-dialog requests
 	origin origin       // the o= line this party has seen
+	media  *media       // this party's side of the relay, when the call is anchored
 
 	mu   sync.Mutex
 	sdp  []byte // the last session description this party sent
@@ -96,20 +98,35 @@ func placedParty(cs *sipgo.DialogClientSession, u account.User) *party {
 	return p
 }
 
-// heard notes a description the party sent.
+// heard notes a description the party sent (and, anchored, where the
+// relay sends this party's media).
 func (p *party) heard(sdp []byte) {
 	if len(sdp) == 0 {
 		return
+	}
+	if p.media != nil {
+		if remote, ok := sdpRemote(sdp); ok {
+			p.media.sess.SetRemote(p.media.side, remote)
+		}
 	}
 	p.mu.Lock()
 	p.sdp = sdp
 	p.mu.Unlock()
 }
 
-// told returns sdp as the party must be sent it (its origin kept) and notes it.
+// told returns sdp as the party must be sent it (anchored: pointing at the
+// relay; its origin kept) and notes it.
 func (p *party) told(sdp []byte) []byte {
 	if len(sdp) == 0 {
 		return sdp
+	}
+	if p.media != nil {
+		local := p.media.sess.Local(p.media.side)
+		anchored, err := anchoredSDP(sdp, local, p.media.codecs)
+		if err != nil { // no allowed format: send what there is rather than nothing
+			anchored, _ = anchoredSDP(sdp, local, nil)
+		}
+		sdp = anchored
 	}
 	out := p.origin.present(sdp)
 	p.mu.Lock()
@@ -207,6 +224,10 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.onHop(req, tx, hops)
 		return
 	}
+	if trunk, ok := b.fromTrunk(context.Background(), req); ok {
+		b.onTrunkInvite(req, tx, trunk, hops)
+		return
+	}
 	caller, ok := b.auth.AuthenticateRequest(req, tx)
 	if !ok {
 		return
@@ -229,6 +250,10 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	_ = ds.Respond(100, "Trying", nil)
 	rt.hops = hops
+	if rt.out != nil {
+		b.callOut(ds, req, caller, *rt.out, hops, rec)
+		return
+	}
 	b.ring(ds, req, caller, rt, rec)
 }
 
@@ -263,7 +288,10 @@ type route struct {
 	acct    account.Account
 	callee  account.User
 	targets []target
-	hops    int // Max-Forwards of the legs
+	hops    int          // Max-Forwards of the legs
+	out     *Destination // a call to the PSTN: the trunks, not targets
+	media   MediaSession // a call from a trunk: anchored (side 0 the phone, 1 the trunk)
+	codecs  []string     // that trunk's codecs
 }
 
 // route resolves what a caller of site dialled to a user of the account
@@ -277,15 +305,23 @@ func (b *B2BUA) route(ctx context.Context, site, dialled string, rec *store.Call
 	case DestSDG, DestNumber:
 		return route{}, &refusal{480, "Temporarily Unavailable: group routing is not available yet", DispUnavailable}
 	case DestExternal, DestEmergency:
-		return route{}, &refusal{503, "Service Unavailable: no trunk to the PSTN yet", DispFailed}
+		if b.trunksSet() == nil {
+			return route{}, &refusal{503, "Service Unavailable: no trunk to the PSTN", DispFailed}
+		}
+		return route{out: &dest, hops: maxForwards}, nil
 	default:
 		return route{}, &refusal{404, "Not Found", DispRefused}
 	}
+	return b.routeToUser(ctx, dest.ID, rec)
+}
+
+// routeToUser is the places user id's phones ring, filling rec's callee.
+func (b *B2BUA) routeToUser(ctx context.Context, id string, rec *store.CallRecord) (route, *refusal) {
 	acct, err := b.dir.Account(ctx)
 	if err != nil {
 		return route{}, &refusal{500, "Server Internal Error", DispFailed}
 	}
-	callee, err := b.dir.UserByID(ctx, dest.ID)
+	callee, err := b.dir.UserByID(ctx, id)
 	if err != nil {
 		return route{}, &refusal{404, "Not Found", DispRefused}
 	}
@@ -336,11 +372,25 @@ type legResult struct {
 }
 
 // ring forks the call to every place the callee rings and connects the
-// first answer to the caller.
+// first answer to the caller. A call from a trunk is anchored (rt.media):
+// each phone is offered the relay, the trunk is answered with it.
 func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller account.User, rt route, rec *store.CallRecord) {
 	var ringing sync.Once
-	winner, status := b.fork(ds.Context(), req.Body(), caller, rt, func(res *sip.Response) {
-		ringing.Do(func() { _ = ds.Respond(res.StatusCode, res.Reason, res.Body(), contentType(res)...) })
+	offer := req.Body()
+	if rt.media != nil && len(offer) > 0 {
+		offer, _ = anchoredSDP(offer, rt.media.Local(0), nil)
+	}
+	winner, status := b.fork(ds.Context(), offer, caller, rt, func(res *sip.Response) {
+		ringing.Do(func() {
+			body := res.Body()
+			if rt.media != nil && len(body) > 0 { // early media from a phone, through the relay
+				if remote, ok := sdpRemote(body); ok {
+					rt.media.SetRemote(0, remote)
+				}
+				body, _ = anchoredSDP(body, rt.media.Local(1), rt.codecs)
+			}
+			_ = ds.Respond(res.StatusCode, res.Reason, body, contentType(res)...)
+		})
 	})
 	switch {
 	case winner != nil:
@@ -370,6 +420,12 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 		rec.Answer, rec.Status = time.Now().UTC(), 200
 	}
 	from, to := answeredParty(ds, caller), placedParty(winner, rt.callee)
+	if rt.media != nil {
+		from.media = &media{sess: rt.media, side: 1, codecs: rt.codecs}
+		to.media = &media{sess: rt.media, side: 0}
+		from.heard(req.Body())
+		to.heard(winner.InviteResponse.Body())
+	}
 	c := b.connect(from, to, rec)
 	answer := from.told(winner.InviteResponse.Body())
 	err := ds.Respond(200, "OK", answer, contentType(winner.InviteResponse)...) // returns once the caller ACKs
@@ -767,14 +823,15 @@ func (b *B2BUA) lookup(id string) (*call, *party) {
 
 // Dispositions of a call record.
 const (
-	DispAnswered    = "answered"
-	DispBusy        = "busy"
-	DispNoAnswer    = "no_answer"
-	DispUnavailable = "unavailable"
-	DispCancelled   = "cancelled"
-	DispFailed      = "failed"
-	DispRefused     = "refused"
-	DispTransferred = "transferred" // the call went on between other parties
+	DispAnswered     = "answered"
+	DispBusy         = "busy"
+	DispNoAnswer     = "no_answer"
+	DispUnavailable  = "unavailable"
+	DispCancelled    = "cancelled"
+	DispFailed       = "failed"
+	DispRefused      = "refused"
+	DispTransferred  = "transferred"   // the call went on between other parties
+	DispMediaTimeout = "media_timeout" // media stopped both ways; Outpost ended the call
 )
 
 // finish closes a call record and hands it to the journal. rec is nil on a

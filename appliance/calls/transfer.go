@@ -52,6 +52,12 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	if transferor.media != nil || c.other(transferor).media != nil {
+		// The relay's sides belong to this call's two dialogs; handing one
+		// to a third party needs the relay re-pointed, not built yet.
+		respond(tx, req, 403, "Forbidden: calls to and from the PSTN cannot be transferred yet")
+		return
+	}
 	rt := req.ReferTo()
 	if rt == nil || (rt.Address.Scheme != "sip" && rt.Address.Scheme != "sips") || rt.Address.User == "" {
 		respond(tx, req, 400, "Bad Request: Refer-To must be a SIP URI with a user part")

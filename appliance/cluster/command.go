@@ -29,6 +29,7 @@ const (
 	CmdMarkUploaded   CommandType = 9  // call records the cloud has taken
 	CmdApplyChanges   CommandType = 10 // the cloud's changes from one revision to a later one
 	CmdSetCloudCreds  CommandType = 11 // the appliance's cloud identity, from the node that was paired
+	CmdPutELINs       CommandType = 12 // ELINs held for the users who called emergency services (presence plane)
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -57,6 +58,8 @@ func (t CommandType) String() string {
 		return "apply_changes"
 	case CmdSetCloudCreds:
 		return "set_cloud_credentials"
+	case CmdPutELINs:
+		return "put_elins"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -129,6 +132,16 @@ func EncodeChanges(base, rev int64, ops []protocol.Op) ([]byte, error) {
 // was paired with.
 func EncodeCloudCredentials(c store.CloudCredentials) ([]byte, error) {
 	return Encode(CmdSetCloudCreds, c)
+}
+
+// PutELINs is the payload of CmdPutELINs.
+type PutELINs struct {
+	Mappings []store.ELINMapping `json:"mappings"`
+}
+
+// EncodeELINs is the entry sharing the ELINs a node assigned.
+func EncodeELINs(ms []store.ELINMapping) ([]byte, error) {
+	return Encode(CmdPutELINs, PutELINs{Mappings: ms})
 }
 
 // EncodeMember is the entry announcing a member's addresses.
@@ -210,6 +223,16 @@ func CheckShared(cmd []byte) error {
 				return fmt.Errorf("%w: call record %d needs id, start and end", ErrMalformedCommand, i)
 			}
 		}
+	case CmdPutELINs:
+		var p PutELINs
+		if err := dec.Decode(&p); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
+		}
+		for i, m := range p.Mappings {
+			if m.ID == "" || m.ELIN == "" || m.UserID == "" || m.UpdatedAt.IsZero() {
+				return fmt.Errorf("%w: ELIN mapping %d needs id, elin, user_id and updated_at", ErrMalformedCommand, i)
+			}
+		}
 	case CmdSetCloudCreds:
 		var c store.CloudCredentials
 		if err := dec.Decode(&c); err != nil {
@@ -219,7 +242,7 @@ func CheckShared(cmd []byte) error {
 			return fmt.Errorf("%w: %v", ErrMalformedCommand, err)
 		}
 	default:
-		return fmt.Errorf("%s is not a command nodes may share: only registrations, call records and cloud credentials are accepted here", t)
+		return fmt.Errorf("%s is not a command nodes may share: only registrations, call records, ELINs and cloud credentials are accepted here", t)
 	}
 	return nil
 }

@@ -177,6 +177,9 @@ func commandHandlers() map[CommandType]handler {
 		CmdMarkUploaded: jsonHandler(func(tx *store.Tx, m MarkUploaded) error {
 			return tx.MarkCallRecordsUploaded(m.IDs, m.At)
 		}),
+		CmdPutELINs: jsonHandler(func(tx *store.Tx, m PutELINs) error {
+			return tx.PutELINMappings(m.Mappings)
+		}),
 		CmdSetCloudCreds: jsonHandler(func(tx *store.Tx, c store.CloudCredentials) error {
 			_, err := tx.SetCloudCredentials(c)
 			return err
@@ -222,7 +225,7 @@ func jsonHandler[T any](apply func(tx *store.Tx, payload T) error) handler {
 func refused(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalidBinding) ||
 		errors.Is(err, store.ErrInvalidCallRecord) || errors.Is(err, account.ErrBadChange) ||
-		errors.Is(err, store.ErrInvalidCredentials)
+		errors.Is(err, store.ErrInvalidCredentials) || errors.Is(err, store.ErrInvalidELIN)
 }
 
 // applyOne applies one entry. A command refused for its content (a stale

@@ -58,8 +58,9 @@ func (s *Store) Backup(w io.Writer) error {
 // open Readers stay valid and see the restored state. On any error the live
 // database is unchanged.
 //
-// Everything is replaced except the local-first tables, local_bindings and
-// local_call_records: those are this node's own registrations and calls,
+// Everything is replaced except the local-first tables, local_bindings,
+// local_call_records and local_elin_mappings: this node's own
+// registrations, calls and ELINs held,
 // written by this node alone, so the live rows are put into the backup copy
 // before it is copied in (under the write lock, so no PutLocalBindings or
 // PutLocalCallRecords slips between), and the backup's own local rows,
@@ -111,11 +112,15 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("restore: keep this node's local call records: %w", err)
 	}
+	keptELINs, err := keepLocal(ctx, src, s.path, "local_elin_mappings", elinColumns)
+	if err != nil {
+		return fmt.Errorf("restore: keep this node's local ELIN mappings: %w", err)
+	}
 	if err := copyDB(ctx, s.wdb, src); err != nil {
 		return fmt.Errorf("restore: copy into live database: %w", err)
 	}
 	s.log.Info("database restored from backup", "path", s.path, "backup_schema_version", from, "schema_version", to,
-		"local_bindings_kept", kept, "local_call_records_kept", keptCalls)
+		"local_bindings_kept", kept, "local_call_records_kept", keptCalls, "local_elin_mappings_kept", keptELINs)
 	return nil
 }
 

@@ -53,6 +53,9 @@ type Deps struct {
 	JournalPending func(ctx context.Context) (int, error)
 	// ActiveCalls counts connected calls on this node; nil reports none.
 	ActiveCalls func() int
+	// Trunks is the health of the SBC trunks as this node probes them;
+	// nil reports none.
+	Trunks func() []TrunkStatus
 	// Ready returns nil once the node can serve (store open, leader known,
 	// listeners up), else why not.
 	Ready    func() error

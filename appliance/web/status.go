@@ -42,11 +42,14 @@ type MemberStatus struct {
 	Leader   bool   `json:"leader"`
 }
 
-// TrunkStatus is one SBC trunk's health.
+// TrunkStatus is one SBC trunk's health, from this node's OPTIONS probes.
 type TrunkStatus struct {
 	ID            string     `json:"id"`
-	Healthy       bool       `json:"healthy"`
-	LastOptionsAt *time.Time `json:"last_options_at"`
+	Healthy       bool       `json:"healthy"`         // usable: up, or not probed yet
+	State         string     `json:"state"`           // unknown, up or down
+	LastOptionsAt *time.Time `json:"last_options_at"` // the last answer that said alive
+	RTTMs         *float64   `json:"rtt_ms"`          // that answer's round trip
+	LastError     string     `json:"last_error"`
 }
 
 // CloudStatus is the control plane's reachability as the leader last saw it.
@@ -112,6 +115,9 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 	}
 	if s.deps.ActiveCalls != nil {
 		st.ActiveCalls = s.deps.ActiveCalls()
+	}
+	if s.deps.Trunks != nil {
+		st.Trunks = append(st.Trunks, s.deps.Trunks()...)
 	}
 	if s.deps.Registrations != nil {
 		if st.Registrations, st.RegistrationsPerSite, err = s.deps.Registrations(ctx); err != nil {
