@@ -25,8 +25,8 @@ import (
 // the account, and media is anchored in the node's relay so no phone
 // address reaches the SBC, nor the SBC's a phone.
 type Trunks struct {
-	Health    interface{ States() map[string]sbc.State } // the OPTIONS prober
-	Resolver  interface {
+	Health   interface{ States() map[string]sbc.State } // the OPTIONS prober
+	Resolver interface {
 		Resolve(ctx context.Context, t sbc.Target) ([]sbc.Endpoint, error)
 	}
 	Channels  *sbc.Channels // per trunk (max_channels)
