@@ -101,7 +101,7 @@ func anchoredSDP(body []byte, local netip.AddrPort, codecs []string) ([]byte, er
 		ip = "IP6"
 	}
 	addr := local.Addr().String()
-	keep := allowedFormats(lines, codecs)
+	keep, dtmf := allowedFormats(lines, codecs)
 	var out bytes.Buffer
 	inAudio, audioDone := false, false
 	for _, line := range lines {
@@ -129,7 +129,7 @@ func anchoredSDP(body []byte, local netip.AddrPort, codecs []string) ([]byte, er
 			formats := f[3:]
 			if keep != nil {
 				formats = slices.DeleteFunc(slices.Clone(formats), func(pt string) bool { return !keep[pt] })
-				if len(formats) == 0 {
+				if !slices.ContainsFunc(formats, func(pt string) bool { return !dtmf[pt] }) {
 					return nil, fmt.Errorf("no audio format of the offer is allowed here (allowed: %s)", strings.Join(codecs, ", "))
 				}
 			}
@@ -151,10 +151,12 @@ func anchoredSDP(body []byte, local netip.AddrPort, codecs []string) ([]byte, er
 }
 
 // allowedFormats is the set of payload types of the audio stream whose
-// codec is in codecs (nil when codecs is nil: everything).
-func allowedFormats(lines []string, codecs []string) map[string]bool {
+// codec is in codecs, and telephone-event whatever the list says (RFC 4733
+// DTMF is passed through, not a codec a trunk chooses); nil when codecs is
+// nil: everything.
+func allowedFormats(lines []string, codecs []string) (keep, dtmf map[string]bool) {
 	if codecs == nil {
-		return nil
+		return nil, nil
 	}
 	named := map[string]string{} // payload type -> codec name
 	for pt, name := range staticPayloads {
@@ -168,15 +170,18 @@ func allowedFormats(lines []string, codecs []string) map[string]bool {
 			}
 		}
 	}
-	keep := map[string]bool{}
+	keep, dtmf = map[string]bool{}, map[string]bool{}
 	for pt, name := range named {
+		if strings.EqualFold(name, "telephone-event") {
+			keep[pt], dtmf[pt] = true, true
+		}
 		for _, c := range codecs {
 			if strings.EqualFold(c, name) {
 				keep[pt] = true
 			}
 		}
 	}
-	return keep
+	return keep, dtmf
 }
 
 // isFormatLine reports whether line describes one payload type.
