@@ -84,6 +84,7 @@ type nodeOpts struct {
 	logLevel               string   // default debug; benchmarks use info
 	cloud                  string   // the cloud: section of the configuration (YAML, indented), if any
 	cloudCredentials       []byte   // written to <data_dir>/cloud.json (0600) before the start
+	extra                  string   // more sections of the configuration (YAML), e.g. media:
 }
 
 var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+) sip=(\S*)`)
@@ -133,7 +134,7 @@ raft:
 log:
   level: %s
 bootstrap_snapshot: %q
-%s`, id, o.site, filepath.Join(dir, "data"), sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.logLevel, o.bootstrapSnapshot, o.cloud)
+%s`, id, o.site, filepath.Join(dir, "data"), sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.logLevel, o.bootstrapSnapshot, o.cloud+o.extra)
 	if o.cloudCredentials != nil {
 		if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 			t.Fatal(err)

@@ -45,6 +45,7 @@ type Node struct {
 	bindingSharer *sharer[store.Binding]
 	journal       *journal
 	cloud         *cloudState
+	trunks        *trunks
 
 	httpAdvertise string
 	sipAdvertise  string
@@ -103,6 +104,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(n.trimMemoryLoop)
 	run(n.cloudIdentityLoop)
 	run(n.cloudLoop)
+	run(n.trunkLoop)
 
 	var err error
 	select {
@@ -169,6 +171,7 @@ func (n *Node) start() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(n.cluster.Collectors()...)
+	reg.MustRegister(n.trunks.collectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "outpost", Subsystem: "store", Name: "size_bytes",
 		Help: "Size of the node's SQLite database, WAL included.",
@@ -177,6 +180,7 @@ func (n *Node) start() error {
 		return float64(size)
 	}))
 	n.web = web.New(web.Deps{
+		Trunks:      n.trunkStatus,
 		NodeID:      c.NodeID,
 		Site:        c.Site,
 		CloudURL:    c.Cloud.URL,

@@ -194,7 +194,7 @@ func (n *Node) startSIP() error {
 	e.srv.OnUpdate(e.calls.OnUpdate)
 	e.srv.OnRefer(e.calls.OnRefer)
 	e.srv.OnInfo(e.calls.OnInfo)
-	return nil
+	return n.startTrunks(client, host)
 }
 
 // serveSIP serves every bound listener until they are closed.
