@@ -71,27 +71,8 @@ func TestCloudPairOneNodeOfThree(t *testing.T) {
 	// The leader dies; the next one, never paired itself, takes an edit.
 	leader.kill()
 	rest := others(nodes, leader)
-	body, err = cloud.admin(ctx, http.MethodGet, "/v1/admin/users/u-carol", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var u map[string]any
-	if err := json.Unmarshal(body, &u); err != nil {
-		t.Fatal(err)
-	}
-	u["name"] = "Carol After Failover"
-	doc, _ := json.Marshal(u)
-	out, err := cloud.admin(ctx, http.MethodPut, "/v1/admin/users/u-carol", doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r struct {
-		Revision int64 `json:"revision"`
-	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
-	}
-	waitAllAt(t, rest, r.Revision, 30*time.Second)
+	rev = cloud.renameUser(ctx, t, "u-carol", "Carol After Failover")
+	waitAllAt(t, rest, rev, 30*time.Second)
 	for _, n := range rest {
 		if strings.Contains(n.log(), "component=cloud") && strings.Contains(n.log(), "cannot use the cloud identity") {
 			t.Errorf("%s could not use the shared identity:\n%s", n.id, n.log())

@@ -265,6 +265,33 @@ func pairCluster(t testing.TB, cloud *cloudServer, name string) []byte {
 	return creds
 }
 
+// renameUser renames a user in the cloud (GET, then PUT of the object: a
+// new revision) and returns that revision.
+func (c *cloudServer) renameUser(ctx context.Context, t testing.TB, id, name string) int64 {
+	t.Helper()
+	body, err := c.admin(ctx, http.MethodGet, "/v1/admin/users/"+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u map[string]any
+	if err := json.Unmarshal(body, &u); err != nil {
+		t.Fatal(err)
+	}
+	u["name"] = name
+	doc, _ := json.Marshal(u)
+	out, err := c.admin(ctx, http.MethodPut, "/v1/admin/users/"+id, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Revision int64 `json:"revision"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r.Revision
+}
+
 // waitAllAt waits until every node serves revision rev and returns how long
 // that took.
 func waitAllAt(t *testing.T, nodes []*node, rev int64, within time.Duration) time.Duration {
@@ -325,31 +352,7 @@ func TestCloudSync(t *testing.T) {
 	waitAllAt(t, nodes, rev, 30*time.Second)
 
 	// An edit in the cloud reaches every node within 2 s.
-	edit := func(name string) int64 {
-		t.Helper()
-		body, err := cloud.admin(ctx, http.MethodGet, "/v1/admin/users/u-carol", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var u map[string]any
-		if err := json.Unmarshal(body, &u); err != nil {
-			t.Fatal(err)
-		}
-		u["name"] = name
-		doc, _ := json.Marshal(u)
-		out, err := cloud.admin(ctx, http.MethodPut, "/v1/admin/users/u-carol", doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r struct {
-			Revision int64 `json:"revision"`
-		}
-		if err := json.Unmarshal(out, &r); err != nil {
-			t.Fatal(err)
-		}
-		return r.Revision
-	}
-	rev = edit("Carol Edited")
+	rev = cloud.renameUser(ctx, t, "u-carol", "Carol Edited")
 	if took := waitAllAt(t, nodes, rev, 10*time.Second); took > 2*time.Second {
 		t.Errorf("an edit took %v to reach all three nodes, want under 2 s", took)
 	}
@@ -384,7 +387,7 @@ func TestCloudSync(t *testing.T) {
 		return err
 	})
 	// The cloud's admins edit during the outage; the nodes cannot see it.
-	rev = edit("Carol During The Outage")
+	rev = cloud.renameUser(ctx, t, "u-carol", "Carol During The Outage")
 	for _, n := range nodes {
 		if st, err := n.status(ctx); err != nil || st.Revision >= rev {
 			t.Errorf("%s at revision %d during the outage (%v)", n.id, st.Revision, err)
