@@ -1,12 +1,18 @@
 package account
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Trunk limits.
 const (
 	MaxTrunkWeight           = 65535
 	MaxTrunkOptionsIntervalS = 3600
 )
+
+// MaxCallsPerUserLimit bounds a site's outbound max_calls_per_user.
+const MaxCallsPerUserLimit = 1000
 
 // codecs lists the codec names a trunk may offer, as written in SDP.
 var codecs = []string{"PCMU", "PCMA", "G722", "G729", "opus", "telephone-event"}
@@ -54,7 +60,52 @@ func (c *checker) checkTrunks() {
 			c.addf(p+".max_channels", "must be at least 1, got %d", t.MaxChannels)
 		}
 		c.checkCodecs(t.Codecs, p+".codecs")
+		switch t.SRTP {
+		case "", SRTPOff, SRTPSDES:
+		default:
+			c.addf(p+".srtp", "unknown srtp setting %q; use off (plain RTP) or sdes (SRTP keyed in SDP, RFC 4568)", t.SRTP)
+		}
 	}
+}
+
+// checkOutbound checks a site's toll-fraud policy, at p (sites[i].outbound).
+func (c *checker) checkOutbound(o *Outbound, p string) {
+	if o == nil {
+		return
+	}
+	switch o.International {
+	case "", InternationalSameCountry, InternationalAll:
+		if len(o.AllowedCountries) > 0 {
+			c.addf(p+".allowed_countries", "only used with international %q; set international to list or remove the countries", InternationalList)
+		}
+	case InternationalList:
+		if len(o.AllowedCountries) == 0 {
+			c.add(p+".allowed_countries", `required with international "list": name the countries calls may reach, e.g. ["GB", "+353", "NANP"]`)
+		}
+	default:
+		c.addf(p+".international", "unknown setting %q; use same_country, list or all", o.International)
+	}
+	for j, entry := range o.AllowedCountries {
+		ep := index(p+".allowed_countries", j)
+		switch {
+		case !isCountryEntry(entry):
+			c.addf(ep, "%q is not a country; use an ISO 3166 alpha-2 code (GB), a calling code (+353) or NANP", entry)
+		case slices.Contains(o.AllowedCountries[:j], entry):
+			c.addf(ep, "%s is listed twice; remove one", entry)
+		}
+	}
+	if o.MaxCallsPerUser < -1 || o.MaxCallsPerUser > MaxCallsPerUserLimit {
+		c.addf(p+".max_calls_per_user", "must be -1 (no limit), 0 (the default, 2) or up to %d, got %d", MaxCallsPerUserLimit, o.MaxCallsPerUser)
+	}
+}
+
+// isCountryEntry reports whether s is an allowed_countries entry: an ISO
+// alpha-2 code, "+" and a 1 to 3 digit calling code, or "NANP".
+func isCountryEntry(s string) bool {
+	if code, ok := strings.CutPrefix(s, "+"); ok {
+		return isDigits(code, 1, 3) && code[0] != '0'
+	}
+	return s == "NANP" || isCountry(s)
 }
 
 func (c *checker) checkCodecs(list []string, p string) {

@@ -214,6 +214,7 @@ func (c *checker) checkSites() {
 			}
 		}
 		c.checkEmergency(&st.Emergency, p+".emergency", i, elins)
+		c.checkOutbound(st.Outbound, p+".outbound")
 		if a := st.Emergency.Address.Country; a != "" && !isCountry(a) {
 			c.addf(p+".emergency.address.country", "%q is not an ISO 3166 alpha-2 code; use two upper-case letters, e.g. US", a)
 		}

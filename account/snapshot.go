@@ -39,6 +39,32 @@ type Site struct {
 	AreaCode   string    `json:"area_code"`
 	MainNumber string    `json:"main_number"`
 	Emergency  Emergency `json:"emergency"`
+	// Outbound is the site's toll-fraud policy for calls to the PSTN;
+	// nil (absent) means the default: the site's own country only, no
+	// premium rate, two calls at once per user.
+	Outbound *Outbound `json:"outbound,omitempty"`
+}
+
+// International settings of an Outbound policy.
+const (
+	InternationalSameCountry = "same_country" // the site's own country only (NANP: the US/CA zone)
+	InternationalList        = "list"         // the site's country and allowed_countries
+	InternationalAll         = "all"          // anywhere
+)
+
+// Outbound is a site's toll-fraud policy (an extension of the contract's
+// snapshot; docs/sip.md, "Calls out").
+type Outbound struct {
+	// International is same_country, list or all; "" means same_country.
+	International string `json:"international"`
+	// AllowedCountries, with International "list": ISO alpha-2 codes
+	// ("GB"), calling codes ("+353") or "NANP".
+	AllowedCountries []string `json:"allowed_countries"`
+	// AllowPremium lets calls reach premium-rate numbers (+1 900).
+	AllowPremium bool `json:"allow_premium"`
+	// MaxCallsPerUser is the concurrent outbound calls per user: 0 means
+	// the default (2), -1 no limit.
+	MaxCallsPerUser int `json:"max_calls_per_user"`
 }
 
 // Emergency holds a site's emergency dial strings, the ELINs presented as
@@ -146,7 +172,16 @@ type Trunk struct {
 	OptionsIntervalS int      `json:"options_interval_s"`
 	MaxChannels      int      `json:"max_channels"`
 	Codecs           []string `json:"codecs"`
+	// SRTP is how media toward the SBC is protected: "off" (or "") plain
+	// RTP, "sdes" SRTP keyed with SDES (RFC 4568).
+	SRTP string `json:"srtp,omitempty"`
 }
+
+// Trunk SRTP settings.
+const (
+	SRTPOff  = "off"
+	SRTPSDES = "sdes"
+)
 
 // Callout configures calls that add an outside number to a live call.
 type Callout struct {

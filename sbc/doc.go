@@ -41,16 +41,9 @@
 //     (JM, DO, BS, ...): they are the classic toll-fraud destinations and count
 //     as their own countries. +1 900 (premium rate) needs AllowPremium.
 //
-// # Where the policy would come from
+// # Where the policy comes from
 //
-// The snapshot has no policy yet. Policy is the Go type; the proposed snapshot
-// field, per site, is
-//
-//	"outbound_policy": {"international": "same_country" | "list" | "all",
-//	                    "allowed_countries": ["GB", "+353", "JM"],
-//	                    "allow_premium": false,
-//	                    "max_calls_per_user": 2}
-//
-// with every key optional and an absent object meaning DefaultPolicy. Until
-// account/ and CONTRACT.md grow that field, callers use DefaultPolicy.
+// Each site's optional "outbound" object in the snapshot (account.Outbound,
+// documented in docs/sip.md, "Calls out"); SitePolicy turns it into a
+// Policy, and a site without one gets DefaultPolicy.
 package sbc

@@ -20,7 +20,7 @@ const (
 const DefaultMaxCallsPerUser = 2
 
 // Policy is a site's toll-fraud policy. The zero value means DefaultPolicy;
-// doc.go says how it would come from the snapshot.
+// SitePolicy makes it from a site's outbound setting in the snapshot.
 type Policy struct {
 	International    string   // InternationalSameCountry (default), InternationalList or InternationalAll
 	AllowedCountries []string // for InternationalList: ISO alpha-2 ("GB", "JM"), "+code" ("+353") or "NANP"
@@ -31,6 +31,21 @@ type Policy struct {
 // DefaultPolicy: the site's own country only, no premium rate, two calls per user.
 func DefaultPolicy() Policy {
 	return Policy{International: InternationalSameCountry, MaxCallsPerUser: DefaultMaxCallsPerUser}
+}
+
+// SitePolicy is the policy of a site: its outbound setting, or
+// DefaultPolicy when it has none.
+func SitePolicy(site account.Site) Policy {
+	o := site.Outbound
+	if o == nil {
+		return DefaultPolicy()
+	}
+	p := Policy{International: o.International, AllowedCountries: o.AllowedCountries,
+		AllowPremium: o.AllowPremium, MaxCallsPerUser: o.MaxCallsPerUser}
+	if p.International == "" {
+		p.International = InternationalSameCountry
+	}
+	return p
 }
 
 // CallLimit is the per-user limit to pass to Channels.Acquire (< 1: none).

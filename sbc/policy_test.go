@@ -3,6 +3,7 @@ package sbc
 import (
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -162,5 +163,26 @@ func TestPolicyCallLimit(t *testing.T) {
 		if got := (Policy{MaxCallsPerUser: tc.max}).CallLimit(); got != tc.want {
 			t.Errorf("CallLimit(%d) = %d, want %d", tc.max, got, tc.want)
 		}
+	}
+}
+
+func TestSitePolicy(t *testing.T) {
+	hq := hqSite()
+	if got, want := SitePolicy(hq), DefaultPolicy(); !reflect.DeepEqual(got, want) {
+		t.Errorf("no outbound: SitePolicy = %+v, want %+v", got, want)
+	}
+	hq.Outbound = &account.Outbound{}
+	if got := SitePolicy(hq); got.International != InternationalSameCountry || got.CallLimit() != DefaultMaxCallsPerUser {
+		t.Errorf("empty outbound: SitePolicy = %+v, want same_country and the default limit", got)
+	}
+	hq.Outbound = &account.Outbound{International: account.InternationalList, AllowedCountries: []string{"GB"},
+		AllowPremium: true, MaxCallsPerUser: -1}
+	got := SitePolicy(hq)
+	want := Policy{International: InternationalList, AllowedCountries: []string{"GB"}, AllowPremium: true, MaxCallsPerUser: -1}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("SitePolicy = %+v, want %+v", got, want)
+	}
+	if err := got.Check(OutboundRequest{Authenticated: true, UserID: "u", Site: hq, Number: "+442079460000", ActiveCalls: 50}); err != nil {
+		t.Errorf("a listed country with no limit: %v", err)
 	}
 }

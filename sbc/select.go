@@ -144,6 +144,7 @@ type Attempt struct {
 	TransportError bool // the request could not be sent or the connection failed
 	NoAnswer       bool // no provisional or final answer within InviteAnswerTimeout
 	Alerted        bool // an 18x arrived: the callee was alerted or early media began
+	Unusable       bool // the trunk answered with what Outpost cannot use (SRTP without a usable key): the trunk's fault
 }
 
 // FailOver reports whether the call moves to the next trunk after this
@@ -158,9 +159,14 @@ type Attempt struct {
 //     failing over (the caller heard it ring).
 //   - Emergency calls fail over on every failure but 487, alerted or not:
 //     another trunk may route what this one refused.
+//   - An answer Outpost cannot use (Unusable) is the trunk's failure, not
+//     the callee's: it fails over, alerted or not.
 func FailOver(a Attempt) bool {
 	if a.Status == 487 {
 		return false
+	}
+	if a.Unusable {
+		return true
 	}
 	if a.Emergency {
 		return a.TransportError || a.NoAnswer || a.Status >= 400

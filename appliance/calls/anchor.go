@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
+
+	relay "github.com/outpost-voice/outpost/appliance/media"
 )
 
 // Anchor puts a node in the media path of a call (trunk calls: topology
@@ -26,6 +29,11 @@ type MediaSession interface {
 	// SetRemote is where side i said it receives (from its description);
 	// the relay latches to where its packets really come from.
 	SetRemote(side int, addr netip.AddrPort)
+	// SetSRTP makes side i speak SRTP (SDES): the relay encrypts what it
+	// sends there with local (the key in the description that side was
+	// sent) and decrypts what it receives with remote (the side's own).
+	// Zero keys (no Suite) make the side plain RTP again.
+	SetSRTP(side int, local, remote relay.Crypto) error
 	Close()
 }
 
@@ -34,6 +42,10 @@ type media struct {
 	sess   MediaSession
 	side   int
 	codecs []string // formats allowed toward this party (a trunk's list); nil: any
+	srtp   *sdes    // an SBC speaking SRTP (SDES); nil: plain RTP
+	// plain: the other side speaks SRTP the relay terminates, so this
+	// party is told plain RTP, without the other side's keys.
+	plain atomic.Bool
 }
 
 // staticPayloads names the static RTP payload types (RFC 3551) a trunk's

@@ -105,6 +105,7 @@ func (p *party) heard(sdp []byte) {
 		return
 	}
 	if p.media != nil {
+		_ = p.media.key(sdp) // an SRTP SBC's answer without a key is refused where it arrives (trunkLeg)
 		if remote, ok := sdpRemote(sdp); ok {
 			p.media.sess.SetRemote(p.media.side, remote)
 		}
@@ -126,7 +127,7 @@ func (p *party) told(sdp []byte) []byte {
 		if err != nil { // no allowed format: send what there is rather than nothing
 			anchored, _ = anchoredSDP(sdp, local, nil)
 		}
-		sdp = anchored
+		sdp = p.media.protect(anchored)
 	}
 	out := p.origin.present(sdp)
 	p.mu.Lock()
@@ -292,6 +293,7 @@ type route struct {
 	out     *Destination // a call to the PSTN: the trunks, not targets
 	media   MediaSession // a call from a trunk: anchored (side 0 the phone, 1 the trunk)
 	codecs  []string     // that trunk's codecs
+	srtp    *sdes        // that trunk's SRTP keys (srtp "sdes"), nil: plain RTP
 }
 
 // route resolves what a caller of site dialled to a user of the account
@@ -377,8 +379,12 @@ type legResult struct {
 func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller account.User, rt route, rec *store.CallRecord) {
 	var ringing sync.Once
 	offer := req.Body()
+	phoneSide := &media{sess: rt.media, side: 0}
+	trunkSide := &media{sess: rt.media, side: 1, codecs: rt.codecs, srtp: rt.srtp}
+	phoneSide.plain.Store(rt.srtp != nil)
 	if rt.media != nil && len(offer) > 0 {
 		offer, _ = anchoredSDP(offer, rt.media.Local(0), nil)
+		offer = phoneSide.protect(offer)
 	}
 	winner, status := b.fork(ds.Context(), offer, caller, rt, func(res *sip.Response) {
 		ringing.Do(func() {
@@ -388,6 +394,7 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 					rt.media.SetRemote(0, remote)
 				}
 				body, _ = anchoredSDP(body, rt.media.Local(1), rt.codecs)
+				body = trunkSide.protect(body)
 			}
 			_ = ds.Respond(res.StatusCode, res.Reason, body, contentType(res)...)
 		})
@@ -421,8 +428,7 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 	}
 	from, to := answeredParty(ds, caller), placedParty(winner, rt.callee)
 	if rt.media != nil {
-		from.media = &media{sess: rt.media, side: 1, codecs: rt.codecs}
-		to.media = &media{sess: rt.media, side: 0}
+		from.media, to.media = trunkSide, phoneSide
 		from.heard(req.Body())
 		to.heard(winner.InviteResponse.Body())
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/outpost-voice/outpost/account"
+	relay "github.com/outpost-voice/outpost/appliance/media"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/sbc"
 )
@@ -32,7 +33,6 @@ type Trunks struct {
 	Channels  *sbc.Channels // per trunk (max_channels)
 	UserCalls *sbc.Channels // per user (the toll-fraud limit)
 	ELINs     *sbc.ELINs
-	Policy    sbc.Policy
 	Rand      sbc.Rand
 	Anchor    Anchor // required: trunk calls always go through the relay
 	Host      string // the node's host, in the From and P-Asserted-Identity it sends
@@ -86,14 +86,15 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 		fail(488, "Not Acceptable Here: calls to the PSTN need an offer in the INVITE", DispRefused)
 		return
 	}
-	err = t.Policy.Check(sbc.OutboundRequest{Authenticated: true, UserID: caller.ID, Site: site,
+	policy := sbc.SitePolicy(site) // the site's outbound setting, else the default
+	err = policy.Check(sbc.OutboundRequest{Authenticated: true, UserID: caller.ID, Site: site,
 		Number: dest.Number, Emergency: emergency, ActiveCalls: t.UserCalls.InUse(caller.ID)})
 	if err != nil {
 		b.log.Warn("outbound call refused", "call_id", req.CallID().Value(), "user", caller.SIP.Username, "number", dest.Number, "reason", err)
 		fail(403, "Forbidden: "+err.Error(), DispRefused)
 		return
 	}
-	userDone, ok := t.UserCalls.Acquire(caller.ID, t.Policy.CallLimit(), emergency)
+	userDone, ok := t.UserCalls.Acquire(caller.ID, policy.CallLimit(), emergency)
 	if !ok {
 		fail(403, "Forbidden: "+sbc.ErrTooManyCalls.Error(), DispRefused)
 		return
@@ -156,12 +157,16 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 		if !ok {
 			continue
 		}
+		from.media.plain.Store(wantsSDES(trunk)) // the relay terminates an SRTP trunk's media
 		to, sess, oc := b.tryTrunk(ctx, t, trunk, ms, req.Body(), &out, onRinging)
 		if oc.err == nil {
 			b.connectOut(ds, req, from, to, sess, ms, rec, func() { trunkDone(); userDone() })
 			return
 		}
 		trunkDone()
+		if wantsSDES(trunk) { // early media may have keyed the relay for this trunk
+			_ = ms.SetSRTP(1, relay.Crypto{}, relay.Crypto{})
+		}
 		if oc.attempt.Status != 0 {
 			status, reason = oc.attempt.Status, oc.reason
 		}
@@ -239,6 +244,12 @@ func (b *B2BUA) tryTrunk(ctx context.Context, t *Trunks, trunk account.Trunk, ms
 	var oc outcome
 	for _, ep := range eps {
 		to := &party{media: &media{sess: ms, side: 1, codecs: trunk.Codecs}}
+		if wantsSDES(trunk) { // a fresh key per attempt
+			if to.media.srtp, err = offerSDES(); err != nil {
+				return nil, nil, outcome{attempt: sbc.Attempt{Emergency: out.dest.Kind == DestEmergency, Status: 500},
+					err: fmt.Errorf("trunk %s: %w", trunk.ID, err), reason: "Server Internal Error"}
+			}
+		}
 		var sess *sipgo.DialogClientSession
 		sess, oc = b.trunkLeg(ctx, t, trunk, ep, to, offer, out, onRinging)
 		if oc.err == nil {
@@ -331,6 +342,15 @@ func (b *B2BUA) trunkLeg(ctx context.Context, t *Trunks, trunk account.Trunk, ep
 		return nil
 	}})
 	if err == nil {
+		if err := to.media.key(sess.InviteResponse.Body()); err != nil {
+			// The SBC asked for SRTP but answered without a key the relay
+			// can use: the call cannot be carried; the next trunk may.
+			go hangUpAnswered(sess)
+			_ = sess.Close()
+			att.Status, att.Unusable = 488, true
+			return nil, outcome{att, fmt.Errorf("trunk %s at %s: answer: %w", trunk.ID, ep.Addr(), err),
+				"Not Acceptable Here: the SBC's answer has no usable SRTP key"}
+		}
 		return sess, outcome{attempt: att}
 	}
 	att.NoAnswer = noAnswer.Load()
@@ -346,15 +366,18 @@ func (b *B2BUA) trunkLeg(ctx context.Context, t *Trunks, trunk account.Trunk, ep
 		att.TransportError = true
 	}
 	if res := sess.InviteResponse; res != nil && res.IsSuccess() {
-		go func() { // the answer crossed our CANCEL: hang it up
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = sess.Ack(ctx)
-			_ = sess.Bye(ctx)
-		}()
+		go hangUpAnswered(sess) // the answer crossed our CANCEL
 	}
 	_ = sess.Close()
 	return nil, outcome{att, fmt.Errorf("trunk %s at %s: %w", trunk.ID, ep.Addr(), err), reason}
+}
+
+// hangUpAnswered ends a trunk dialog answered but not wanted: ACK, BYE.
+func hangUpAnswered(sess *sipgo.DialogClientSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
 }
 
 // connectOut connects an answered trunk call to the caller. done releases

@@ -77,6 +77,14 @@ func (b *B2BUA) onTrunkInvite(req *sip.Request, tx sip.ServerTransaction, trunk 
 		b.finish(rec, refusal.code, refusal.disposition)
 		return
 	}
+	if wantsSDES(trunk) {
+		if _, err := sdpCryptos(req.Body()); err != nil {
+			log.Warn("call from an SRTP trunk refused", "error", err)
+			respond(tx, req, 488, "Not Acceptable Here: this trunk must offer SRTP (RTP/SAVP with a=crypto)")
+			b.finish(rec, 488, DispRefused)
+			return
+		}
+	}
 	trunkDone, ok := t.Channels.AcquireTrunk(trunk, false)
 	if !ok {
 		respond(tx, req, 503, "Service Unavailable: the trunk's channels are all in use")
@@ -97,6 +105,19 @@ func (b *B2BUA) onTrunkInvite(req *sip.Request, tx sip.ServerTransaction, trunk 
 		_ = ds.Respond(503, "Service Unavailable: no media port", nil)
 		b.finish(rec, 503, DispFailed)
 		return
+	}
+	if wantsSDES(trunk) {
+		// Answer the SBC's key with one of the relay's, of the suite it
+		// chose, and key the relay before anything can be sent.
+		rt.srtp = &sdes{}
+		if err := (&media{sess: ms, side: 1, srtp: rt.srtp}).key(req.Body()); err != nil {
+			ms.Close()
+			trunkDone()
+			log.Error("srtp toward the trunk", "error", err)
+			_ = ds.Respond(500, "Server Internal Error", nil)
+			b.finish(rec, 500, DispFailed)
+			return
+		}
 	}
 	context.AfterFunc(ds.Context(), func() { ms.Close(); trunkDone() })
 	_ = ds.Respond(100, "Trying", nil)

@@ -358,3 +358,90 @@ func TestTrunkCallEndsWhenMediaStops(t *testing.T) {
 		t.Errorf("outpost_media_timeouts_total = %v, want 1", got)
 	}
 }
+
+// TestTrunkSitePolicy: a site's outbound policy (the snapshot's
+// sites[].outbound) decides where its users may call: the HQ site allows
+// the UK, so alice's call to London reaches the SBC, while Germany, not on
+// the list, is refused before any trunk is tried.
+func TestTrunkSitePolicy(t *testing.T) {
+	snap := withRevision(t, trunkSnapshot(t), 1, func(m map[string]any) {
+		hq := m["sites"].([]any)[0].(map[string]any)
+		hq["outbound"] = map[string]any{"international": "list", "allowed_countries": []string{"GB"}}
+	})
+	n := startNode(t, "trunk", nodeOpts{bootstrapSnapshot: writeFile(t, "account.json", snap)})
+	waitRevision(t, []*node{n}, 1)
+	primary := startSBC(t, sbcPrimary, "sbc-answer.xml")
+
+	if res := callPSTN(t, n, "alice", "01149301234567"); res.exit == 0 {
+		t.Errorf("alice's call to Germany went through; the site allows only GB\n%s", res.stdout)
+	}
+	res := callPSTN(t, n, "alice", "011442079460000")
+	if res.exit != 0 {
+		t.Fatalf("alice's call to London: SIPp exit %d\n%s", res.exit, res.stdout)
+	}
+	primary.waitFor(t, "BYE sip:", 1)
+	trace := primary.trace(t)
+	if !strings.Contains(firstMessage(trace, "INVITE "), "INVITE sip:+442079460000@") {
+		t.Errorf("the SBC did not get the call to London:\n%s", trace)
+	}
+	if strings.Contains(trace, "+4930") {
+		t.Errorf("the call to Germany reached the SBC:\n%s", trace)
+	}
+}
+
+// TestTrunkSRTP: a trunk with "srtp": "sdes" is offered RTP/SAVP with a key
+// of the relay's, and the phone stays on plain RTP; an answer from such a
+// trunk without a key fails that attempt (488) and the call moves to the
+// next trunk, whose plain RTP offer carries no key.
+func TestTrunkSRTP(t *testing.T) {
+	snap := withRevision(t, trunkSnapshot(t), 1, func(m map[string]any) {
+		m["trunks"].([]any)[0].(map[string]any)["srtp"] = "sdes"
+	})
+	n := startNode(t, "srtp", nodeOpts{bootstrapSnapshot: writeFile(t, "account.json", snap)})
+	waitRevision(t, []*node{n}, 1)
+
+	primary := startSBC(t, sbcPrimary, "sbc-answer-srtp.xml")
+	backup := startSBC(t, sbcBackup, "sbc-answer.xml")
+	waitTrunk(t, n, "sbc-hq-1", "up")
+	if res := callPSTN(t, n, "alice", pstnDialled); res.exit != 0 {
+		t.Fatalf("alice's call over SRTP: SIPp exit %d\n%s", res.exit, res.stdout)
+	}
+	primary.waitFor(t, "BYE sip:", 1)
+	invite := firstMessage(primary.trace(t), "INVITE ")
+	for _, want := range []string{" RTP/SAVP ", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"} {
+		if !strings.Contains(invite, want) {
+			t.Errorf("the INVITE to the SRTP trunk lacks %q:\n%s", want, invite)
+		}
+	}
+	// The phone's audio reached the SBC, encrypted by the relay.
+	if got := metric(t, n, `outpost_media_rtp_packets_total{direction="a_to_b"}`); got < 200 {
+		t.Errorf("a_to_b RTP packets = %v, want the phone's pcap (236)", got)
+	}
+
+	// The primary now answers without a key: the call completes on the
+	// secondary, and the primary's answer is hung up.
+	primary.stop()
+	primary = startSBC(t, sbcPrimary, "sbc-answer.xml")
+	waitTrunk(t, n, "sbc-hq-1", "up")
+	if res := callPSTN(t, n, "bob", pstnDialled); res.exit != 0 {
+		t.Fatalf("bob's call: SIPp exit %d\n%s", res.exit, res.stdout)
+	}
+	primary.waitFor(t, "BYE sip:", 1)
+	backup.waitFor(t, "BYE sip:", 1)
+	if invite := firstMessage(backup.trace(t), "INVITE "); strings.Contains(invite, "a=crypto") || !strings.Contains(invite, " RTP/AVP ") {
+		t.Errorf("the plain trunk's INVITE:\n%s", invite)
+	}
+
+	// A call from the SRTP trunk to bob's DID: the SBC's offer is answered
+	// RTP/SAVP with a key of the relay's (sbc-call-srtp.xml checks it).
+	primary.stop()
+	bobDone := answerOn(t, n, "bob", freeUDPPort(t))
+	rows := writeFile(t, "srtp.csv", []byte("SEQUENTIAL\n+16505550102;+14155550000\n"))
+	if res := runSIPp(t, "sbc-call-srtp.xml", n.sipUDP, 1, 40*time.Second, "-inf", rows, "-i", sbcPrimary, "-mi", sbcPrimary,
+		"-p", strconv.Itoa(sbcSIPPort), "-aa"); res.exit != 0 {
+		t.Fatalf("an SRTP call from the PSTN to bob's DID: SIPp exit %d\n%s", res.exit, res.stdout)
+	}
+	if code := bobDone(); code != 0 {
+		t.Errorf("bob's SIPp exited %d", code)
+	}
+}

@@ -183,6 +183,13 @@ func TestSetSRTPRejectsBadKeys(t *testing.T) {
 	if s.Stats().B.SRTP {
 		t.Error("a failed SetSRTP left SRTP on")
 	}
+	if err := s.B().SetSRTP(good, good); err != nil || !s.Stats().B.SRTP {
+		t.Fatalf("SetSRTP(good) = %v, SRTP %v", err, s.Stats().B.SRTP)
+	}
+	s.B().ClearSRTP()
+	if s.Stats().B.SRTP {
+		t.Error("ClearSRTP left SRTP on")
+	}
 }
 
 func pionContext(t *testing.T, c Crypto) *srtp.Context {

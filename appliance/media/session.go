@@ -176,6 +176,14 @@ func (sd *Side) SetSRTP(local, remote Crypto) error {
 	return nil
 }
 
+// ClearSRTP makes this side plain RTP again (a call that moved on to
+// another party, which speaks plain RTP).
+func (sd *Side) ClearSRTP() {
+	if sd.srtp.Swap(nil) != nil {
+		sd.s.log.Debug("media SRTP cleared", "side", sd.name)
+	}
+}
+
 // touch records activity at now.
 func (s *Session) touch(now time.Duration) { s.lastActive.Store(int64(now)) }
 

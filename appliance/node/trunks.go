@@ -34,7 +34,7 @@ type trunks struct {
 // startTrunks builds the relay on the node's SIP address and gives the
 // B2BUA its way to the PSTN.
 func (n *Node) startTrunks(client *sipgo.Client, host string) error {
-	log := n.log.With("component", "sbc")
+	log := n.log // package sbc names its component
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
 		addrs, rerr := net.LookupHost(host)
@@ -81,7 +81,6 @@ func (n *Node) startTrunks(client *sipgo.Client, host string) error {
 		Health: prober, Resolver: resolver,
 		Channels: sbc.NewChannels(), UserCalls: sbc.NewChannels(),
 		ELINs:  sbc.NewELINs(nodeELINs{st: st, sharer: t.elins}, log),
-		Policy: sbc.DefaultPolicy(),
 		Rand:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5bc)),
 		Anchor: relayAnchor{relay},
 		Host:   host,
@@ -231,6 +230,15 @@ func (r relaySession) Local(side int) netip.AddrPort { return r.side(side).Local
 
 func (r relaySession) SetRemote(side int, addr netip.AddrPort) {
 	r.side(side).SetRemote(addr, netip.AddrPortFrom(addr.Addr(), addr.Port()+1))
+}
+
+// SetSRTP keys a side with SDES keys, or (zero keys) makes it plain RTP.
+func (r relaySession) SetSRTP(side int, local, remote media.Crypto) error {
+	if local.Suite == "" && remote.Suite == "" {
+		r.side(side).ClearSRTP()
+		return nil
+	}
+	return r.side(side).SetSRTP(local, remote)
 }
 
 func (r relaySession) Close() { _ = r.s.Close() }

@@ -65,7 +65,7 @@ func readNullLists(ctx context.Context, q querier) (map[string]bool, error) {
 // readSites reads every site, or only the one with id when id is not empty.
 func readSites(ctx context.Context, q querier, id string) ([]account.Site, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, name, country, timezone, area_code, main_number,
-		emergency_numbers_null, elin_pool_null, street, city, region, postal_code, address_country
+		emergency_numbers_null, elin_pool_null, street, city, region, postal_code, address_country, outbound
 		FROM sites WHERE ?1 = '' OR id = ?1 ORDER BY ord`, id)
 	if err != nil {
 		return nil, fmt.Errorf("sites: %w", err)
@@ -76,10 +76,17 @@ func readSites(ctx context.Context, q querier, id string) ([]account.Site, error
 	for rows.Next() {
 		var s account.Site
 		var numbersNull, elinsNull bool
+		var outbound sql.NullString
 		a := &s.Emergency.Address
 		if err := rows.Scan(&s.ID, &s.Name, &s.Country, &s.Timezone, &s.AreaCode, &s.MainNumber,
-			&numbersNull, &elinsNull, &a.Street, &a.City, &a.Region, &a.PostalCode, &a.Country); err != nil {
+			&numbersNull, &elinsNull, &a.Street, &a.City, &a.Region, &a.PostalCode, &a.Country, &outbound); err != nil {
 			return nil, fmt.Errorf("sites: %w", err)
+		}
+		if outbound.Valid {
+			s.Outbound = new(account.Outbound)
+			if err := json.Unmarshal([]byte(outbound.String), s.Outbound); err != nil {
+				return nil, fmt.Errorf("site %s: outbound: %w", s.ID, err)
+			}
 		}
 		s.Emergency.Numbers = emptyOrNil[string](numbersNull)
 		s.Emergency.ELINPool = emptyOrNil[string](elinsNull)
@@ -223,7 +230,7 @@ func readNumbers(ctx context.Context, q querier) ([]account.Number, error) {
 
 func readTrunks(ctx context.Context, q querier) ([]account.Trunk, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, site, name, host, port, transport, priority, weight,
-		options_interval_s, max_channels, codecs FROM trunks ORDER BY ord`)
+		options_interval_s, max_channels, codecs, srtp FROM trunks ORDER BY ord`)
 	if err != nil {
 		return nil, fmt.Errorf("trunks: %w", err)
 	}
@@ -233,7 +240,7 @@ func readTrunks(ctx context.Context, q querier) ([]account.Trunk, error) {
 		var t account.Trunk
 		var codecs string
 		if err := rows.Scan(&t.ID, &t.Site, &t.Name, &t.Host, &t.Port, &t.Transport, &t.Priority,
-			&t.Weight, &t.OptionsIntervalS, &t.MaxChannels, &codecs); err != nil {
+			&t.Weight, &t.OptionsIntervalS, &t.MaxChannels, &codecs, &t.SRTP); err != nil {
 			return nil, fmt.Errorf("trunks: %w", err)
 		}
 		if err := json.Unmarshal([]byte(codecs), &t.Codecs); err != nil {

@@ -99,7 +99,7 @@ func TestApplyChangesMatchesReplaceConfig(t *testing.T) {
 // randomChange makes one change to s that usually keeps it valid.
 func randomChange(rng *rand.Rand, s *account.Snapshot, round int) account.Change {
 	put := func(kind, id string, v any) account.Change { return account.Change{Kind: kind, ID: id, Value: v} }
-	switch rng.IntN(11) {
+	switch rng.IntN(13) {
 	case 0:
 		u := s.Users[rng.IntN(len(s.Users))]
 		u.Name = fmt.Sprintf("Renamed %d", round)
@@ -138,6 +138,22 @@ func randomChange(rng *rand.Rand, s *account.Snapshot, round int) account.Change
 		c := s.Callout
 		c.RequirePress1, c.CallerIDs = !c.RequirePress1, nil
 		return account.Change{Kind: account.KindCallout, Value: c}
+	case 11: // a site's outbound policy set, changed or dropped
+		site := s.Sites[rng.IntN(len(s.Sites))]
+		switch rng.IntN(3) {
+		case 0:
+			site.Outbound = nil
+		case 1:
+			site.Outbound = &account.Outbound{International: account.InternationalList,
+				AllowedCountries: []string{"GB", "+353"}, MaxCallsPerUser: round % 7}
+		default:
+			site.Outbound = &account.Outbound{International: account.InternationalAll, AllowPremium: true, MaxCallsPerUser: -1}
+		}
+		return put(account.KindSites, site.ID, site)
+	case 12: // a trunk's srtp setting
+		tr := s.Trunks[rng.IntN(len(s.Trunks))]
+		tr.SRTP = []string{"", account.SRTPOff, account.SRTPSDES}[rng.IntN(3)]
+		return put(account.KindTrunks, tr.ID, tr)
 	case 9:
 		site := s.Sites[rng.IntN(len(s.Sites))]
 		site.Emergency.ELINPool, site.Name = nil, fmt.Sprintf("Site %d", round)

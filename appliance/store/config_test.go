@@ -120,10 +120,16 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	nulls.Numbers, nulls.Trunks, nulls.Admins = nil, nil, nil
 	nulls.Trunks = []account.Trunk{{ID: "t1"}, {ID: "t2", Codecs: []string{}}}
 	nulls.Callout.CallerIDs, nulls.Embed.AllowedOrigins = nil, nil
+	policies := smallSnapshot(9)
+	policies.Sites[0].Outbound = &account.Outbound{International: account.InternationalList,
+		AllowedCountries: []string{"GB", "+353"}, AllowPremium: true, MaxCallsPerUser: 5}
+	policies.Sites = append(policies.Sites, account.Site{ID: "empty-policy", Outbound: &account.Outbound{}})
+	policies.Trunks = []account.Trunk{{ID: "t-sdes", SRTP: account.SRTPSDES}, {ID: "t-off", SRTP: account.SRTPOff}, {ID: "t-none"}}
 
 	for name, snap := range map[string]*account.Snapshot{
 		"demo":       demo,
 		"null lists": nulls,
+		"policies":   policies,
 		"big":        bigSnapshot(300, 300, 30),
 		"zero":       {},
 	} {
@@ -160,6 +166,21 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		})
 	}
 	_ = demoRaw
+}
+
+func TestSiteReadsOutboundPolicy(t *testing.T) {
+	ctx := context.Background()
+	snap := smallSnapshot(3)
+	snap.Sites[0].Outbound = &account.Outbound{International: account.InternationalAll, MaxCallsPerUser: -1}
+	s := openTest(t)
+	apply(t, s, snap, nil)
+	got, err := s.Reader().Site(ctx, snap.Sites[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Outbound, snap.Sites[0].Outbound) {
+		t.Errorf("Site(%s).Outbound = %+v, want %+v", snap.Sites[0].ID, got.Outbound, snap.Sites[0].Outbound)
+	}
 }
 
 func TestReplaceConfigStoresEncodingWhenRawNil(t *testing.T) {

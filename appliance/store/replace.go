@@ -279,15 +279,24 @@ func writeAll[T any](rw rowWriter[T], list []T) {
 
 func (w *configWriter) sites() rowWriter[account.Site] {
 	rows := w.inserter("sites", "ord", "id", "name", "country", "timezone", "area_code", "main_number",
-		"emergency_numbers_null", "elin_pool_null", "street", "city", "region", "postal_code", "address_country")
+		"emergency_numbers_null", "elin_pool_null", "street", "city", "region", "postal_code", "address_country",
+		"outbound")
 	emergency := w.inserter("site_emergency_numbers", "site_id", "ord", "number")
 	elins := w.inserter("site_elins", "site_id", "ord", "elin")
 	return rowWriter[account.Site]{
 		add: func(ord int, s account.Site) {
 			e := s.Emergency
 			a := e.Address
+			var outbound any // NULL: no policy of its own
+			if s.Outbound != nil {
+				b, err := json.Marshal(s.Outbound)
+				if err != nil && w.err == nil {
+					w.err = fmt.Errorf("site %q outbound: %w", s.ID, err)
+				}
+				outbound = string(b)
+			}
 			rows.add(ord, s.ID, s.Name, s.Country, s.Timezone, s.AreaCode, s.MainNumber,
-				e.Numbers == nil, e.ELINPool == nil, a.Street, a.City, a.Region, a.PostalCode, a.Country)
+				e.Numbers == nil, e.ELINPool == nil, a.Street, a.City, a.Region, a.PostalCode, a.Country, outbound)
 			for j, n := range e.Numbers {
 				emergency.add(s.ID, j, n)
 			}
@@ -345,7 +354,7 @@ func (w *configWriter) numbers() rowWriter[account.Number] {
 
 func (w *configWriter) trunks() rowWriter[account.Trunk] {
 	rows := w.inserter("trunks", "ord", "id", "site", "name", "host", "port", "transport", "priority",
-		"weight", "options_interval_s", "max_channels", "codecs")
+		"weight", "options_interval_s", "max_channels", "codecs", "srtp")
 	return rowWriter[account.Trunk]{
 		add: func(ord int, t account.Trunk) {
 			codecs, err := json.Marshal(t.Codecs)
@@ -353,7 +362,7 @@ func (w *configWriter) trunks() rowWriter[account.Trunk] {
 				w.err = fmt.Errorf("trunk %q codecs: %w", t.ID, err)
 			}
 			rows.add(ord, t.ID, t.Site, t.Name, t.Host, t.Port, t.Transport, t.Priority,
-				t.Weight, t.OptionsIntervalS, t.MaxChannels, string(codecs))
+				t.Weight, t.OptionsIntervalS, t.MaxChannels, string(codecs), t.SRTP)
 		},
 		flush: rows.flush,
 	}
