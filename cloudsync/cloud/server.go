@@ -91,6 +91,9 @@ func New(cfg Config) *Server {
 		ReadTimeout:       2 * time.Minute, // a 64 MiB snapshot over a slow link
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: long polls hold a request up to protocol.MaxWait.
+		// Failed TLS handshakes (an appliance that does not trust the
+		// certificate) and accept errors, in the server's log.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.http.RegisterOnShutdown(s.stopLongPolls)
 	s.routes()
