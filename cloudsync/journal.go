@@ -16,13 +16,23 @@ import (
 )
 
 // Journal is what the Uploader needs from the appliance's outage journal.
+// Its records have an order, oldest first, and a cursor is a place in it,
+// opaque to the Uploader: "" is the start.
 type Journal interface {
-	// Pending returns up to limit records not yet uploaded, oldest first,
-	// each as JSON with its id alongside (ids[i] is records[i]'s).
-	Pending(ctx context.Context, limit int) (records []json.RawMessage, ids []string, err error)
+	// Pending returns up to limit records not yet uploaded that come after
+	// the cursor after, oldest first, each as JSON with its id alongside,
+	// and the cursor of the last one (after again when there is none).
+	Pending(ctx context.Context, after string, limit int) (PendingBatch, error)
 	// MarkUploaded records that the cloud has these records, so no leader
 	// sends them again.
 	MarkUploaded(ctx context.Context, ids []string) error
+}
+
+// PendingBatch is records a Journal hands the Uploader.
+type PendingBatch struct {
+	Records []json.RawMessage
+	IDs     []string // IDs[i] is Records[i]'s id
+	Next    string   // the cursor of the last record: read on after it
 }
 
 // UploaderConfig configures an Uploader. Client and Journal are required.
@@ -155,43 +165,140 @@ func (u *Uploader) Run(ctx context.Context) {
 // UploadPending uploads batches until the journal has nothing pending, and
 // says how many records the cloud took. It stops at the first failure;
 // what was marked stays marked.
+//
+// It goes through the journal in sweeps. A sweep reads from the start,
+// then on from the cursor of the last batch read, so the batches on their
+// way are not read again, until a read finds nothing; the batches are
+// pipelined: batch k+1 is read and encoded, and batch k-1 marked uploaded,
+// while batch k uploads. One upload is in flight at a time, so the cloud
+// receives the batches oldest first; marks follow in the same order, each
+// once the cloud has answered its batch. A record that arrives during a
+// sweep with an older end than the cursor is behind it: the next sweep,
+// from the start once every mark is done, finds it. A sweep that finds
+// nothing ends the upload.
 func (u *Uploader) UploadPending(ctx context.Context) (int, error) {
 	total := 0
-	lastKey := ""
+	sent := map[string]bool{} // the keys of the batches sent by this call
 	for {
-		records, ids, err := u.cfg.Journal.Pending(ctx, u.cfg.Batch)
+		n, found, err := u.sweep(ctx, sent)
+		total += n
 		if err != nil {
-			return total, u.failed(fmt.Errorf("read pending journal records: %w", err))
+			return total, u.failed(err)
 		}
-		if len(records) != len(ids) {
-			return total, u.failed(fmt.Errorf("read pending journal records: %d records but %d ids", len(records), len(ids)))
-		}
-		if len(records) == 0 {
+		if !found {
 			u.mu.Lock()
 			u.status.Drained, u.status.LastError = true, ""
 			u.mu.Unlock()
 			return total, nil
 		}
-		key := JournalKey(ids)
-		if key == lastKey {
-			return total, u.failed(fmt.Errorf("journal: the batch marked uploaded is still pending (%d records, first %s)", len(ids), ids[0]))
+	}
+}
+
+// batch is one batch on its way: read and encoded, uploaded, then marked.
+type batch struct {
+	PendingBatch
+	key string
+	err error // of the read
+}
+
+// sweep goes once through the journal from the start (see UploadPending):
+// it says how many records it uploaded and marked, and whether it found
+// any. Every goroutine it starts has ended when it returns.
+func (u *Uploader) sweep(ctx context.Context, sent map[string]bool) (uploaded int, found bool, err error) {
+	readCtx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
+	reading := u.read(readCtx, "")
+	// The mark in flight, if any, and its batch's size. Marks are not
+	// cancelled when an upload fails: the cloud has their batches.
+	var marking <-chan error
+	var markingN int
+	settle := func() error {
+		if marking == nil {
+			return nil
 		}
-		lastKey = key
-		r, err := u.cfg.Client.UploadJournal(ctx, key, records)
+		err := <-marking
+		if err == nil {
+			uploaded += markingN
+		}
+		marking = nil
+		return err
+	}
+	// stop ends the sweep on err: the read ahead is called off, the mark
+	// in flight finishes.
+	stop := func(err error) (int, bool, error) {
+		cancelRead()
+		if reading != nil {
+			<-reading
+		}
+		if merr := settle(); merr != nil {
+			err = errors.Join(err, merr)
+		}
+		return uploaded, found, err
+	}
+	for {
+		b := <-reading
+		reading = nil
+		switch {
+		case b.err != nil:
+			return stop(b.err)
+		case len(b.IDs) == 0:
+			return stop(nil)
+		case sent[b.key]:
+			return stop(fmt.Errorf("journal: a batch sent before is still pending (%d records, first %s): "+
+				"marking it uploaded did not take, or the journal read it again past its cursor", len(b.IDs), b.IDs[0]))
+		}
+		sent[b.key] = true
+		found = true
+		reading = u.read(readCtx, b.Next)
+		r, err := u.cfg.Client.UploadJournal(ctx, b.key, b.Records)
 		if err != nil {
-			return total, u.failed(err)
+			return stop(err)
 		}
-		if err := u.cfg.Journal.MarkUploaded(ctx, ids); err != nil {
-			return total, u.failed(fmt.Errorf("mark %d journal records uploaded: %w", len(ids), err))
+		if err := settle(); err != nil {
+			return stop(err)
 		}
-		total += len(ids)
-		u.log.Info("journal batch uploaded", "records", len(ids), "accepted", r.Accepted, "duplicates", r.Duplicates, "idempotency_key", key)
+		marking, markingN = u.mark(ctx, b, r), len(b.IDs)
+	}
+}
+
+// read reads the batch after the cursor after, in the background.
+func (u *Uploader) read(ctx context.Context, after string) <-chan batch {
+	ch := make(chan batch, 1)
+	go func() {
+		p, err := u.cfg.Journal.Pending(ctx, after, u.cfg.Batch)
+		b := batch{PendingBatch: p}
+		switch {
+		case err != nil:
+			b.err = fmt.Errorf("read pending journal records: %w", err)
+		case len(p.Records) != len(p.IDs):
+			b.err = fmt.Errorf("read pending journal records: %d records but %d ids", len(p.Records), len(p.IDs))
+		case len(p.IDs) > 0:
+			b.key = JournalKey(p.IDs)
+		}
+		ch <- b
+	}()
+	return ch
+}
+
+// mark marks b's records uploaded, the cloud having answered r, in the
+// background.
+func (u *Uploader) mark(ctx context.Context, b batch, r protocol.JournalReceipt) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		if err := u.cfg.Journal.MarkUploaded(ctx, b.IDs); err != nil {
+			ch <- fmt.Errorf("mark %d journal records uploaded: %w", len(b.IDs), err)
+			return
+		}
+		u.log.Info("journal batch uploaded", "records", len(b.IDs), "accepted", r.Accepted, "duplicates", r.Duplicates,
+			"idempotency_key", b.key)
 		u.mu.Lock()
-		u.status.Uploaded += len(ids)
+		u.status.Uploaded += len(b.IDs)
 		u.status.LastUploadAt = u.cfg.Now()
 		u.status.LastError = ""
 		u.mu.Unlock()
-	}
+		ch <- nil
+	}()
+	return ch
 }
 
 func (u *Uploader) failed(err error) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -15,48 +16,77 @@ import (
 	"github.com/outpost-voice/outpost/cloudsync/protocol"
 )
 
-// memJournal is an outage journal in memory, oldest first.
+// memJournal is an outage journal in memory, in id order (a cursor is the
+// last id read).
 type memJournal struct {
 	mu       sync.Mutex
-	ids      []string
+	ids      []string // sorted
 	records  map[string]json.RawMessage
 	uploaded map[string]bool
 	marks    int
 	failMark error
+	// Hooks, called before the read or the mark, without the lock held.
+	onPending func(after string)
+	onMark    func(ids []string)
 }
 
 func newMemJournal() *memJournal {
 	return &memJournal{records: map[string]json.RawMessage{}, uploaded: map[string]bool{}}
 }
 
+// add appends n records, rec-0000, rec-0001 and on.
 func (j *memJournal) add(n int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for range n {
-		id := fmt.Sprintf("rec-%04d", len(j.ids))
-		j.ids = append(j.ids, id)
-		j.records[id] = json.RawMessage(fmt.Sprintf(`{"id":%q,"call_id":"c-%s","disposition":"answered"}`, id, id))
+		j.insert(fmt.Sprintf("rec-%04d", len(j.ids)))
 	}
 }
 
-func (j *memJournal) Pending(_ context.Context, limit int) ([]json.RawMessage, []string, error) {
+// insert adds a record in its place in id order. j.mu is held.
+func (j *memJournal) insert(id string) {
+	i, found := slices.BinarySearch(j.ids, id)
+	if !found {
+		j.ids = slices.Insert(j.ids, i, id)
+	}
+	j.records[id] = json.RawMessage(fmt.Sprintf(`{"id":%q,"call_id":"c-%s","disposition":"answered"}`, id, id))
+}
+
+// addLate adds a record that sorts where id does, behind the cursor of a
+// read that has gone past it.
+func (j *memJournal) addLate(id string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var recs []json.RawMessage
-	var ids []string
+	j.insert(id)
+}
+
+func (j *memJournal) Pending(ctx context.Context, after string, limit int) (PendingBatch, error) {
+	if j.onPending != nil {
+		j.onPending(after)
+	}
+	if err := ctx.Err(); err != nil {
+		return PendingBatch{}, err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	b := PendingBatch{Next: after}
 	for _, id := range j.ids {
-		if len(ids) == limit {
+		if len(b.IDs) == limit {
 			break
 		}
-		if !j.uploaded[id] {
-			recs = append(recs, j.records[id])
-			ids = append(ids, id)
+		if id > after && !j.uploaded[id] {
+			b.Records = append(b.Records, j.records[id])
+			b.IDs = append(b.IDs, id)
+			b.Next = id
 		}
 	}
-	return recs, ids, nil
+	return b, nil
 }
 
 func (j *memJournal) MarkUploaded(_ context.Context, ids []string) error {
+	if j.onMark != nil {
+		j.onMark(ids)
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.failMark != nil {
@@ -74,7 +104,13 @@ func (j *memJournal) MarkUploaded(_ context.Context, ids []string) error {
 func (j *memJournal) pendingCount() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return len(j.ids) - len(j.uploaded)
+	n := 0
+	for _, id := range j.ids {
+		if !j.uploaded[id] {
+			n++
+		}
+	}
+	return n
 }
 
 func newTestUploader(t *testing.T, fc *fakeCloud, j Journal, batch int) (*Uploader, *timers) {
@@ -272,5 +308,204 @@ func TestUploaderRunKickAndBackoff(t *testing.T) {
 	eventually(t, "the kicked upload", func() bool { return j.pendingCount() == 0 })
 	if got := len(fc.journalIDs()); got != 3 {
 		t.Errorf("the cloud holds %d records, want 3", got)
+	}
+}
+
+// journalGate stands between the uploader and the fake cloud: it hands
+// each journal upload (numbered from 1) to hold, which may wait for
+// something, or answer the request itself and return false (the cloud
+// then never sees it); the rest goes to the cloud.
+type journalGate struct {
+	mu      sync.Mutex
+	uploads int
+	hold    func(n int, w http.ResponseWriter, r *http.Request) bool
+}
+
+func startJournalGate(t *testing.T, fc *fakeCloud, hold func(n int, w http.ResponseWriter, r *http.Request) bool) *Client {
+	t.Helper()
+	g := &journalGate{hold: hold}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == protocol.PathJournal {
+			g.mu.Lock()
+			g.uploads++
+			n := g.uploads
+			g.mu.Unlock()
+			if !g.hold(n, w, r) {
+				return
+			}
+		}
+		fc.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	creds := fc.creds()
+	creds.URL = srv.URL
+	c, err := NewClient(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitFor waits for ch to close; false when it does not within 10 s.
+func waitFor(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	case <-time.After(10 * time.Second):
+		return false
+	}
+}
+
+// The batches are pipelined: the next batch is read while one uploads,
+// and the last one is marked while the next uploads. The cloud holds each
+// upload until the overlap it looks for has happened, so an uploader that
+// did one thing at a time would wait for nothing.
+func TestUploadPipelinesTheBatches(t *testing.T) {
+	fc := newFakeCloud(t, demoDoc(t))
+	j := newMemJournal()
+	j.add(6)
+	readAhead, marking := make(chan struct{}), make(chan struct{})
+	var readOnce, markOnce sync.Once
+	j.onPending = func(after string) {
+		if after == "rec-0001" {
+			readOnce.Do(func() { close(readAhead) })
+		}
+	}
+	j.onMark = func(ids []string) {
+		if ids[0] == "rec-0000" {
+			markOnce.Do(func() { close(marking) })
+		}
+	}
+	client := startJournalGate(t, fc, func(n int, _ http.ResponseWriter, _ *http.Request) bool {
+		switch n {
+		case 1:
+			if !waitFor(readAhead) {
+				t.Error("batch 1 uploaded, batch 2 not read meanwhile")
+			}
+		case 2:
+			if !waitFor(marking) {
+				t.Error("batch 2 uploaded, batch 1 not marked meanwhile")
+			}
+		}
+		return true
+	})
+	u, err := NewUploader(UploaderConfig{Client: client, Journal: j, Batch: 2, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := u.UploadPending(context.Background()); err != nil || n != 6 {
+		t.Fatalf("uploaded %d, %v; want 6", n, err)
+	}
+	want := []string{
+		JournalKey([]string{"rec-0000", "rec-0001"}),
+		JournalKey([]string{"rec-0002", "rec-0003"}),
+		JournalKey([]string{"rec-0004", "rec-0005"}),
+	}
+	if keys := journalKeys(fc); !slices.Equal(keys, want) {
+		t.Errorf("keys %q, want %q: oldest first, each once", keys, want)
+	}
+	if j.pendingCount() != 0 || j.marks != 3 {
+		t.Errorf("%d pending, %d marks; want 0 and 3", j.pendingCount(), j.marks)
+	}
+	if st := u.Status(); st.Uploaded != 6 || !st.Drained {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// A record that arrives during the upload with an older place than the
+// cursor has reached is found by the pass from the start that ends the
+// upload.
+func TestUploadFindsALateOlderRecord(t *testing.T) {
+	fc := newFakeCloud(t, demoDoc(t))
+	j := newMemJournal()
+	j.add(4)
+	var once sync.Once
+	j.onMark = func([]string) { once.Do(func() { j.addLate("rec-0000-late") }) }
+	u, _ := newTestUploader(t, fc, j, 2)
+	if n, err := u.UploadPending(context.Background()); err != nil || n != 5 {
+		t.Fatalf("uploaded %d, %v; want 5", n, err)
+	}
+	if got := len(fc.journalIDs()); got != 5 || j.pendingCount() != 0 {
+		t.Errorf("the cloud holds %d records, %d pending; want 5 and 0", got, j.pendingCount())
+	}
+	if keys := journalKeys(fc); len(keys) != 3 || keys[2] != JournalKey([]string{"rec-0000-late"}) {
+		t.Errorf("keys %q, want the two batches then the late record's", keys)
+	}
+}
+
+// A failed upload stops the pipeline: the batch before it, which the cloud
+// took, is still marked; the failed one and the one read ahead are not
+// (nor sent). The retry sends the failed batch under the same key.
+func TestUploadFailureInThePipeline(t *testing.T) {
+	fc := newFakeCloud(t, demoDoc(t))
+	j := newMemJournal()
+	j.add(6)
+	failedKey := make(chan string, 1)
+	client := startJournalGate(t, fc, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n == 2 {
+			failedKey <- r.Header.Get(protocol.HeaderIdempotencyKey)
+			writeError(w, http.StatusServiceUnavailable, "injected failure 503")
+			return false
+		}
+		return true
+	})
+	u, err := NewUploader(UploaderConfig{Client: client, Journal: j, Batch: 2, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := u.UploadPending(context.Background())
+	if err == nil || !Retryable(err) || n != 2 {
+		t.Fatalf("upload with the second batch failing: %d, %v; want 2 and a retryable error", n, err)
+	}
+	if j.pendingCount() != 4 {
+		t.Errorf("%d pending, want 4: the first batch marked, no other", j.pendingCount())
+	}
+	if st := u.Status(); st.Drained || !strings.Contains(st.LastError, "injected failure 503") || st.Uploaded != 2 {
+		t.Errorf("status %+v", st)
+	}
+	if n, err := u.UploadPending(context.Background()); err != nil || n != 4 {
+		t.Fatalf("retry: %d, %v; want 4", n, err)
+	}
+	second := JournalKey([]string{"rec-0002", "rec-0003"})
+	if k := <-failedKey; k != second {
+		t.Errorf("the failed upload's key %q, want the second batch's", k)
+	}
+	if keys := journalKeys(fc); len(keys) != 3 || keys[1] != second || keys[2] != JournalKey([]string{"rec-0004", "rec-0005"}) {
+		t.Errorf("keys the cloud answered %q, want the second batch's again, then the third's", keys)
+	}
+	if got := len(fc.journalIDs()); got != 6 || j.pendingCount() != 0 {
+		t.Errorf("the cloud holds %d records, %d pending; want 6 and 0", got, j.pendingCount())
+	}
+}
+
+// A failed mark stops the pipeline too: the batch that uploaded meanwhile
+// is not marked either, and the retry sends both again under their keys
+// (the cloud answers them from its first answers, storing nothing twice).
+func TestUploadMarkFailureInThePipeline(t *testing.T) {
+	fc := newFakeCloud(t, demoDoc(t))
+	j := newMemJournal()
+	j.add(6)
+	j.failMark = errors.New("disk full")
+	u, _ := newTestUploader(t, fc, j, 2)
+	n, err := u.UploadPending(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "disk full") || n != 0 {
+		t.Fatalf("upload with the first mark failing: %d, %v", n, err)
+	}
+	if j.pendingCount() != 6 {
+		t.Errorf("%d pending, want 6", j.pendingCount())
+	}
+	sent := len(journalKeys(fc))
+	if sent != 2 {
+		t.Errorf("%d batches sent, want 2: the failed mark's and the one uploading meanwhile", sent)
+	}
+	if n, err := u.UploadPending(context.Background()); err != nil || n != 6 {
+		t.Fatalf("retry: %d, %v; want 6", n, err)
+	}
+	keys := journalKeys(fc)
+	if len(keys) != 5 || keys[2] != keys[0] || keys[3] != keys[1] {
+		t.Errorf("keys %q, want the first two again, then the third", keys)
+	}
+	if got := len(fc.journalIDs()); got != 6 || j.pendingCount() != 0 {
+		t.Errorf("the cloud holds %d records, %d pending; want 6 and 0", got, j.pendingCount())
 	}
 }

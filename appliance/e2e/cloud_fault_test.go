@@ -223,25 +223,39 @@ func faultCallRecords(n int) []store.CallRecord {
 }
 
 // faultCloudJournalIDs lists the ids of the records the cloud holds for
-// appliance, in the order it holds them.
+// appliance, in the order it holds them, following the listing's pages.
 func faultCloudJournalIDs(ctx context.Context, cloud *cloudServer, appliance string) ([]string, error) {
-	body, err := cloud.admin(ctx, http.MethodGet, "/v1/admin/journal?appliance="+appliance, nil)
-	if err != nil {
-		return nil, err
+	ids := []string{}
+	after := ""
+	for pages := 1; ; pages++ {
+		q := url.Values{"appliance": {appliance}, "limit": {"10000"}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		body, err := cloud.admin(ctx, http.MethodGet, "/v1/admin/journal?"+q.Encode(), nil)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Records []struct {
+				ID string `json:"id"`
+			} `json:"records"`
+			Next string `json:"next"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return nil, err
+		}
+		for _, r := range page.Records {
+			ids = append(ids, r.ID)
+		}
+		if page.Next == "" {
+			return ids, nil
+		}
+		if pages > 1000 {
+			return nil, fmt.Errorf("the journal listing of %s goes on past %d pages (next %q)", appliance, pages, page.Next)
+		}
+		after = page.Next
 	}
-	var journal struct {
-		Records []struct {
-			ID string `json:"id"`
-		} `json:"records"`
-	}
-	if err := json.Unmarshal(body, &journal); err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(journal.Records))
-	for i, r := range journal.Records {
-		ids[i] = r.ID
-	}
-	return ids, nil
 }
 
 // faultDumpLogs writes the nodes' logs to the test's output if it

@@ -4,28 +4,66 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/outpost-voice/outpost/appliance/cluster"
+	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/cloudsync"
 )
 
 // nodeJournal is the outage journal as the uploader sees it: the records
 // of both tables the cloud has not taken, marked through Raft once it has.
 type nodeJournal struct{ n *Node }
 
-func (j nodeJournal) Pending(ctx context.Context, limit int) ([]json.RawMessage, []string, error) {
-	rs, err := j.n.store.Reader().PendingCallRecords(ctx, limit)
+func (j nodeJournal) Pending(ctx context.Context, after string, limit int) (cloudsync.PendingBatch, error) {
+	cur, err := parseJournalCursor(after)
 	if err != nil {
-		return nil, nil, err
+		return cloudsync.PendingBatch{}, err
 	}
-	records, ids := make([]json.RawMessage, len(rs)), make([]string, len(rs))
+	rs, err := j.n.store.Reader().PendingCallRecords(ctx, cur, limit)
+	if err != nil {
+		return cloudsync.PendingBatch{}, err
+	}
+	// One buffer for the batch, the records slices of it.
+	var buf []byte
+	ends := make([]int, len(rs))
 	for i, r := range rs {
-		if records[i], err = json.Marshal(r); err != nil {
-			return nil, nil, fmt.Errorf("encode call record %s: %w", r.ID, err)
+		if buf, err = r.AppendJSON(buf); err != nil {
+			return cloudsync.PendingBatch{}, fmt.Errorf("encode call record %s: %w", r.ID, err)
 		}
-		ids[i] = r.ID
+		ends[i] = len(buf)
 	}
-	return records, ids, nil
+	b := cloudsync.PendingBatch{Records: make([]json.RawMessage, len(rs)), IDs: make([]string, len(rs)), Next: after}
+	start := 0
+	for i, r := range rs {
+		b.Records[i] = json.RawMessage(buf[start:ends[i]:ends[i]])
+		b.IDs[i] = r.ID
+		start = ends[i]
+	}
+	if len(rs) > 0 {
+		b.Next = formatJournalCursor(store.CursorOf(rs[len(rs)-1]))
+	}
+	return b, nil
+}
+
+// A journal cursor, as the uploader carries it, is "<end unix ms>:<id>";
+// "" is the start.
+func formatJournalCursor(c store.JournalCursor) string {
+	return strconv.FormatInt(c.End.UnixMilli(), 10) + ":" + c.ID
+}
+
+func parseJournalCursor(s string) (store.JournalCursor, error) {
+	if s == "" {
+		return store.JournalCursor{}, nil
+	}
+	ms, id, ok := strings.Cut(s, ":")
+	end, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || id == "" {
+		return store.JournalCursor{}, fmt.Errorf("journal cursor %q: want <end unix ms>:<id>", s)
+	}
+	return store.JournalCursor{End: time.UnixMilli(end).UTC(), ID: id}, nil
 }
 
 func (j nodeJournal) MarkUploaded(ctx context.Context, ids []string) error {

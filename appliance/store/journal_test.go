@@ -3,14 +3,17 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/outpost-voice/outpost/internal/sqlitemig"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/outpost-voice/outpost/internal/sqlitemig"
 )
 
 // testCall is an answered call that ended at end, handled by node-1.
@@ -391,7 +394,7 @@ func TestPendingCallRecords(t *testing.T) {
 	r := s.Reader()
 	pending := func(limit int) []string {
 		t.Helper()
-		rs, err := r.PendingCallRecords(ctx, limit)
+		rs, err := r.PendingCallRecords(ctx, JournalCursor{}, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -437,4 +440,193 @@ func TestPendingCallRecords(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Errorf("a refused mark changed the pending count to %d", n)
 	}
+}
+
+// Reading on from the last record's cursor goes through the pending
+// records a batch at a time, in order, whatever was marked meanwhile; a
+// record that arrives with an older end than the cursor is behind it, and
+// the next read from the start finds it.
+func TestPendingCallRecordsAfterCursor(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	// Two records end at the same millisecond: the cursor orders them by id.
+	putLocalCalls(t, s, testCall("a", at(1*time.Second)), testCall("c", at(3*time.Second)))
+	putReplicatedCalls(t, s, testCall("b1", at(2*time.Second)), testCall("b2", at(2*time.Second)),
+		testCall("c", at(3*time.Second)), testCall("d", at(4*time.Second)), testCall("e", at(5*time.Second)))
+	r := s.Reader()
+	read := func(after JournalCursor, limit int) []CallRecord {
+		t.Helper()
+		rs, err := r.PendingCallRecords(ctx, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	var got []string
+	var after JournalCursor
+	for batches := 0; ; batches++ {
+		rs := read(after, 2)
+		if len(rs) == 0 {
+			break
+		}
+		if batches > 5 {
+			t.Fatalf("still reading after %d batches: %v", batches, got)
+		}
+		got = append(got, callIDs(rs)...)
+		after = CursorOf(rs[len(rs)-1])
+		if batches == 0 {
+			// The first batch is marked while the next are read: it
+			// changes nothing after the cursor.
+			if err := s.Write(func(tx *Tx) error { return tx.MarkCallRecordsUploaded(callIDs(rs), at(time.Minute)) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if want := []string{"a", "b1", "b2", "c", "d", "e"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("read after cursors: %v, want %v", got, want)
+	}
+	if got := callIDs(read(JournalCursor{End: at(2 * time.Second), ID: "b1"}, 0)); !reflect.DeepEqual(got, []string{"b2", "c", "d", "e"}) {
+		t.Errorf("after (2s, b1): %v, want [b2 c d e]", got)
+	}
+	// A late record, older than the cursor: not after it, but found from
+	// the start, after the marked batch.
+	putReplicatedCalls(t, s, testCall("late", at(1500*time.Millisecond)))
+	if rs := read(after, 0); len(rs) != 0 {
+		t.Errorf("after the last cursor: %v, want nothing", callIDs(rs))
+	}
+	if got, want := callIDs(read(JournalCursor{}, 3)), []string{"late", "b2", "c"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("from the start: %v, want %v", got, want)
+	}
+	if !(JournalCursor{}).IsZero() || CursorOf(testCall("a", at(0))).IsZero() {
+		t.Errorf("IsZero is wrong")
+	}
+}
+
+// benchCalls is n call records as a busy day journals them: UUIDv4 ids,
+// ending some 0.3 s apart with calls of up to 15 minutes.
+func benchCalls(n int) []CallRecord {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	rs := make([]CallRecord, n)
+	for i := range rs {
+		var u [16]byte
+		for k := range u {
+			u[k] = byte(rng.UintN(256))
+		}
+		u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
+		id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
+		end := base.Add(time.Duration(i)*288*time.Millisecond + time.Duration(rng.IntN(900_000))*time.Millisecond)
+		rs[i] = testCall(id, end)
+	}
+	return rs
+}
+
+// BenchmarkPendingCallRecords reads the journal of 100,000 replicated
+// records as the upload does, 5,000 at a time, with half of it marked
+// uploaded: on from the cursor of the last batch (cursor), from the start
+// (start: what a read without a cursor costs, the marked half passed
+// record by record), and counts what is pending (count).
+func BenchmarkPendingCallRecords(b *testing.B) {
+	ctx := context.Background()
+	s := openTest(b)
+	rs := benchCalls(100_000)
+	for i := 0; i < len(rs); i += 5000 {
+		putReplicatedCalls(b, s, rs[i:i+5000]...)
+	}
+	r := s.Reader()
+	var after JournalCursor
+	for range 10 {
+		batch, err := r.PendingCallRecords(ctx, after, 5000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Write(func(tx *Tx) error { return tx.MarkCallRecordsUploaded(callIDs(batch), bt0) }); err != nil {
+			b.Fatal(err)
+		}
+		after = CursorOf(batch[len(batch)-1])
+	}
+	read := func(b *testing.B, from JournalCursor) {
+		for b.Loop() {
+			if rs, err := r.PendingCallRecords(ctx, from, 5000); err != nil || len(rs) != 5000 {
+				b.Fatalf("read %d, %v", len(rs), err)
+			}
+		}
+	}
+	b.Run("cursor", func(b *testing.B) { read(b, after) })
+	b.Run("start", func(b *testing.B) { read(b, JournalCursor{}) })
+	b.Run("count", func(b *testing.B) {
+		for b.Loop() {
+			if n, err := r.CountPendingCallRecords(ctx); err != nil || n != 50_000 {
+				b.Fatalf("count %d, %v", n, err)
+			}
+		}
+	})
+}
+
+// AppendJSON writes what json.Marshal writes, byte for byte, whatever the
+// strings hold and wherever the times are.
+func TestCallRecordAppendJSON(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		paris = time.FixedZone("CET", 3600)
+	}
+	plain := testCall("0b6e3a52-8f0e-4c61-9d55-2f1c3a4b5d6e", at(90*time.Minute+123*time.Millisecond))
+	records := []CallRecord{plain, {}}
+	for _, s := range []string{"", "Zoë Ünal", "a \"quoted\" \\name", "<script>&amp;", "tab\tnew\nline\x01\x7f",
+		"line\u2028sep\u2029", "bad \xff\xfe utf-8", "日本語", "emoji 📞"} {
+		r := plain
+		r.CallerName, r.Caller, r.Site = s, s, s
+		records = append(records, r)
+	}
+	r := plain
+	r.Answer = time.Time{} // never answered: no "answer"
+	r.Start = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	r.End = time.Date(2026, 11, 23, 9, 0, 1, 120_000_000, paris)
+	r.Status = -1
+	records = append(records, r)
+	r.End = time.Date(2026, 11, 23, 9, 0, 1, 999_999_999, time.FixedZone("", -(3*3600+30*60)))
+	records = append(records, r)
+	for i, r := range records {
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.AppendJSON([]byte("prefix"))
+		if err != nil || string(got) != "prefix"+string(want) {
+			t.Errorf("record %d: AppendJSON = %s, %v\nwant prefix%s", i, got, err, want)
+		}
+	}
+	r.End = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := json.Marshal(r); err == nil {
+		t.Fatal("json.Marshal of the year 10000 works now: AppendJSON should too")
+	}
+	if b, err := r.AppendJSON(nil); err == nil {
+		t.Errorf("the year 10000: %s, want an error as json.Marshal gives", b)
+	}
+}
+
+// BenchmarkCallRecordJSON encodes 5,000 records, as a batch of the upload.
+func BenchmarkCallRecordJSON(b *testing.B) {
+	rs := benchCalls(5000)
+	b.Run("json.Marshal", func(b *testing.B) {
+		for b.Loop() {
+			for _, r := range rs {
+				if _, err := json.Marshal(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("AppendJSON", func(b *testing.B) {
+		var buf []byte
+		for b.Loop() {
+			buf = buf[:0]
+			for _, r := range rs {
+				var err error
+				if buf, err = r.AppendJSON(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

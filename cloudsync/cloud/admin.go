@@ -207,10 +207,44 @@ func (s *Server) postPairingCode(c *gin.Context) {
 	c.JSON(http.StatusOK, PairingCodeResponse{Code: code, Appliance: req.Appliance, ExpiresAt: expires.UTC().Format(time.RFC3339)})
 }
 
+// JournalPageResponse is a page of an appliance's journal; Next, when set,
+// is the after of the next page.
+type JournalPageResponse struct {
+	Records []json.RawMessage `json:"records"`
+	Next    string            `json:"next,omitempty"`
+}
+
+// getJournal lists an appliance's journal a page at a time:
+// ?appliance=NAME[&limit=N][&after=CURSOR], CURSOR being the next of the
+// page before (opaque to the caller; today the last record's place in the
+// order received).
 func (s *Server) getJournal(c *gin.Context) {
 	name := c.Query("appliance")
 	if name == "" {
 		fail(c, http.StatusBadRequest, "missing ?appliance=NAME")
+		return
+	}
+	var problems []protocol.Problem
+	limit := DefaultJournalPage
+	if v, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxJournalPage {
+			problems = append(problems, protocol.Problem{Path: "limit",
+				Message: fmt.Sprintf("%q: want a whole number from 1 to %d (default %d)", v, MaxJournalPage, DefaultJournalPage)})
+		}
+		limit = n
+	}
+	var after int64
+	if v, ok := c.GetQuery("after"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			problems = append(problems, protocol.Problem{Path: "after",
+				Message: fmt.Sprintf("%q: not a cursor; pass the next of the page before, or nothing for the first page", v)})
+		}
+		after = n
+	}
+	if len(problems) > 0 {
+		refuse(c, "bad journal query", problems)
 		return
 	}
 	ctx := c.Request.Context()
@@ -223,12 +257,16 @@ func (s *Server) getJournal(c *gin.Context) {
 		fail(c, http.StatusNotFound, "no appliance %q has paired", name)
 		return
 	}
-	recs, err := s.cfg.Store.Journal(ctx, name)
+	recs, next, err := s.cfg.Store.JournalPage(ctx, name, after, limit)
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"records": recs})
+	page := JournalPageResponse{Records: recs}
+	if next != 0 {
+		page.Next = strconv.FormatInt(next, 10)
+	}
+	c.JSON(http.StatusOK, page)
 }
 
 func (s *Server) getAppliances(c *gin.Context) {

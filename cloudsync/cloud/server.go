@@ -60,6 +60,10 @@ type Server struct {
 	pushMu     sync.Mutex
 	pushCancel context.CancelFunc // nil until Serve starts the pusher
 	pushDone   chan struct{}
+
+	pruneMu     sync.Mutex
+	pruneCancel context.CancelFunc // nil until Serve starts the key pruner
+	pruneDone   chan struct{}
 }
 
 var ginMode sync.Once
@@ -134,9 +138,11 @@ func (s *Server) routes() {
 // Handler is the routed handler, for tests.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Serve starts the pusher and serves HTTP on ln until Shutdown.
+// Serve starts the pusher and the idempotency key pruner, and serves HTTP
+// on ln (HTTPS when ln is a crypto/tls listener) until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.startPusher()
+	s.startKeyPruner()
 	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http: %w", err)
 	}
@@ -144,11 +150,13 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown answers the long polls in flight at once, stops accepting,
-// drains the requests in flight until ctx ends, and stops the pusher.
+// drains the requests in flight until ctx ends, and stops the pusher and
+// the key pruner.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopLongPolls()
 	err := s.http.Shutdown(ctx)
 	s.stopPusher()
+	s.stopKeyPruner()
 	if err != nil {
 		return fmt.Errorf("shut down http: %w", err)
 	}

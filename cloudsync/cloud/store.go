@@ -36,6 +36,11 @@ var (
 // requests when Options.History is zero.
 const DefaultHistory = 10_000
 
+// DefaultKeyRetention is how long the store keeps a journal batch's
+// idempotency key when Options.KeyRetention is zero: a batch sent again
+// within it gets its first answer again.
+const DefaultKeyRetention = 24 * time.Hour
+
 // minDeltaBudget is the least a changes answer may carry before the store
 // prefers to send the appliance to the full snapshot (ErrGone): a delta
 // bigger than both this and the snapshot itself is never worth it.
@@ -48,6 +53,9 @@ type Options struct {
 	Log *slog.Logger
 	// History is how many revisions' ops are kept (DefaultHistory when 0).
 	History int
+	// KeyRetention is how long journal idempotency keys are kept
+	// (DefaultKeyRetention when 0); PruneIdempotencyKeys forgets older ones.
+	KeyRetention time.Duration
 }
 
 // Store is outpost-cloud's database: the snapshot and its revisions, the
@@ -60,6 +68,8 @@ type Store struct {
 	wdb     *sql.DB // the only writer: one connection, BEGIN IMMEDIATE
 	rdb     *sql.DB // read-only pool
 	history int
+	// keyRetention is Options.KeyRetention, defaulted.
+	keyRetention time.Duration
 	// deltaBudget is minDeltaBudget; tests lower it.
 	deltaBudget int
 
@@ -95,6 +105,9 @@ func Open(path string, o Options) (*Store, error) {
 	s := &Store{path: abs, log: log, history: o.History, deltaBudget: minDeltaBudget, changed: make(chan struct{})}
 	if s.history <= 0 {
 		s.history = DefaultHistory
+	}
+	if s.keyRetention = o.KeyRetention; s.keyRetention <= 0 {
+		s.keyRetention = DefaultKeyRetention
 	}
 	if err := s.open(); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
