@@ -14,7 +14,7 @@ import (
 )
 
 // startJournalNode runs a one-node cluster until the test ends and waits
-// for it to lead.
+// for it to lead; the context lasts until the test ends (at most 20 s).
 func startJournalNode(t *testing.T) (*Node, context.Context) {
 	t.Helper()
 	cfg := config.Default()

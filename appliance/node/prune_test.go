@@ -1,44 +1,18 @@
 package node
 
 import (
-	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/store"
-	"github.com/outpost-voice/outpost/config"
 )
 
 // A one-node cluster prunes registrations that lapsed more than the
 // retention ago, in its own table and (as the leader) through Raft in the
 // replicated one, and keeps the others.
 func TestPruneExpiredRegistrations(t *testing.T) {
-	cfg := config.Default()
-	cfg.NodeID, cfg.DataDir = "n1", t.TempDir()
-	cfg.SIP.UDP, cfg.SIP.TCP, cfg.SIP.TLS = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.HTTP.Listen, cfg.Raft.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	n := New(cfg, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	select {
-	case <-n.Started():
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
-	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer wcancel()
-	if err := n.cluster.WaitForLeader(wctx); err != nil {
-		t.Fatal(err)
-	}
+	n, ctx := startJournalNode(t)
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	binding := func(id string, expires time.Time, deleted bool) store.Binding {
@@ -60,14 +34,14 @@ func TestPruneExpiredRegistrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, err := n.cluster.Apply(wctx, cmd); err != nil || res.Err != nil {
+	if res, err := n.cluster.Apply(ctx, cmd); err != nil || res.Err != nil {
 		t.Fatalf("share: %v %v", err, res.Err)
 	}
 	before := n.cluster.Stats()
-	if err := n.prune(wctx, now); err != nil {
+	if err := n.prune(ctx, now); err != nil {
 		t.Fatal(err)
 	}
-	local, err := n.store.Reader().LocalBindings(wctx)
+	local, err := n.store.Reader().LocalBindings(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,10 +53,10 @@ func TestPruneExpiredRegistrations(t *testing.T) {
 		t.Errorf("local bindings kept %v, want recent and live", kept)
 	}
 	// Seen from before it lapsed, the binding is gone from both tables.
-	if bs, err := n.store.Reader().Bindings(wctx, "lapsed@acme.example", old.Add(-2*time.Hour)); err != nil || len(bs) != 0 {
+	if bs, err := n.store.Reader().Bindings(ctx, "lapsed@acme.example", old.Add(-2*time.Hour)); err != nil || len(bs) != 0 {
 		t.Errorf("lapsed binding still stored: %v %v", bs, err)
 	}
-	if bs, err := n.store.Reader().Bindings(wctx, "recent@acme.example", old); err != nil || len(bs) != 1 {
+	if bs, err := n.store.Reader().Bindings(ctx, "recent@acme.example", old); err != nil || len(bs) != 1 {
 		t.Errorf("recent binding: %v %v, want it kept", bs, err)
 	}
 	if after := n.cluster.Stats(); after.AppliedIndex <= before.AppliedIndex {
