@@ -56,6 +56,12 @@ type B2BUA struct {
 	mu     sync.Mutex
 	calls  map[string]*call // by the dialog ID of either party
 	trunks *Trunks          // nil: no way to the PSTN
+
+	trunkAddrs struct { // the trunks' addresses, briefly cached (trunkEndpoints)
+		sync.Mutex
+		at   time.Time
+		list []trunkEndpoint
+	}
 	active atomic.Int64
 }
 

@@ -28,22 +28,47 @@ func (b *B2BUA) fromTrunk(ctx context.Context, req *sip.Request) (account.Trunk,
 		return account.Trunk{}, false
 	}
 	udp := strings.EqualFold(req.Transport(), "UDP")
-	trunks, err := td.Trunks(ctx)
-	if err != nil {
-		return account.Trunk{}, false
-	}
-	for _, trunk := range trunks {
-		eps, err := t.Resolver.Resolve(ctx, sbc.TargetOf(trunk))
-		if err != nil {
-			continue
-		}
-		for _, ep := range eps {
+	for _, te := range b.trunkEndpoints(ctx, t, td) {
+		for _, ep := range te.eps {
 			if ep.IP.Unmap() == src.Addr().Unmap() && (!udp || int(src.Port()) == ep.Port) {
-				return trunk, true
+				return te.trunk, true
 			}
 		}
 	}
 	return account.Trunk{}, false
+}
+
+// trunkEndpoint is a trunk and the addresses its host resolves to.
+type trunkEndpoint struct {
+	trunk account.Trunk
+	eps   []sbc.Endpoint
+}
+
+// trunkAddrTTL is how long the trunks' addresses are reused for telling
+// calls from the PSTN from phones' (every INVITE asks).
+const trunkAddrTTL = time.Second
+
+// trunkEndpoints is every trunk with its addresses, read and resolved at
+// most once per trunkAddrTTL.
+func (b *B2BUA) trunkEndpoints(ctx context.Context, t *Trunks, td TrunkDirectory) []trunkEndpoint {
+	b.trunkAddrs.Lock()
+	defer b.trunkAddrs.Unlock()
+	now := b.now()
+	if now.Sub(b.trunkAddrs.at) < trunkAddrTTL {
+		return b.trunkAddrs.list
+	}
+	trunks, err := td.Trunks(ctx)
+	if err != nil {
+		return b.trunkAddrs.list
+	}
+	list := make([]trunkEndpoint, 0, len(trunks))
+	for _, trunk := range trunks {
+		if eps, err := t.Resolver.Resolve(ctx, sbc.TargetOf(trunk)); err == nil {
+			list = append(list, trunkEndpoint{trunk, eps})
+		}
+	}
+	b.trunkAddrs.list, b.trunkAddrs.at = list, now
+	return list
 }
 
 // onTrunkInvite takes a call from the PSTN: the number called routes as
