@@ -181,6 +181,24 @@ func waitFired(t *testing.T, fired <-chan struct{}, within time.Duration, what s
 
 // faultCloudConfig is the cloud: section of the fault tests: probes every
 // 200 ms, an outage after 1 s, a recovery after 1 s.
+// faultCluster pairs a 3-node cluster with cloud, its link through link,
+// dumps the nodes' logs if the test fails, and waits until every node
+// serves the cloud's revision rev (within within, which took) and is in
+// mode normal.
+func faultCluster(ctx context.Context, t *testing.T, cloud *cloudServer, link *wan, within time.Duration) (nodes []*node, rev int64, took time.Duration) {
+	t.Helper()
+	creds := pairCluster(t, cloud, "acme-hq")
+	nodes = formClusterWith(t, nodeOpts{cloudCredentials: creds, cloud: faultCloudConfig(link)})
+	faultDumpLogs(t, nodes)
+	rev, err := cloud.revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took = waitAllAt(t, nodes, rev, within)
+	waitAllMode(t, nodes, "normal", 10*time.Second)
+	return nodes, rev, took
+}
+
 func faultCloudConfig(link *wan) string {
 	return fmt.Sprintf("cloud:\n  url: %s\n  probe_interval: 200ms\n  outage_after: 1s\n  recover_after: 1s\n", link.url())
 }
@@ -336,17 +354,9 @@ func TestCloudJournalUploadLeaderKilled(t *testing.T) {
 	cloud := startCloud(t, demoSnapshot(t))
 	tap := startFaultTap(t, cloud.addr)
 	link := startWAN(t, tap.addr)
-	creds := pairCluster(t, cloud, "acme-hq")
-	nodes := formClusterWith(t, nodeOpts{cloudCredentials: creds, cloud: faultCloudConfig(link)})
-	faultDumpLogs(t, nodes)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rev, err := cloud.revision(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAllAt(t, nodes, rev, 30*time.Second)
-	waitAllMode(t, nodes, "normal", 10*time.Second)
+	nodes, rev, _ := faultCluster(ctx, t, cloud, link, 30*time.Second)
 
 	// The WAN is cut; meanwhile the cluster journals many calls, through
 	// the path nodes share their call records by.
@@ -567,16 +577,9 @@ func TestCloudSyncLeaderKilled(t *testing.T) {
 	cloud := startCloud(t, seed)
 	tap := startFaultTap(t, cloud.addr)
 	link := startWAN(t, tap.addr)
-	creds := pairCluster(t, cloud, "acme-hq")
-	nodes := formClusterWith(t, nodeOpts{cloudCredentials: creds, cloud: faultCloudConfig(link)})
-	faultDumpLogs(t, nodes)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rev, err := cloud.revision(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	took := waitAllAt(t, nodes, rev, 60*time.Second)
+	nodes, rev, took := faultCluster(ctx, t, cloud, link, 60*time.Second)
 	t.Logf("the 10k-user seed (%d KiB) reached every node in %v", len(seed)>>10, took.Round(time.Millisecond))
 	leader, err := leaderOf(ctx, nodes)
 	if err != nil {
@@ -691,17 +694,9 @@ func TestCloudSyncLeaderKilled(t *testing.T) {
 func TestCloudRecoveringUploadsTheJournalFirst(t *testing.T) {
 	cloud := startCloud(t, demoSnapshot(t))
 	link := startWAN(t, cloud.addr)
-	creds := pairCluster(t, cloud, "acme-hq")
-	nodes := formClusterWith(t, nodeOpts{cloudCredentials: creds, cloud: faultCloudConfig(link)})
-	faultDumpLogs(t, nodes)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rev, err := cloud.revision(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAllAt(t, nodes, rev, 30*time.Second)
-	waitAllMode(t, nodes, "normal", 10*time.Second)
+	nodes, rev, _ := faultCluster(ctx, t, cloud, link, 30*time.Second)
 
 	link.cut()
 	waitAllMode(t, nodes, "survivability", 20*time.Second)
