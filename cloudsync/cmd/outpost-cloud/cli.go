@@ -17,6 +17,7 @@ import (
 
 	"github.com/outpost-voice/outpost/account"
 	"github.com/outpost-voice/outpost/cloudsync/cloud"
+	"github.com/outpost-voice/outpost/internal/certfile"
 )
 
 const usage = `usage: outpost-cloud <command> [flags]
@@ -145,7 +146,7 @@ func serve(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
-	var certs *certFiles
+	var certs *certfile.Pair
 	if o.tlsCert != "" {
 		if certs, err = loadCertFiles(o.tlsCert, o.tlsKey, log); err != nil {
 			return err
@@ -158,7 +159,7 @@ func serve(ctx context.Context, args []string, e env) error {
 	defer ln.Close()
 	scheme := "http"
 	if certs != nil {
-		ln, scheme = tls.NewListener(ln, certs.tlsConfig()), "https"
+		ln, scheme = tls.NewListener(ln, serverTLS(certs)), "https"
 	}
 	st, err := cloud.Open(o.db, cloud.Options{Log: root, History: o.history})
 	if err != nil {

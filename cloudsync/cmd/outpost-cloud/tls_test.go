@@ -148,8 +148,8 @@ func TestServeTLS(t *testing.T) {
 
 	exit, log := stop()
 	for _, want := range []string{`"url":"https://` + addr + `"`, `"msg":"tls certificate loaded"`,
-		`"msg":"tls certificate files changed but do not load; serving the one loaded before"`,
-		`"msg":"tls certificate reloaded"`, `"msg":"tls certificate files unreadable; serving the one loaded before"`, `"msg":"stopped"`, `"level":"WARN","msg":"http: TLS handshake error`} {
+		`"msg":"tls certificate files changed but do not load; using the one loaded before"`,
+		`"msg":"tls certificate reloaded"`, `"msg":"tls certificate files unreadable; using the one loaded before"`, `"msg":"stopped"`, `"level":"WARN","msg":"http: TLS handshake error`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %s", want)
 		}
