@@ -48,10 +48,10 @@ fuzz:
 e2e:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/
 
-# Benchmarks, Outpost's SIP loads beside Kamailio's (bench-deps installs
-# it); writes the table in docs/performance.md.
+# Benchmarks, Outpost's SIP loads beside Kamailio's (kamailio-deps
+# installs its SQLite module); writes the table in docs/performance.md.
 bench: deps
-	scripts/bench-deps.sh
+	scripts/kamailio-deps.sh kamailio-sqlite-modules
 	scripts/bench.sh
 
 lint: deps

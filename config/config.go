@@ -30,6 +30,7 @@ type Config struct {
 	Raft  Raft  `yaml:"raft" json:"raft"`
 	DNS   DNS   `yaml:"dns" json:"dns"`
 	Media Media `yaml:"media" json:"media"`
+	SBC   SBC   `yaml:"sbc" json:"sbc"`
 	Cloud Cloud `yaml:"cloud" json:"cloud"`
 	Log   Log   `yaml:"log" json:"log"`
 
@@ -122,6 +123,22 @@ type Media struct {
 	// Timeout ends a relayed call (a trunk call) whose media stopped in
 	// both directions for this long.
 	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// SBC configures TLS toward the SBCs of trunks with transport "tls". The
+// snapshot says which trunks use TLS; the certificates, being secrets of
+// this appliance, are local files, loaded again when they change.
+type SBC struct {
+	// TLSCert and TLSKey are the client certificate (PEM, its chain after
+	// it) and key presented to an SBC that asks for one (mutual TLS).
+	TLSCert string `yaml:"tls_cert" json:"tls_cert"`
+	TLSKey  string `yaml:"tls_key" json:"tls_key"`
+	// TLSCA is the bundle of CA certificates an SBC's certificate must
+	// chain to; empty: the system's roots.
+	TLSCA string `yaml:"tls_ca" json:"tls_ca"`
+	// TLSDir holds per-trunk overrides: <dir>/<trunk id>/cert.pem and
+	// key.pem (the client certificate) and ca.pem (the CAs), each optional.
+	TLSDir string `yaml:"tls_dir" json:"tls_dir"`
 }
 
 // Cloud configures the link to the control plane.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -139,6 +140,9 @@ func (c Config) Validate() error {
 	v.check("media.rtp_ports", err)
 	v.check("media.timeout", atLeast(c.Media.Timeout, time.Second))
 
+	// sbc
+	v.checkSBC(c.SBC)
+
 	// cloud
 	v.check("cloud.url", optional(c.Cloud.URL, checkHTTPURL))
 	probeOK := v.check("cloud.probe_interval", atLeast(c.Cloud.ProbeInterval, 0))
@@ -160,6 +164,35 @@ func (c Config) Validate() error {
 }
 
 type validator struct{ problems []Problem }
+
+// checkSBC checks the TLS files toward the SBCs: the client certificate
+// and key go together and load, the CA bundle holds certificates, the
+// per-trunk directory is a directory.
+func (v *validator) checkSBC(s SBC) {
+	switch {
+	case s.TLSCert != "" && s.TLSKey == "":
+		v.add("sbc.tls_key", "must be set when sbc.tls_cert is set")
+	case s.TLSCert == "" && s.TLSKey != "":
+		v.add("sbc.tls_cert", "must be set when sbc.tls_key is set")
+	}
+	certOK := v.check("sbc.tls_cert", optional(s.TLSCert, checkReadable))
+	keyOK := v.check("sbc.tls_key", optional(s.TLSKey, checkReadable))
+	if s.TLSCert != "" && s.TLSKey != "" && certOK && keyOK {
+		if _, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey); err != nil {
+			v.add("sbc.tls_cert", "is not a usable certificate for sbc.tls_key: "+err.Error())
+		}
+	}
+	if v.check("sbc.tls_ca", optional(s.TLSCA, checkReadable)) && s.TLSCA != "" {
+		if data, err := os.ReadFile(s.TLSCA); err == nil && !x509.NewCertPool().AppendCertsFromPEM(data) {
+			v.add("sbc.tls_ca", fmt.Sprintf("%q holds no PEM certificate; give the CA certificates SBCs' certificates chain to", s.TLSCA))
+		}
+	}
+	if s.TLSDir != "" {
+		if st, err := os.Stat(s.TLSDir); err != nil || !st.IsDir() {
+			v.add("sbc.tls_dir", fmt.Sprintf("%q is not a directory; create it with one sub-directory per trunk id", s.TLSDir))
+		}
+	}
+}
 
 func (v *validator) add(key, msg string) { v.problems = append(v.problems, Problem{key, msg}) }
 

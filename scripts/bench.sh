@@ -11,7 +11,7 @@ rows=$(mktemp)
 trap 'rm -f "$log" "$rows"' EXIT
 
 # package | benchmark (sub-benchmark) name | -benchtime | target
-# The SIP load rows run Outpost and Kamailio 5.6 (scripts/bench-deps.sh
+# The SIP load rows run Outpost and Kamailio 5.6 (scripts/kamailio-deps.sh kamailio-sqlite-modules
 # installs it) on the same SIPp scenarios and loads, one after the other.
 kam="Kamailio 5.6, same scenario, same run"
 benches=(

@@ -17,6 +17,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
+# Kamailio with its TLS module: the SBC reached over mutual TLS in TestTrunkTLS.
+scripts/kamailio-deps.sh kamailio-tls-modules
+
 command -v go >/dev/null || { echo "deps: Go is required (https://go.dev/dl/); see README" >&2; exit 1; }
 go mod download
 echo "deps: ok"

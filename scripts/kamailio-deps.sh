@@ -1,27 +1,24 @@
 #!/usr/bin/env bash
-# Installs what `make bench` needs beyond scripts/deps.sh: Debian's Kamailio
-# (5.6 on Debian 12), which the benchmarks run beside Outpost as the
-# reference registrar and stateful proxy, and its SQLite module: the
-# subscriber table of appliance/e2e/testdata/kamailio/kamailio.cfg is an
-# SQLite file (db_text, in the base package, scans every row per lookup:
-# with 10,000 users that, not Kamailio, would be measured).
-#
-# The benchmarks start their own kamailio on 127.0.0.1 with a generated
-# config; the package's system service must not run: it would listen on
-# every address on port 5060. So the install runs with a policy-rc.d that
-# forbids starting services, and where systemd runs the unit is disabled
-# and stopped.
+# Installs Debian's Kamailio (5.6 on Debian 12) with the module packages
+# named as arguments, e.g.
+#   scripts/kamailio-deps.sh kamailio-tls-modules      (make deps: the TLS SBC of TestTrunkTLS)
+#   scripts/kamailio-deps.sh kamailio-sqlite-modules   (make bench: the reference registrar and proxy)
+# The tests and benchmarks start their own kamailio on loopback addresses
+# with generated configs; the package's system service must not run: it
+# would listen on every address on port 5060. So the install runs with a
+# policy-rc.d that forbids starting services, and where systemd runs the
+# unit is disabled and stopped.
 # Idempotent: a second run changes nothing and takes well under a second.
 set -euo pipefail
 
-pkgs=(kamailio kamailio-sqlite-modules)
+pkgs=(kamailio "$@")
 need=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 version() { /usr/sbin/kamailio -v 2>/dev/null | head -1 | cut -d' ' -f2-3; }
 if [ ${#need[@]} -eq 0 ]; then
-  echo "bench-deps: ok ($(version))"
+  echo "kamailio-deps: ok ($(version))"
   exit 0
 fi
 
@@ -38,7 +35,7 @@ if [ ! -e "$policy" ]; then
   trap '$sudo_cmd rm -f "$policy"' EXIT
 fi
 
-echo "bench-deps: installing ${need[*]}"
+echo "kamailio-deps: installing ${need[*]}"
 $sudo_cmd apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"
 
@@ -50,4 +47,4 @@ if command -v systemctl >/dev/null; then
 fi
 $own_policy && { $sudo_cmd rm -f "$policy"; trap - EXIT; }
 
-echo "bench-deps: ok ($(version))"
+echo "kamailio-deps: ok ($(version))"

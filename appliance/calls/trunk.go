@@ -36,6 +36,16 @@ type Trunks struct {
 	Rand      sbc.Rand
 	Anchor    Anchor // required: trunk calls always go through the relay
 	Host      string // the node's host, in the From and P-Asserted-Identity it sends
+	// TLS opens the connection to a trunk's address over TLS (transport
+	// "tls") with that trunk's certificates before a request goes there;
+	// nil: TLS trunks cannot be reached.
+	TLS interface {
+		Connect(ctx context.Context, t sbc.Target, ep sbc.Endpoint) error
+	}
+	// TLSPort is the node's SIP TLS listener port, the Contact of a call
+	// over TLS (where the SBC sends its requests in the dialog); 0: the
+	// node has none, and the SBC is given the node's default Contact.
+	TLSPort int
 }
 
 // SetTrunks enables calls to and from the PSTN.
@@ -254,6 +264,10 @@ func (b *B2BUA) tryTrunk(ctx context.Context, t *Trunks, trunk account.Trunk, ms
 		sess, oc = b.trunkLeg(ctx, t, trunk, ep, to, offer, out, onRinging)
 		if oc.err == nil {
 			to.id, to.callID, to.sess = sess.ID, sess.InviteRequest.CallID().Value(), sess
+			if strings.EqualFold(ep.Transport, "tls") {
+				target, ep := sbc.TargetOf(trunk), ep
+				to.sess = tlsLeg{sess, func(ctx context.Context) error { return t.TLS.Connect(ctx, target, ep) }}
+			}
 			to.user = account.User{Name: out.dest.Number, SIP: account.SIPCredentials{Username: out.dest.Number}}
 			to.target = remoteTarget(sess.InviteResponse, sess.InviteRequest.Recipient)
 			to.heard(sess.InviteResponse.Body())
@@ -284,9 +298,24 @@ func (b *B2BUA) trunkLeg(ctx context.Context, t *Trunks, trunk account.Trunk, ep
 	if transport != "UDP" {
 		uri.UriParams.Add("transport", strings.ToLower(ep.Transport))
 	}
+	if transport == "TLS" {
+		if t.TLS == nil {
+			att.TransportError = true
+			return nil, outcome{attempt: att, err: fmt.Errorf("trunk %s: tls toward sbcs is not set up on this node", trunk.ID)}
+		}
+		if err := t.TLS.Connect(ctx, sbc.TargetOf(trunk), ep); err != nil {
+			att.TransportError = true
+			return nil, outcome{attempt: att, err: fmt.Errorf("trunk %s at %s: %w", trunk.ID, ep.Addr(), err)}
+		}
+	}
 	inv := sip.NewRequest(sip.INVITE, uri)
 	inv.SetDestination(ep.Addr())
 	inv.SetTransport(transport)
+	if transport == "TLS" && t.TLSPort != 0 {
+		contact := sip.Uri{Scheme: "sip", User: "outpost", Host: t.Host, Port: t.TLSPort, UriParams: sip.NewParams()}
+		contact.UriParams.Add("transport", "tls")
+		inv.AppendHeader(&sip.ContactHeader{Address: contact})
+	}
 	fromParams := sip.NewParams()
 	fromParams.Add("tag", sip.GenerateTagN(16))
 	fromURI := sip.Uri{Scheme: "sip", User: out.callerID, Host: t.Host}
@@ -370,6 +399,37 @@ func (b *B2BUA) trunkLeg(ctx context.Context, t *Trunks, trunk account.Trunk, ep
 	}
 	_ = sess.Close()
 	return nil, outcome{att, fmt.Errorf("trunk %s at %s: %w", trunk.ID, ep.Addr(), err), reason}
+}
+
+// tlsLeg is a trunk dialog over TLS: before each request in the dialog
+// the connection to the SBC is opened again if it was lost (sipgo cannot
+// dial it: each trunk has its own certificates).
+type tlsLeg struct {
+	*sipgo.DialogClientSession
+	connect func(ctx context.Context) error
+}
+
+func (l tlsLeg) Do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if err := l.connect(ctx); err != nil {
+		return nil, err
+	}
+	return l.DialogClientSession.Do(ctx, req)
+}
+
+func (l tlsLeg) WriteRequest(req *sip.Request) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sbc.InviteAnswerTimeout)
+	defer cancel()
+	if err := l.connect(ctx); err != nil {
+		return err
+	}
+	return l.DialogClientSession.WriteRequest(req)
+}
+
+func (l tlsLeg) Bye(ctx context.Context) error {
+	if err := l.connect(ctx); err != nil {
+		return err
+	}
+	return l.DialogClientSession.Bye(ctx)
 }
 
 // hangUpAnswered ends a trunk dialog answered but not wanted: ACK, BYE.

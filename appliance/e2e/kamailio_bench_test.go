@@ -25,7 +25,7 @@ import (
 // Outpost against, in the same run, on the same SIPp scenarios and loads:
 // testdata/kamailio/kamailio.cfg makes it a registrar with digest
 // authentication against a subscriber table of precomputed HA1s and a
-// stateful, record-routing proxy. scripts/bench-deps.sh installs it; the
+// stateful, record-routing proxy. scripts/kamailio-deps.sh kamailio-sqlite-modules (make bench) installs it; the
 // benchmarks skip without it.
 
 // BenchmarkKamailioRegister10k: benchRegister against Kamailio, with the
@@ -63,7 +63,7 @@ func kamailioBin() (string, error) {
 
 func needKamailio(b *testing.B) {
 	if _, err := kamailioBin(); err != nil {
-		b.Skipf("kamailio is not installed (scripts/bench-deps.sh, run by make bench, installs it): %v", err)
+		b.Skipf("kamailio is not installed (make bench installs it with scripts/kamailio-deps.sh kamailio-sqlite-modules): %v", err)
 	}
 }
 

@@ -51,11 +51,17 @@ type sbc struct {
 
 func startSBC(t *testing.T, ip, scenario string) *sbc {
 	t.Helper()
+	return startSBCOn(t, ip, sbcSIPPort, scenario)
+}
+
+// startSBCOn is startSBC on another port.
+func startSBCOn(t *testing.T, ip string, port int, scenario string) *sbc {
+	t.Helper()
 	dir := t.TempDir()
 	s := &sbc{messages: filepath.Join(dir, "messages.log"), errors: filepath.Join(dir, "errors.log")}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	s.cmd = exec.CommandContext(ctx, "sipp", "-sf", scenarioPath(t, scenario), "-i", ip, "-mi", ip,
-		"-p", strconv.Itoa(sbcSIPPort), "-aa", "-nostdin", "-trace_msg",
+		"-p", strconv.Itoa(port), "-aa", "-nostdin", "-trace_msg",
 		"-message_file", s.messages, "-trace_err", "-error_file", s.errors)
 	s.cmd.Dir = dir
 	if err := s.cmd.Start(); err != nil {
@@ -65,7 +71,7 @@ func startSBC(t *testing.T, ip, scenario string) *sbc {
 	s.exited = make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	t.Cleanup(func() { cancel(); <-s.exited })
-	waitBoundOn(t, ip, sbcSIPPort)
+	waitBoundOn(t, ip, port)
 	return s
 }
 

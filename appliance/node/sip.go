@@ -31,6 +31,8 @@ type sipEndpoint struct {
 	udp net.PacketConn
 	tcp net.Listener
 	tls net.Listener
+	// trunkTLS hands sipgo the TLS connections opened toward SBCs.
+	trunkTLS *trunkTLS
 
 	loc   *registrar.Location
 	reg   *registrar.Registrar
@@ -136,6 +138,7 @@ func (n *Node) startSIP() error {
 			sip.WithTransportLayerLogger(log),
 			sip.WithTransportLayerReadFilter(registrar.DropScanners)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)),
+		sipgo.WithUserAgenTLSConfig(uaTLSConfig()),
 	)
 	if err != nil {
 		return fmt.Errorf("sip user agent: %w", err)
@@ -222,6 +225,10 @@ func (n *Node) serveSIP(ctx context.Context) {
 		count++
 		serve(func() error { return e.srv.ServeTLS(e.tls) }, "tls")
 	}
+	if e.trunkTLS != nil {
+		count++
+		serve(func() error { return e.srv.ServeTLS(e.trunkTLS) }, "tls to sbcs")
+	}
 	located := make(chan struct{})
 	go func() { defer close(located); e.loc.Run(ctx) }()
 	<-ctx.Done()
@@ -241,6 +248,9 @@ func (e *sipEndpoint) close() {
 			if c != nil {
 				_ = c.Close()
 			}
+		}
+		if e.trunkTLS != nil {
+			_ = e.trunkTLS.Close()
 		}
 		if e.ua != nil {
 			_ = e.ua.Close()

@@ -62,7 +62,18 @@ func (n *Node) startTrunks(client *sipgo.Client, host string) error {
 		_ = relay.Close()
 		return fmt.Errorf("trunk resolver: %w", err)
 	}
-	prober, err := sbc.NewProber(sbc.ProberOptions{Ping: pingTrunk(client, resolver, host), Log: log})
+	dialer, err := sbc.NewTLSDialer(sbc.TLSOptions{CertFile: n.cfg.SBC.TLSCert, KeyFile: n.cfg.SBC.TLSKey,
+		CAFile: n.cfg.SBC.TLSCA, Dir: n.cfg.SBC.TLSDir, Log: log})
+	if err != nil {
+		_ = relay.Close()
+		return err
+	}
+	n.sip.trunkTLS = newTrunkTLS(dialer, n.sip.ua, tlsListenAddr(n.sip.tls, host))
+	tlsPort := 0
+	if n.sip.tls != nil {
+		tlsPort = n.sip.tls.Addr().(*net.TCPAddr).Port
+	}
+	prober, err := sbc.NewProber(sbc.ProberOptions{Ping: pingTrunk(client, resolver, n.sip.trunkTLS, host), Log: log})
 	if err != nil {
 		_ = relay.Close()
 		return fmt.Errorf("trunk prober: %w", err)
@@ -80,10 +91,12 @@ func (n *Node) startTrunks(client *sipgo.Client, host string) error {
 	n.sip.calls.SetTrunks(&calls.Trunks{
 		Health: prober, Resolver: resolver,
 		Channels: sbc.NewChannels(), UserCalls: sbc.NewChannels(),
-		ELINs:  sbc.NewELINs(nodeELINs{st: st, sharer: t.elins}, log),
-		Rand:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5bc)),
-		Anchor: relayAnchor{relay},
-		Host:   host,
+		ELINs:   sbc.NewELINs(nodeELINs{st: st, sharer: t.elins}, log),
+		Rand:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5bc)),
+		Anchor:  relayAnchor{relay},
+		Host:    host,
+		TLS:     n.sip.trunkTLS,
+		TLSPort: tlsPort,
 	})
 	return nil
 }
@@ -142,13 +155,18 @@ func (t *trunks) collectors() []prometheus.Collector {
 }
 
 // pingTrunk sends one OPTIONS to a trunk's first address and times it.
-func pingTrunk(client *sipgo.Client, resolver *sbc.Resolver, host string) sbc.Ping {
+func pingTrunk(client *sipgo.Client, resolver *sbc.Resolver, tlsConn *trunkTLS, host string) sbc.Ping {
 	return func(ctx context.Context, target sbc.Target) (time.Duration, error) {
 		eps, err := resolver.Resolve(ctx, target)
 		if err != nil {
 			return 0, err
 		}
 		ep := eps[0]
+		if ep.Transport == "tls" {
+			if err := tlsConn.Connect(ctx, target, ep); err != nil {
+				return 0, fmt.Errorf("OPTIONS to %s: %w", ep.Addr(), err)
+			}
+		}
 		uri := sip.Uri{Scheme: "sip", Host: ep.IP.String(), Port: ep.Port}
 		req := sip.NewRequest(sip.OPTIONS, uri)
 		req.SetDestination(ep.Addr())

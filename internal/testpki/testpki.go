@@ -60,15 +60,16 @@ type Leaf struct {
 	Hosts               []string
 	Serial              int64
 	NotBefore, NotAfter time.Time
+	Client              bool // a client certificate (mutual TLS) rather than a server's
 }
 
-// Issued is a server certificate and its key.
+// Issued is a certificate and its key.
 type Issued struct {
 	TLS             tls.Certificate
 	CertPEM, KeyPEM []byte
 }
 
-// Issue makes a server certificate for l signed by the CA; a nil CA makes
+// Issue makes a certificate for l signed by the CA; a nil CA makes
 // it self-signed.
 func (ca *CA) Issue(t testing.TB, l Leaf) Issued {
 	t.Helper()
@@ -89,6 +90,9 @@ func (ca *CA) Issue(t testing.TB, l Leaf) Issued {
 		NotAfter:     l.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if l.Client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
 	for _, h := range l.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
