@@ -92,9 +92,13 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 		return
 	}
 	rec.Callee = dest.Number
-	if len(req.Body()) == 0 {
-		fail(488, "Not Acceptable Here: calls to the PSTN need an offer in the INVITE", DispRefused)
-		return
+	// SIP Early Offer toward the SBC always: a phone's INVITE without an
+	// offer (delayed offer) gets one of the node's own (lateOffer), the
+	// SBC's answer goes to the phone as the offer in the 200, and the
+	// phone's answer comes in its ACK (OnAck).
+	offer, late := req.Body(), len(req.Body()) == 0
+	if late {
+		offer = lateOffer
 	}
 	policy := sbc.SitePolicy(site) // the site's outbound setting, else the default
 	err = policy.Check(sbc.OutboundRequest{Authenticated: true, UserID: caller.ID, Site: site,
@@ -143,7 +147,7 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 	}
 	from := answeredParty(ds, caller)
 	from.media = &media{sess: ms, side: 0}
-	from.heard(req.Body()) // now anchored: the relay learns the phone's address
+	from.heard(req.Body()) // now anchored: the relay learns the phone's address (late offer: from its ACK)
 
 	var ringing sync.Once
 	onRinging := func(res *sip.Response, to *party) {
@@ -152,7 +156,7 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 		}
 		ringing.Do(func() {
 			var body []byte
-			if len(res.Body()) > 0 && isSDP(res) {
+			if len(res.Body()) > 0 && isSDP(res) && !late { // late offer: no offer in an unreliable 18x
 				to.heard(res.Body())
 				body = from.told(res.Body())
 				_ = ds.Respond(res.StatusCode, res.Reason, body, sip.NewHeader("Content-Type", sdpType))
@@ -168,7 +172,7 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 			continue
 		}
 		from.media.plain.Store(wantsSDES(trunk)) // the relay terminates an SRTP trunk's media
-		to, sess, oc := b.tryTrunk(ctx, t, trunk, ms, req.Body(), &out, onRinging)
+		to, sess, oc := b.tryTrunk(ctx, t, trunk, ms, offer, &out, onRinging)
 		if oc.err == nil {
 			b.connectOut(ds, req, from, to, sess, ms, rec, func() { trunkDone(); userDone() })
 			return
@@ -209,6 +213,24 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 		fail(status, reason, DispUnavailable)
 	}
 }
+
+// lateOffer is the offer made to an SBC for a phone that sent none (its
+// addresses are replaced by the relay's and its formats filtered to the
+// trunk's codecs like any phone's offer): G.711 both laws, G.722, and
+// RFC 4733 events.
+var lateOffer = []byte("v=0\r\n" +
+	"o=outpost 0 0 IN IP4 0.0.0.0\r\n" +
+	"s=-\r\n" +
+	"c=IN IP4 0.0.0.0\r\n" +
+	"t=0 0\r\n" +
+	"m=audio 9 RTP/AVP 0 8 9 101\r\n" +
+	"a=rtpmap:0 PCMU/8000\r\n" +
+	"a=rtpmap:8 PCMA/8000\r\n" +
+	"a=rtpmap:9 G722/8000\r\n" +
+	"a=rtpmap:101 telephone-event/8000\r\n" +
+	"a=fmtp:101 0-16\r\n" +
+	"a=ptime:20\r\n" +
+	"a=sendrecv\r\n")
 
 // outCall is what every trunk attempt of one call shares.
 type outCall struct {

@@ -451,3 +451,31 @@ func TestTrunkSRTP(t *testing.T) {
 		t.Errorf("bob's SIPp exited %d", code)
 	}
 }
+
+// TestTrunkLateOffer: a phone that sends its INVITE without an offer still
+// reaches the SBC with one (Early Offer toward SBCs always); the phone gets
+// the offer in the 200 and answers in its ACK, and media flows both ways.
+func TestTrunkLateOffer(t *testing.T) {
+	n := startNode(t, "late-offer", nodeOpts{bootstrapSnapshot: writeFile(t, "account.json", trunkSnapshot(t))})
+	waitRevision(t, []*node{n}, 1)
+	primary := startSBC(t, sbcPrimary, "sbc-answer.xml")
+
+	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", pstnDialled}})
+	res := runSIPp(t, "uac-pstn-late.xml", n.sipUDP, 1, 40*time.Second, "-inf", callers, "-i", phoneIP, "-mi", phoneIP)
+	if res.exit != 0 {
+		t.Fatalf("alice's call without an offer: SIPp exit %d\n%s", res.exit, res.stdout)
+	}
+	primary.waitFor(t, "BYE sip:", 1)
+	invite := firstMessage(primary.trace(t), "INVITE ")
+	for _, want := range []string{"Content-Type: application/sdp", "m=audio ", "telephone-event/8000"} {
+		if !strings.Contains(invite, want) {
+			t.Errorf("the INVITE at the SBC lacks %q (Early Offer):\n%s", want, invite)
+		}
+	}
+	for _, dir := range []string{"a_to_b", "b_to_a"} {
+		name := `outpost_media_rtp_packets_total{direction="` + dir + `"}`
+		if got := metric(t, n, name); got < 200 {
+			t.Errorf("%s = %v, want the pcap's packets (236)", name, got)
+		}
+	}
+}
