@@ -48,6 +48,15 @@ type media struct {
 	plain atomic.Bool
 }
 
+// handOver is this side of the session for a party taking it over (a
+// transfer target): the same session and side, the same treatment (plain
+// RTP when the relay terminates the far side's SRTP).
+func (m *media) handOver() *media {
+	n := &media{sess: m.sess, side: m.side, codecs: m.codecs, srtp: m.srtp}
+	n.plain.Store(m.plain.Load())
+	return n
+}
+
 // staticPayloads names the static RTP payload types (RFC 3551) a trunk's
 // codec list may name.
 var staticPayloads = map[string]string{"0": "PCMU", "8": "PCMA", "9": "G722", "18": "G729"}

@@ -52,12 +52,6 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if transferor.media != nil || c.other(transferor).media != nil {
-		// The relay's sides belong to this call's two dialogs; handing one
-		// to a third party needs the relay re-pointed, not built yet.
-		respond(tx, req, 403, "Forbidden: calls to and from the PSTN cannot be transferred yet")
-		return
-	}
 	rt := req.ReferTo()
 	if rt == nil || (rt.Address.Scheme != "sip" && rt.Address.Scheme != "sips") || rt.Address.User == "" {
 		respond(tx, req, 400, "Bad Request: Refer-To must be a SIP URI with a user part")
@@ -73,6 +67,12 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		if rc == c {
 			respond(tx, req, 400, "Bad Request: a call cannot replace itself")
+			return
+		}
+		if c.other(transferor).media != nil && rc.other(rp).media != nil {
+			// Each far party holds a relay session of its own; joining
+			// them would need the two sessions bridged.
+			respond(tx, req, 403, "Forbidden: two calls to or from the PSTN cannot be joined")
 			return
 		}
 		replaced, replacedParty = rc, rp
@@ -188,8 +188,17 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string) (int, string) 
 		return refusal.code, refusal.reason
 	}
 	heard, _ := transferee.lastSDP()
+	offer := sendRecv(heard)
+	// An anchored call (to or from the PSTN): the target takes the
+	// transferor's side of the relay and is offered the relay's address;
+	// the SBC keeps sending to the relay and sees no new address.
+	var side *media
+	if transferor.media != nil {
+		side = transferor.media.handOver()
+		offer = (&party{media: side}).told(offer)
+	}
 	var ringing sync.Once
-	winner, status := b.fork(ctx, sendRecv(heard), transferee.user, rt, func(res *sip.Response) {
+	winner, status := b.fork(ctx, offer, transferee.user, rt, func(res *sip.Response) {
 		ringing.Do(func() { b.notify(transferor, res.StatusCode, res.Reason, false) })
 	})
 	if winner == nil {
@@ -204,6 +213,10 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string) (int, string) 
 		b.log.Warn("ack transfer target", "error", err)
 	}
 	target := placedParty(winner, rt.callee)
+	if side != nil {
+		target.media = side
+		target.heard(winner.InviteResponse.Body()) // the relay now sends to the target
+	}
 	rctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
 	answer, _ := target.lastSDP()
@@ -231,6 +244,14 @@ var statusReasons = map[int]string{480: "Temporarily Unavailable", 486: "Busy He
 // returns the status for the transferor.
 func (b *B2BUA) attended(c *call, transferor *party, replaced *call, replacedParty *party) (int, string) {
 	transferee, target := c.other(transferor), replaced.other(replacedParty)
+	// A far party anchored in the relay (a PSTN call) keeps its session:
+	// the other far party takes the side its near party had.
+	switch {
+	case transferee.media != nil:
+		target.media = transferor.media.handOver()
+	case target.media != nil:
+		transferee.media = replacedParty.media.handOver()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
 	// A re-INVITE without offer: the transferee offers afresh (off hold).

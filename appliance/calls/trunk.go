@@ -138,13 +138,15 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 			b.log.Error("emergency call: no location or ELIN; placing it without", "call_id", req.CallID().Value(), "error", err)
 		}
 	}
-	ms, err := t.Anchor.Allocate(req.CallID().Value(), func() { b.mediaTimeout(ds.ID) })
+	onTimeout, bind := b.mediaTimeout()
+	ms, err := t.Anchor.Allocate(req.CallID().Value(), onTimeout)
 	if err != nil {
 		userDone()
 		b.log.Error("media relay", "call_id", req.CallID().Value(), "error", err)
 		fail(503, "Service Unavailable: no media port", DispFailed)
 		return
 	}
+	bind(ms)
 	from := answeredParty(ds, caller)
 	from.media = &media{sess: ms, side: 0}
 	from.heard(req.Body()) // now anchored: the relay learns the phone's address (late offer: from its ACK)
@@ -484,15 +486,37 @@ func (b *B2BUA) connectOut(ds *sipgo.DialogServerSession, req *sip.Request, from
 	b.log.Info("trunk call connected", "call_id", req.CallID().Value(), "from", from.user.SIP.Username, "to", to.user.SIP.Username)
 }
 
-// mediaTimeout ends a call whose media stopped (the relay saw nothing
-// either way for its timeout): both sides are hung up and the call is
-// recorded as such.
-func (b *B2BUA) mediaTimeout(dialogID string) {
-	c, _ := b.lookup(dialogID)
+// mediaTimeout is the relay's onTimeout for a session about to be
+// allocated, and bind, which gives it that session. When media stops (the
+// relay saw nothing either way for its timeout) the call the session
+// belongs to now — after a transfer, not the one it was allocated for —
+// is ended on both sides and recorded as such.
+func (b *B2BUA) mediaTimeout() (onTimeout func(), bind func(MediaSession)) {
+	var held atomic.Pointer[MediaSession]
+	onTimeout = func() {
+		if ms := held.Load(); ms != nil {
+			b.endStalled(*ms)
+		}
+	}
+	return onTimeout, func(ms MediaSession) { held.Store(&ms) }
+}
+
+// endStalled ends the call anchored in ms.
+func (b *B2BUA) endStalled(ms MediaSession) {
+	var c *call
+	b.mu.Lock()
+	for _, cc := range b.calls {
+		for _, p := range cc.parties {
+			if p.media != nil && p.media.sess == ms {
+				c = cc
+			}
+		}
+	}
+	b.mu.Unlock()
 	if c == nil || !b.end(c, DispMediaTimeout) {
 		return
 	}
-	b.log.Warn("media stopped; call ended", "dialog", dialogID)
+	b.log.Warn("media stopped; call ended", "call_id", c.parties[0].callID)
 	for _, p := range c.parties {
 		b.hangUp(p)
 	}

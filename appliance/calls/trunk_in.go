@@ -123,7 +123,8 @@ func (b *B2BUA) onTrunkInvite(req *sip.Request, tx sip.ServerTransaction, trunk 
 		b.finish(rec, 500, DispFailed)
 		return
 	}
-	ms, err := t.Anchor.Allocate(req.CallID().Value(), func() { b.mediaTimeout(ds.ID) })
+	onTimeout, bind := b.mediaTimeout()
+	ms, err := t.Anchor.Allocate(req.CallID().Value(), onTimeout)
 	if err != nil {
 		trunkDone()
 		log.Error("media relay", "error", err)
@@ -131,6 +132,7 @@ func (b *B2BUA) onTrunkInvite(req *sip.Request, tx sip.ServerTransaction, trunk 
 		b.finish(rec, 503, DispFailed)
 		return
 	}
+	bind(ms)
 	if wantsSDES(trunk) {
 		// Answer the SBC's key with one of the relay's, of the suite it
 		// chose, and key the relay before anything can be sent.

@@ -479,3 +479,46 @@ func TestTrunkLateOffer(t *testing.T) {
 		}
 	}
 }
+
+// TestTrunkBlindTransfer: alice calls the PSTN and transfers the call to
+// carol; carol takes alice's side of the relay, the SBC is re-INVITEd off
+// hold with the relay's address again (never carol's), and the call goes
+// on until carol hangs up.
+func TestTrunkBlindTransfer(t *testing.T) {
+	n := startNode(t, "pstn-xfer", nodeOpts{bootstrapSnapshot: writeFile(t, "account.json", trunkSnapshot(t))})
+	waitRevision(t, []*node{n}, 1)
+	primary := startSBC(t, sbcPrimary, "uas-transferee.xml")
+	carolDone := answerWith(t, n, "carol", freeUDPPort(t), "-sf", scenarioPath(t, "uas-hangup.xml"))
+	callers := writeTransferCSV(t, "alice", "pw-alice", pstnDialled, "1003")
+	if res := runSIPp(t, "uac-blind-transfer.xml", n.sipUDP, 1, 30*time.Second, "-inf", callers, "-i", phoneIP, "-mi", phoneIP); res.exit != 0 {
+		t.Fatalf("alice's SIPp exited %d\n%s\n%s", res.exit, res.stdout, n.log())
+	}
+	if code := carolDone(); code != 0 {
+		t.Fatalf("carol's SIPp exited %d\n%s", code, n.log())
+	}
+	primary.waitFor(t, "BYE sip:", 1)
+	trace := primary.trace(t)
+	if strings.Count(trace, "INVITE sip:") < 2 {
+		t.Errorf("the SBC saw no re-INVITE after the transfer:\n%s", trace)
+	}
+	for _, leak := range []string{phoneIP, "User-Agent: SIPp"} { // (the SBC's own tags are SIPp's too)
+		if strings.Contains(trace, leak) {
+			t.Errorf("the SBC saw %q of the phones' side:\n%s", leak, trace)
+		}
+	}
+	eventually(t, 10*time.Second, "the transfer journalled", func(ctx context.Context) error {
+		recs, err := n.client().Journal(ctx, 10)
+		if err != nil {
+			return err
+		}
+		var first, second bool
+		for _, r := range recs {
+			first = first || r.Caller == "alice" && r.Callee == pstnE164 && r.Disposition == "transferred"
+			second = second || r.Callee == "carol" && r.Dialled == "1003" && r.Disposition == "answered"
+		}
+		if !first || !second {
+			return fmt.Errorf("want alice->%s transferred and ->carol answered, have %+v", pstnE164, recs)
+		}
+		return nil
+	})
+}
