@@ -132,6 +132,29 @@ func (s *Server) getMembers(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"members": m})
 }
 
+// getGroups lists the SDGs with their members' live state.
+func (s *Server) getGroups(c *gin.Context) {
+	var groups any = []any{}
+	if s.deps.Groups != nil {
+		g, err := s.deps.Groups(c.Request.Context())
+		if err != nil {
+			fail(c, http.StatusInternalServerError, "read sdgs: %v", err)
+			return
+		}
+		groups = g
+	}
+	c.JSON(http.StatusOK, gin.H{"sdgs": groups})
+}
+
+// getCalls lists the calls in progress on this node.
+func (s *Server) getCalls(c *gin.Context) {
+	var calls any = []any{}
+	if s.deps.Calls != nil {
+		calls = s.deps.Calls()
+	}
+	c.JSON(http.StatusOK, gin.H{"calls": calls})
+}
+
 // getJournal lists call records of the outage journal, newest first:
 // ?since=RFC3339 (default: all) and ?limit=N (default 100, at most 1000).
 func (s *Server) getJournal(c *gin.Context) {

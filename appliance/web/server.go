@@ -53,9 +53,18 @@ type Deps struct {
 	JournalPending func(ctx context.Context) (int, error)
 	// ActiveCalls counts connected calls on this node; nil reports none.
 	ActiveCalls func() int
+	// Groups is every SDG with its members' live state (a JSON value:
+	// calls.GroupStatus); nil reports none.
+	Groups func(ctx context.Context) (any, error)
+	// Calls is the calls in progress on this node with their path through
+	// SDGs and IVRs (calls.CallStatus); nil reports none.
+	Calls func() any
 	// Trunks is the health of the SBC trunks as this node probes them;
 	// nil reports none.
 	Trunks func() []TrunkStatus
+	// PromptsMissing lists the prompt names that fall back to a built-in
+	// prompt on this node (status.prompts_missing); nil reports none.
+	PromptsMissing func() []string
 	// Ready returns nil once the node can serve (store open, leader known,
 	// listeners up), else why not.
 	Ready    func() error
@@ -105,6 +114,8 @@ func (s *Server) routes() {
 	admin.GET("/snapshot", s.getSnapshot)
 	admin.GET("/cluster/members", s.getMembers)
 	admin.GET("/journal", s.getJournal)
+	admin.GET("/sdgs", s.getGroups)
+	admin.GET("/calls", s.getCalls)
 	// Profiles for diagnosing a node in the field (bearer token only).
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 

@@ -143,6 +143,7 @@ func TestAuthOnAdminEndpoints(t *testing.T) {
 		{"GET", "/api/v1/snapshot"}, {"POST", "/api/v1/snapshot"}, {"GET", "/api/v1/cluster/members"},
 		{"POST", "/api/v1/cluster/join"}, {"POST", "/api/v1/cluster/leave"},
 		{"POST", "/api/v1/cluster/members"}, {"POST", "/api/v1/mode"},
+		{"GET", "/api/v1/sdgs"}, {"GET", "/api/v1/calls"}, {"GET", "/api/v1/journal"},
 	}
 	for _, e := range endpoints {
 		for _, tok := range []string{"", "wrong", token + "x"} {
@@ -337,6 +338,16 @@ func TestBadRequestBodies(t *testing.T) {
 	} {
 		if code, resp := do(t, "POST", n.srv.URL+path, token, []byte(body)); code != http.StatusBadRequest {
 			t.Errorf("POST %s %s: %d %v, want 400", path, body, code, resp)
+		}
+	}
+}
+
+func TestGroupsAndCallsEmpty(t *testing.T) {
+	n := startNode(t, "n1", true)
+	for path, key := range map[string]string{"/api/v1/sdgs": "sdgs", "/api/v1/calls": "calls"} {
+		code, body := do(t, "GET", n.srv.URL+path, token, nil)
+		if list, ok := body[key].([]any); code != http.StatusOK || !ok || len(list) != 0 {
+			t.Errorf("GET %s without a call handler: %d %v, want 200 and an empty %q list", path, code, body, key)
 		}
 	}
 }
