@@ -44,6 +44,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDNSAnswer -fuzztime=$(FUZZTIME) ./sbc/
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzApplySnapshot$$' -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
+	$(GO) test -run='^$$' -fuzz=FuzzCall -fuzztime=$(FUZZTIME) ./sdg/
+	$(GO) test -run='^$$' -fuzz=FuzzParseWAV -fuzztime=$(FUZZTIME) ./appliance/media/wav/
+	$(GO) test -run='^$$' -fuzz=FuzzParseInfo -fuzztime=$(FUZZTIME) ./appliance/media/dtmf/
+	$(GO) test -run='^$$' -fuzz=FuzzReceiver -fuzztime=$(FUZZTIME) ./appliance/media/dtmf/
 
 e2e:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/
