@@ -5,21 +5,43 @@
 # G.711-sized RTP at 50 packets/s each way per call. Prints a markdown table.
 #
 #   scripts/bench-media.sh                       # 100 250 500 750 calls, 20 s each
-#   CALLS="500 500 500" DURATION=30s scripts/bench-media.sh   # repeats: VMs are noisy
+#   CALLS="500 500 500" DURATION=15s scripts/bench-media.sh   # repeats: VMs are noisy
+#   RELAY_CPUS=0,1 scripts/bench-media.sh        # relays on both CPUs (generator on CPU 1)
+#   RT_PRIO=20 scripts/bench-media.sh            # relays and generator SCHED_FIFO 20 (chrt):
+#                                                # other processes of the machine cannot delay them
 #
 # Both relays run in the foreground on loopback, started and killed here. With
-# two CPUs or more, the relay under test is pinned to CPU 0 and the generator to
-# CPU 1 (taskset): the relay gets one core of its own, and the generator, which
-# on a VM costs as much CPU as the relay, cannot starve it. The figures mean
-# something only on an otherwise idle machine: the notes under the table give,
-# per row, the CPU the generator, other processes and the hypervisor (steal)
-# took, and flag a row where the generator could not keep its pace. Not part of
-# make or CI (it needs root for apt-get).
+# two CPUs or more, the relay under test is pinned to RELAY_CPUS (default CPU 0)
+# and the generator to CPU 1 (taskset): the relay gets one core of its own, and
+# the generator, which on a VM costs as much CPU as the relay, cannot starve it.
+#
+# Each load gives three rows and a measure of the relay's CPU:
+# - "no relay": the generator sends A to B directly, the same sockets and
+#   pacing: the generator's and loopback's own jitter, the floor of the
+#   end-to-end figures.
+# - "Outpost relay": end-to-end added jitter as the generator sees it (kernel
+#   arrival stamp minus the send time in the packet, less the smallest seen)
+#   and, measured inside the relay (rtpload serve -residence), each packet's
+#   time in the relay, from the kernel's arrival stamp on the relay's socket
+#   to just before the relay sends it on: the delay the relay adds, waiting
+#   for its CPU and behind other packets included.
+# - "rtpengine": end-to-end only.
+# - "CPU 0 wait p99": just before the rows, `rtpload cpuwait` spins on the
+#   relay's CPU for 2 s and reports how long a packet arriving at random would
+#   have waited for that CPU (other processes, the hypervisor): what even a
+#   relay that cost nothing would add there. Above a millisecond or so the
+#   machine is too busy for the rows to describe the relays.
+# The figures mean something only on an otherwise idle machine: the notes
+# under the table give, per row, the CPU the generator, other processes and the
+# hypervisor (steal) took, and flag a row where the generator could not keep
+# its pace. Not part of make or CI (it needs root for apt-get).
 set -euo pipefail
 
 CALLS="${CALLS:-100 250 500 750}"
 DURATION="${DURATION:-20s}"
 WARMUP="${WARMUP:-2s}"
+RELAY_CPUS="${RELAY_CPUS:-0}"
+RT_PRIO="${RT_PRIO:-}"
 GO="${GO:-go}"
 OUTPOST_NG=127.0.0.1:22230
 RTPENGINE_NG=127.0.0.1:22223
@@ -85,14 +107,21 @@ stop_packaged_rtpengine
 
 relay_cpu=()
 load_cpu=()
+probe_cpu=()
 pinning="not pinned (one CPU)"
 if [ "$(nproc)" -ge 2 ]; then
-  relay_cpu=(taskset -c 0)
+  relay_cpu=(taskset -c "$RELAY_CPUS")
   load_cpu=(taskset -c 1)
-  pinning="relay pinned to CPU 0, generator to CPU 1"
+  probe_cpu=(taskset -c "${RELAY_CPUS%%,*}")
+  pinning="relays pinned to CPU $RELAY_CPUS, generator to CPU 1"
+fi
+if [ -n "$RT_PRIO" ]; then
+  relay_cpu=(chrt -f "$RT_PRIO" "${relay_cpu[@]}")
+  load_cpu=(chrt -f "$RT_PRIO" "${load_cpu[@]}")
+  pinning="$pinning, both SCHED_FIFO $RT_PRIO"
 fi
 
-"${relay_cpu[@]}" "$work/rtpload" serve -ng "$OUTPOST_NG" -ports "$OUTPOST_PORTS" >"$work/outpost.log" 2>&1 &
+"${relay_cpu[@]}" "$work/rtpload" serve -residence -ng "$OUTPOST_NG" -ports "$OUTPOST_PORTS" >"$work/outpost.log" 2>&1 &
 pids+=($!)
 outpost_pid=$!
 
@@ -109,17 +138,22 @@ rtpengine_pid=$!
 echo "# RTP relay: $(nproc) CPUs ($pinning), load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs;" \
   "rtpengine $(rtpengine --version 2>&1 | sed -n 's/^Version: //p'); $("$GO" version | cut -d' ' -f3)"
 echo "# ${DURATION} measured per row after ${WARMUP} warm-up; G.711, 50 packets/s each way per call;" \
-  "added jitter = (arrival - send) minus the smallest seen; CPU = relay process, % of one core"
+  "added jitter = (arrival - send) minus the smallest seen; in relay = kernel arrival stamp at the relay to its send;" \
+  "CPU = relay process, % of one core; CPU ${RELAY_CPUS%%,*} wait p99 = how long a packet arriving at random waited for the relay's CPU, measured just before"
 echo
-echo "| relay | calls | pps | loss % | added jitter p50 ms | p99 ms | max ms | CPU% |"
-echo "|---|---|---|---|---|---|---|---|"
-load() { # label ng-address pid calls
-  "${load_cpu[@]}" "$work/rtpload" run -row -label "$1" -ng "$2" -pid "$3" -calls "$4" \
-    -duration "$DURATION" -warmup "$WARMUP" 2>>"$work/notes" || { cat "$work/notes" >&2; exit 1; }
+echo "| relay | calls | pps | loss % | added jitter p50 ms | p99 ms | max ms | in relay p50 ms | p99 ms | max ms | CPU% | CPU ${RELAY_CPUS%%,*} wait p99 ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+load() { # label cpu-wait run-args...
+  local label=$1 wait=$2
+  shift 2
+  "${load_cpu[@]}" "$work/rtpload" run -row -label "$label" "$@" \
+    -duration "$DURATION" -warmup "$WARMUP" 2>>"$work/notes" | sed "s/|\$/| $wait |/" || { cat "$work/notes" >&2; exit 1; }
 }
+cpuwait() { "${probe_cpu[@]}" "$work/rtpload" cpuwait -duration 2s -short; }
 for n in $CALLS; do
-  load "Outpost relay" "$OUTPOST_NG" "$outpost_pid" "$n"
-  load "rtpengine" "$RTPENGINE_NG" "$rtpengine_pid" "$n"
+  load "no relay" "$(cpuwait)" -direct -calls "$n"
+  load "Outpost relay" "$(cpuwait)" -ng "$OUTPOST_NG" -pid "$outpost_pid" -calls "$n"
+  load "rtpengine" "$(cpuwait)" -ng "$RTPENGINE_NG" -pid "$rtpengine_pid" -calls "$n"
 done
 echo
 sed 's/^/# /' "$work/notes"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -50,7 +51,10 @@ func newSRTPKeys(local, remote Crypto) (*srtpKeys, error) {
 // scratch is what the goroutine that reads a socket reuses for every
 // packet.
 type scratch struct {
-	buf     []byte
+	buf []byte
+	// rxAt is the kernel's arrival stamp of the packet in buf (Unix ns),
+	// zero unless Config.Residence asked for stamps.
+	rxAt    int64
 	plain   []byte // SRTP only, made on first use
 	cipher  []byte
 	rtpHdr  rtp.Header
@@ -121,12 +125,19 @@ func (e *endpoint) handle(rd *scratch, pkt []byte, src netip.AddrPort) {
 			return
 		}
 	}
+	var sendAt int64
+	if rd.rxAt != 0 {
+		sendAt = time.Now().UnixNano()
+	}
 	if err := out.sock.send(pkt, *dst); err != nil {
 		e.drops.send.Add(1)
 		return
 	}
 	e.fwdPackets.Add(1)
 	e.fwdBytes.Add(uint64(len(pkt)))
+	if rd.rxAt != 0 {
+		s.relay.cfg.Residence(time.Duration(sendAt - rd.rxAt))
+	}
 }
 
 // open decrypts pkt if the side speaks SRTP, checks that the result is an

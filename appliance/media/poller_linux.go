@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -27,7 +28,9 @@ type udpSocket struct {
 	v6 bool
 }
 
-func listenUDP(ip netip.Addr, port, sockBuf int) (udpSocket, error) {
+// listenUDP binds a non-blocking socket; stamp turns on the kernel's
+// arrival stamps (SO_TIMESTAMPNS), read by recvStamped.
+func listenUDP(ip netip.Addr, port, sockBuf int, stamp bool) (udpSocket, error) {
 	family := syscall.AF_INET
 	if ip.Is6() {
 		family = syscall.AF_INET6
@@ -51,6 +54,9 @@ func listenUDP(ip netip.Addr, port, sockBuf int) (udpSocket, error) {
 		err = errors.Join(
 			syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, sockBuf),
 			syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, sockBuf))
+	}
+	if err == nil && stamp {
+		err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
 	}
 	if err != nil {
 		_ = syscall.Close(fd)
@@ -79,18 +85,73 @@ func (s udpSocket) recv(b []byte) (n int, from netip.AddrPort, ok bool, err erro
 		default:
 			return 0, netip.AddrPort{}, false, e
 		}
-		switch rsa.Addr.Family {
-		case syscall.AF_INET:
-			a := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&rsa))
-			p := (*[2]byte)(unsafe.Pointer(&a.Port))
-			from = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(p[0])<<8|uint16(p[1]))
-		case syscall.AF_INET6:
-			a := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&rsa))
-			p := (*[2]byte)(unsafe.Pointer(&a.Port))
-			from = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
-		}
-		return int(r), from, true, nil
+		return int(r), sockaddrPort(&rsa), true, nil
 	}
+}
+
+func sockaddrPort(rsa *syscall.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		a := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&a.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case syscall.AF_INET6:
+		a := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&a.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}
+
+// stampedRead is the recvmsg state of a poller that reads arrival stamps
+// (Config.Residence), kept across calls so that a read allocates nothing.
+type stampedRead struct {
+	msg syscall.Msghdr
+	iov syscall.Iovec
+	rsa syscall.RawSockaddrAny
+	oob [64]byte
+}
+
+// recvStamped is recv that also returns the kernel's arrival stamp (Unix
+// ns; zero if the datagram had none).
+func (s udpSocket) recvStamped(b []byte, st *stampedRead) (n int, from netip.AddrPort, at int64, ok bool, err error) {
+	st.iov.Base, st.iov.Len = &b[0], uint64(len(b))
+	st.msg.Name = (*byte)(unsafe.Pointer(&st.rsa))
+	st.msg.Namelen = syscall.SizeofSockaddrAny
+	st.msg.Iov, st.msg.Iovlen = &st.iov, 1
+	st.msg.Control, st.msg.Controllen = &st.oob[0], uint64(len(st.oob))
+	st.msg.Flags = 0
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(s.fd),
+			uintptr(unsafe.Pointer(&st.msg)), syscall.MSG_DONTWAIT|syscall.MSG_TRUNC)
+		switch e {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, netip.AddrPort{}, 0, false, nil
+		default:
+			return 0, netip.AddrPort{}, 0, false, e
+		}
+		return int(r), sockaddrPort(&st.rsa), arrival(st.oob[:st.msg.Controllen]), true, nil
+	}
+}
+
+// arrival finds SCM_TIMESTAMPNS in control messages.
+func arrival(oob []byte) int64 {
+	const hdr = syscall.SizeofCmsghdr
+	for len(oob) >= hdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Len < hdr || h.Len > uint64(len(oob)) {
+			return 0
+		}
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS && h.Len >= hdr+16 {
+			ts := (*syscall.Timespec)(unsafe.Pointer(&oob[hdr]))
+			return ts.Nano()
+		}
+		oob = oob[min((h.Len+7)&^7, uint64(len(oob))):]
+	}
+	return 0
 }
 
 // send writes b to to without blocking; a full send buffer is an error.
@@ -141,9 +202,11 @@ type poller struct {
 	free   []int32
 	sc     scratch
 	events [256]syscall.EpollEvent
+	// stamped is set when Config.Residence wants arrival stamps.
+	stamped *stampedRead
 }
 
-func newPoller() (*poller, error) {
+func newPoller(residence func(time.Duration)) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
@@ -154,6 +217,9 @@ func newPoller() (*poller, error) {
 	}
 	p := &poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "media-epoll"), done: make(chan struct{}),
 		sc: newScratch()}
+	if residence != nil {
+		p.stamped = new(stampedRead)
+	}
 	rc, err := p.file.SyscallConn()
 	if err != nil {
 		_ = p.file.Close()
@@ -188,7 +254,17 @@ func (p *poller) dispatch(ev *syscall.EpollEvent) {
 		return // detached since epoll reported it
 	}
 	e := p.slots[slot]
-	n, from, ok, err := e.sock.recv(p.sc.buf)
+	var (
+		n    int
+		from netip.AddrPort
+		ok   bool
+		err  error
+	)
+	if p.stamped != nil {
+		n, from, p.sc.rxAt, ok, err = e.sock.recvStamped(p.sc.buf, p.stamped)
+	} else {
+		n, from, ok, err = e.sock.recv(p.sc.buf)
+	}
 	switch {
 	case err != nil:
 		if e.readErrs++; e.readErrs == maxReadErrors {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Outside Linux (development machines) each socket has a goroutine that
@@ -17,7 +18,9 @@ type udpSocket struct {
 	conn *net.UDPConn
 }
 
-func listenUDP(ip netip.Addr, port, sockBuf int) (udpSocket, error) {
+// listenUDP binds a socket; stamp is ignored (Config.Residence is Linux
+// only).
+func listenUDP(ip netip.Addr, port, sockBuf int, _ bool) (udpSocket, error) {
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
 	if err != nil {
 		return udpSocket{}, fmt.Errorf("bind %s port %d: %w", ip, port, err)
@@ -48,7 +51,7 @@ type poller struct {
 	readers map[*endpoint]chan struct{}
 }
 
-func newPoller() (*poller, error) {
+func newPoller(func(time.Duration)) (*poller, error) {
 	return &poller{readers: make(map[*endpoint]chan struct{})}, nil
 }
 

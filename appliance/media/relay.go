@@ -57,6 +57,16 @@ type Config struct {
 	// SocketBuffer sets SO_RCVBUF and SO_SNDBUF on every socket, in bytes.
 	// Zero keeps the system default.
 	SocketBuffer int
+	// Residence is for benchmarks and off (nil) in production. When set,
+	// every socket asks the kernel to stamp each datagram's arrival
+	// (SO_TIMESTAMPNS) and Residence is called for every packet forwarded
+	// with the time it spent in the relay: from that stamp to just before
+	// it was sent on, waiting for the CPU and behind other packets
+	// included. It is the delay the relay adds, measured where it happens.
+	// It runs on a forwarding goroutine: it must be quick, safe for
+	// concurrent use and must not block. Linux only (elsewhere it is never
+	// called).
+	Residence func(time.Duration)
 	// Logger receives the relay's logs; component=media is added. Nil
 	// discards them.
 	Logger *slog.Logger
@@ -136,7 +146,7 @@ func New(cfg Config) (*Relay, error) {
 		workers = min(runtime.GOMAXPROCS(0), 4)
 	}
 	for range workers {
-		p, err := newPoller()
+		p, err := newPoller(cfg.Residence)
 		if err != nil {
 			for _, p := range r.pollers {
 				_ = p.close()
@@ -204,7 +214,7 @@ func (r *Relay) bindPairLocked(side *Side) (int, error) {
 		if port+1 > r.cfg.PortMax {
 			continue
 		}
-		if err := side.bind(r.cfg.IP, port, r.cfg.SocketBuffer); err != nil {
+		if err := side.bind(r.cfg.IP, port, r.cfg.SocketBuffer, r.cfg.Residence != nil); err != nil {
 			lastErr = err // held by another process: try the next pair
 			continue
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -373,7 +375,17 @@ func TestRelayForwardDoesNotAllocate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures allocations")
 	}
-	r, _ := newTestRelay(t, 4, nil)
+	t.Run("plain", func(t *testing.T) { testForwardAllocs(t, nil) })
+	// With Residence set (benchmarks), reading the arrival stamps must not
+	// allocate either.
+	t.Run("residence", func(t *testing.T) {
+		var n atomic.Int64
+		testForwardAllocs(t, func(c *Config) { c.Residence = func(time.Duration) { n.Add(1) } })
+	})
+}
+
+func testForwardAllocs(t *testing.T, edit func(*Config)) {
+	r, _ := newTestRelay(t, 4, edit)
 	s, a, b := call(t, r, nil)
 	pkt := rtpPacket(t, 0xA, 1)
 	a.send(s.A().LocalRTP(), pkt) // latch first: that allocates once
@@ -447,5 +459,43 @@ func TestRelayClosesUnderTraffic(t *testing.T) {
 	}
 	if st := r.Stats(); st.Sessions != 10 || st.PortPairsUsed != 20 {
 		t.Errorf("relay %+v", st)
+	}
+}
+
+// TestRelayResidence checks that Config.Residence sees every forwarded
+// packet with the time it spent in the relay.
+func TestRelayResidence(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("arrival stamps are read on Linux only")
+	}
+	var (
+		mu   sync.Mutex
+		seen []time.Duration
+	)
+	r, _ := newTestRelay(t, 4, func(c *Config) {
+		c.Residence = func(d time.Duration) {
+			mu.Lock()
+			seen = append(seen, d)
+			mu.Unlock()
+		}
+	})
+	s, a, b := call(t, r, nil)
+	for seq := range uint16(5) {
+		a.send(s.A().LocalRTP(), rtpPacket(t, 0xA, seq))
+		b.recv()
+		b.send(s.B().LocalRTP(), rtpPacket(t, 0xB, seq))
+		a.recv()
+	}
+	a.send(s.A().LocalRTP(), []byte("not RTP at all")) // dropped: not counted
+	eventually(t, "the invalid packet dropped", func() bool { return s.Stats().Dropped.Invalid == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 10 {
+		t.Fatalf("residence reported %d times, want 10 (one per forwarded packet)", len(seen))
+	}
+	for _, d := range seen {
+		if d <= 0 || d > time.Second {
+			t.Errorf("residence %v, want a positive time under a second", d)
+		}
 	}
 }

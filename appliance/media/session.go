@@ -86,13 +86,14 @@ func (sd *Side) init(s *Session, name string, peer *Side) {
 	sd.rtcp = endpoint{side: sd, rtcp: true, policy: s.relay.rtcp}
 }
 
-// bind opens the side's RTP socket on port and RTCP on port+1.
-func (sd *Side) bind(ip netip.Addr, port, sockBuf int) error {
-	rtp, err := listenUDP(ip, port, sockBuf)
+// bind opens the side's RTP socket on port and RTCP on port+1; stamp asks
+// the kernel for arrival timestamps (Config.Residence).
+func (sd *Side) bind(ip netip.Addr, port, sockBuf int, stamp bool) error {
+	rtp, err := listenUDP(ip, port, sockBuf, stamp)
 	if err != nil {
 		return err
 	}
-	rtcp, err := listenUDP(ip, port+1, sockBuf)
+	rtcp, err := listenUDP(ip, port+1, sockBuf, stamp)
 	if err != nil {
 		_ = rtp.close()
 		return err

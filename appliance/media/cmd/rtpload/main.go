@@ -4,14 +4,21 @@
 //	rtpload run   -inproc -calls 500 -duration 20s
 //	rtpload serve -ng 127.0.0.1:2230 -ip 127.0.0.1 -ports 30000-39999
 //	rtpload ping  -ng 127.0.0.1:2230 -wait 10s
+//	rtpload run   -direct -calls 500 -duration 20s
+//	taskset -c 0 rtpload cpuwait -duration 5s
 //
 // run drives a relay over rtpengine's NG protocol (offer/answer/delete),
 // or an in-process Outpost relay with -inproc, sends 50 packets/s each way
 // per call and prints calls, packets, loss, the delay the relay added
 // (p50/p99/max) and the relay process's CPU. serve runs the Outpost relay
 // behind the same NG commands, so one generator drives both relays as
-// separate processes (scripts/bench-media.sh). ping waits until a relay
-// answers.
+// separate processes (scripts/bench-media.sh); with -residence it also
+// measures how long each packet stayed in it (kernel arrival stamp to
+// send), which run reports beside its own figures. run -direct sends the
+// same load with no relay in the path: the generator's own floor. cpuwait
+// spins on one CPU and reports how long a packet would have waited for
+// that CPU (other processes, the hypervisor): the floor under any relay
+// pinned there. ping waits until a relay answers.
 package main
 
 import (
@@ -32,7 +39,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: rtpload run|serve|ping [flags] (-h for each)")
+		fmt.Fprintln(stderr, "usage: rtpload run|serve|ping|cpuwait [flags] (-h for each)")
 		return 2
 	}
 	var err error
@@ -43,8 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "ping":
 		err = ping(ctx, args[1:], stderr)
+	case "cpuwait":
+		err = cpuWait(args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "rtpload: unknown command %q: want run, serve or ping\n", args[0])
+		fmt.Fprintf(stderr, "rtpload: unknown command %q: want run, serve, ping or cpuwait\n", args[0])
 		return 2
 	}
 	if err != nil {

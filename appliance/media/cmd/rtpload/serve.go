@@ -16,7 +16,33 @@ import (
 
 	"github.com/outpost-voice/outpost/appliance/media"
 	"github.com/outpost-voice/outpost/appliance/media/internal/ng"
+	"github.com/outpost-voice/outpost/appliance/media/internal/rtpload"
 )
+
+// residenceCommand asks serve for the residence figures (-residence).
+const residenceCommand = "x-outpost-residence"
+
+// ngAnchor is an NG anchor that also asks the relay for its residence
+// figures; a relay other than serve -residence (rtpengine) refuses, and
+// the row says n/a.
+type ngAnchor struct {
+	*ng.Anchor
+	c *ng.Client
+}
+
+func (a ngAnchor) ResetResidence(ctx context.Context) error {
+	_, err := a.c.Do(ctx, ng.Dict{"command": residenceCommand, "reset": "yes"})
+	return err
+}
+
+func (a ngAnchor) Residence(ctx context.Context) (rtpload.Dist, error) {
+	d, err := a.c.Do(ctx, ng.Dict{"command": residenceCommand})
+	if err != nil {
+		return rtpload.Dist{}, err
+	}
+	return rtpload.Dist{N: uint64(ng.Int(d, "packets")), P50: time.Duration(ng.Int(d, "p50-ns")),
+		P99: time.Duration(ng.Int(d, "p99-ns")), Max: time.Duration(ng.Int(d, "max-ns"))}, nil
+}
 
 // serve runs an Outpost relay behind the NG commands the load generator
 // uses (ping, offer, answer, delete), until ctx ends. It is a test
@@ -28,6 +54,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ip := fs.String("ip", "127.0.0.1", "relay address (bound and put in SDP)")
 	ports := fs.String("ports", "30000-39999", "RTP port range LO-HI")
 	workers := fs.Int("workers", 0, "forwarding goroutines (0: the relay's default)")
+	residence := fs.Bool("residence", false, "measure each packet's time in the relay (kernel arrival stamp to send), for the x-residence command")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,18 +74,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	r, err := media.New(media.Config{IP: addr, PortMin: lo, PortMax: hi, Workers: *workers, Logger: log})
+	h := &ngHandler{calls: map[string]*media.Session{}}
+	cfg := media.Config{IP: addr, PortMin: lo, PortMax: hi, Workers: *workers, Logger: log}
+	if *residence {
+		h.residence = rtpload.NewResidence()
+		cfg.Residence = h.residence.Record
+	}
+	r, err := media.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	h.relay = r
 
 	pc, err := net.ListenPacket("udp", *ngAddr)
 	if err != nil {
 		return fmt.Errorf("listen NG: %w", err)
 	}
 	fmt.Fprintf(stdout, "outpost relay on %s ports %d-%d, NG on %s\n", addr, lo, hi, pc.LocalAddr())
-	h := &ngHandler{relay: r, calls: map[string]*media.Session{}}
 	if err := h.serve(ctx, pc); err != nil {
 		return err
 	}
@@ -88,8 +121,9 @@ func (h *ngHandler) serve(ctx context.Context, pc net.PacketConn) error {
 }
 
 type ngHandler struct {
-	relay *media.Relay
-	calls map[string]*media.Session
+	relay     *media.Relay
+	calls     map[string]*media.Session
+	residence *rtpload.Residence // nil unless -residence
 }
 
 // handle answers one "COOKIE dict" datagram.
@@ -153,6 +187,18 @@ func (h *ngHandler) command(body []byte) (ng.Dict, error) {
 			}
 		}
 		return ng.Dict{"result": "ok", "created": time.Now().Unix()}, nil
+	case residenceCommand:
+		// Not rtpengine's: the time packets spent in this relay since
+		// the last reset ("reset": "yes" starts a new window).
+		if h.residence == nil {
+			return nil, errors.New("residence not measured: start serve with -residence")
+		}
+		if ng.Str(d, "reset") == "yes" {
+			h.residence.Reset()
+		}
+		dist := h.residence.Dist()
+		return ng.Dict{"result": "ok", "packets": int64(dist.N), "p50-ns": int64(dist.P50),
+			"p99-ns": int64(dist.P99), "max-ns": int64(dist.Max)}, nil
 	default:
 		return nil, fmt.Errorf("command %q not supported", cmd)
 	}

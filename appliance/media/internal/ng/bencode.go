@@ -155,3 +155,9 @@ func Str(d Dict, key string) string {
 	s, _ := d[key].(string)
 	return s
 }
+
+// Int returns d[key] as an integer (0 when absent or not an integer).
+func Int(d Dict, key string) int64 {
+	n, _ := d[key].(int64)
+	return n
+}

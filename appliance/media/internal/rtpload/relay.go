@@ -13,6 +13,9 @@ import (
 // B2BUA does: A's side is told A's address, B's side B's.
 type RelayAnchor struct {
 	Relay *media.Relay
+	// Recorder, if not nil, is what the relay's Config.Residence records
+	// into; it makes the anchor a ResidenceMeter.
+	Recorder *Residence
 
 	mu       sync.Mutex
 	sessions map[int]*media.Session
@@ -46,3 +49,33 @@ func (r *RelayAnchor) Close(_ context.Context, i int) error {
 	}
 	return s.Close()
 }
+
+// ResetResidence starts a new residence window.
+func (r *RelayAnchor) ResetResidence(context.Context) error {
+	if r.Recorder == nil {
+		return errNoResidence
+	}
+	r.Recorder.Reset()
+	return nil
+}
+
+// Residence describes the window.
+func (r *RelayAnchor) Residence(context.Context) (Dist, error) {
+	if r.Recorder == nil {
+		return Dist{}, errNoResidence
+	}
+	return r.Recorder.Dist(), nil
+}
+
+// DirectAnchor puts no relay in the path: A sends straight to B and B to
+// A. The figures it gives are the generator's and the machine's own, the
+// floor under any relay's.
+type DirectAnchor struct{}
+
+// Open returns B's address for A and A's for B.
+func (DirectAnchor) Open(_ context.Context, _ int, a, b netip.AddrPort) (aTo, bTo netip.AddrPort, err error) {
+	return b, a, nil
+}
+
+// Close does nothing.
+func (DirectAnchor) Close(context.Context, int) error { return nil }

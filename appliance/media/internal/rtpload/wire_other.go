@@ -26,3 +26,5 @@ func sourceOOB(netip.Addr) []byte { return nil }
 func parseOOB([]byte) (time.Time, [4]byte, bool) { return time.Now(), [4]byte{}, false }
 
 const dontWait = 0
+
+func pause(d time.Duration) { time.Sleep(d) }
