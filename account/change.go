@@ -7,7 +7,7 @@ import (
 )
 
 // Kinds of change: the snapshot's collections (keyed by id, numbers by
-// number, admins by username) and its singletons.
+// number, admins by username, prompts by name) and its singletons.
 const (
 	KindSites   = "sites"
 	KindUsers   = "users"
@@ -15,6 +15,7 @@ const (
 	KindNumbers = "numbers"
 	KindTrunks  = "trunks"
 	KindAdmins  = "admins"
+	KindPrompts = "prompts" // an extension of the contract, keyed by name
 	KindAccount = "account"
 	KindCallout = "callout"
 	KindEmbed   = "embed"
@@ -24,9 +25,9 @@ const (
 // put (inserted, or replaced in place) or deleted, or a singleton set. It
 // is the typed form of the sync protocol's op (cloudsync/protocol.Op).
 //
-// Value is, by Kind: Site, User, SDG, Number, Trunk or Admin for a put
-// (nil for a delete); Account, Callout or Embed for a set. For a put, the
-// object's key (id; number; username) must be ID.
+// Value is, by Kind: Site, User, SDG, Number, Trunk, Admin or Prompt for a
+// put (nil for a delete); Account, Callout or Embed for a set. For a put,
+// the object's key (id; number; username; name) must be ID.
 type Change struct {
 	Kind   string
 	ID     string // the object's key; "" for a singleton
@@ -42,8 +43,9 @@ var ErrBadChange = errors.New("change does not apply")
 // WithChanges returns a new snapshot: s with changes applied in order, as
 // the sync protocol's Apply does to the document (a put replaces an
 // existing object in place and appends a new one; a delete keeps the
-// others' order). s is not modified: the result shares the objects the
-// changes leave alone. Revision is left as it is. An error wraps
+// others' order; deleting the last prompt leaves none, nil, as decoding
+// the encoded result would). s is not modified: the result shares the
+// objects the changes leave alone. Revision is left as it is. An error wraps
 // ErrBadChange and names the change; then the result is nil.
 func (s *Snapshot) WithChanges(changes []Change) (*Snapshot, error) {
 	out := *s
@@ -57,6 +59,7 @@ func (s *Snapshot) WithChanges(changes []Change) (*Snapshot, error) {
 			return nil, fmt.Errorf("%w: change %d (%s): %w", ErrBadChange, i, what, err)
 		}
 	}
+	out.normalize()
 	return &out, nil
 }
 
@@ -74,6 +77,8 @@ func (s *Snapshot) change(c Change, copied map[string]bool) error {
 		return edit(&s.Trunks, c, copied, func(v Trunk) string { return v.ID })
 	case KindAdmins:
 		return edit(&s.Admins, c, copied, func(v Admin) string { return v.Username })
+	case KindPrompts:
+		return edit(&s.Prompts, c, copied, func(v Prompt) string { return v.Name })
 	case KindAccount:
 		return set(&s.Account, c)
 	case KindCallout:

@@ -11,5 +11,5 @@
 // The rules live in files named for what they check: rules.go (the walk,
 // ids, sites, users, sdgs, numbers), routes.go, loops.go (route loops and
 // SDG depth), outbound.go (trunks, call-out), access.go (admins, embed
-// origins), syntax.go (single-value formats).
+// origins), prompts.go (custom prompts), syntax.go (single-value formats).
 package account

@@ -28,6 +28,10 @@ func FuzzDecodeValidate(f *testing.F) {
 	} {
 		f.Add([]byte(strings.Replace(demo, m[0], m[1], 1)))
 	}
+	end := strings.LastIndexByte(demo, '}')
+	for _, p := range []string{`[]`, `[{"name": "main-menu", "blob": "b-1", "sha256": "` + strings.Repeat("ab", 32) + `"}]`} {
+		f.Add([]byte(demo[:end] + `, "prompts": ` + p + "}"))
+	}
 	f.Add([]byte(demo[:len(demo)/3]))
 	f.Add([]byte(demo + "{}"))
 

@@ -99,6 +99,7 @@ func validate(s *Snapshot, currentRevision int64) error {
 	c.checkCallout()
 	c.checkAdmins()
 	c.checkEmbed()
+	c.checkPrompts()
 	c.checkLoops()
 
 	if len(c.problems) == 0 {
@@ -405,7 +406,7 @@ func sortProblems(ps []Problem) {
 	})
 }
 
-var topKeys = []string{"revision", "account", "sites", "users", "sdgs", "numbers", "trunks", "callout", "admins", "embed"}
+var topKeys = []string{"revision", "account", "sites", "users", "sdgs", "numbers", "trunks", "callout", "admins", "embed", "prompts"}
 
 // elementOf returns the rank of the path's top-level key and the first index
 // in the path (-1 if none).

@@ -21,6 +21,12 @@ type Snapshot struct {
 	Callout  Callout  `json:"callout"`
 	Admins   []Admin  `json:"admins"`
 	Embed    Embed    `json:"embed"`
+	// Prompts are the account's custom recordings (an extension of the
+	// contract); nil means none: every prompt plays the built-in
+	// recording of its name. The canonical encoding omits the key when
+	// there are none, so decoding (and WithChanges) give nil, never an
+	// empty list.
+	Prompts []Prompt `json:"prompts,omitempty"`
 }
 
 // Account names the tenant and its SIP digest realm.
@@ -204,6 +210,23 @@ type Admin struct {
 	Bcrypt   string `json:"bcrypt"`
 }
 
+// Prompt is an account's custom recording of a prompt (an extension of the
+// contract's snapshot; docs/architecture.md, "Extensions to the contract"):
+// the audio that replaces the built-in prompt of that name wherever a route
+// (an IVR's prompt) or the call-out greeting names it. The WAV itself is a
+// blob the appliance fetches from the cloud by id and keeps only if its
+// SHA-256 matches.
+type Prompt struct {
+	// Name is the prompt name routes use, e.g. "main-menu".
+	Name string `json:"name"`
+	// Blob is the recording's id in the cloud: opaque to the appliance,
+	// 1 to 128 letters, digits, '.', '_' or '-' (outpost-cloud uses the
+	// SHA-256 itself).
+	Blob string `json:"blob"`
+	// SHA256 is the SHA-256 of the WAV bytes, 64 lower-case hex digits.
+	SHA256 string `json:"sha256"`
+}
+
 // Embed configures the embeddable call widget.
 type Embed struct {
 	AllowedOrigins []string `json:"allowed_origins"`
@@ -251,7 +274,16 @@ func DecodeBytes(data []byte) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: unexpected data after the snapshot object at line %d column %d; send exactly one object",
 			ErrMalformed, line, col)
 	}
+	s.normalize()
 	return &s, nil
+}
+
+// normalize gives the one form the canonical encoding cannot tell apart:
+// no prompts is nil (the encoding omits the key for an empty list too).
+func (s *Snapshot) normalize() {
+	if len(s.Prompts) == 0 {
+		s.Prompts = nil
+	}
 }
 
 // Encode writes the snapshot as canonical JSON (the form stored and replicated).

@@ -27,6 +27,9 @@ const (
 	maxSmallAnswer = 1 << 20
 	// maxDocAnswer bounds snapshot and changes answers.
 	maxDocAnswer = account.MaxSnapshotBytes
+	// BlobTimeout bounds a blob's download (or the client's timeout, if
+	// longer): 5 MiB over a slow link.
+	BlobTimeout = 2 * time.Minute
 )
 
 // Option tunes a Client or Pair.
@@ -283,6 +286,25 @@ func (c *Client) UploadJournal(ctx context.Context, key string, records []json.R
 	return r, nil
 }
 
+// Blob fetches the blob id (GET /v1/sync/blobs/{id}): a custom prompt's
+// recording, at most protocol.MaxBlobBytes. The caller checks its SHA-256.
+// A blob the cloud does not have is an *HTTPError with status 404.
+func (c *Client) Blob(ctx context.Context, id string) ([]byte, error) {
+	if !account.IsBlobID(id) {
+		return nil, fmt.Errorf("fetch blob %q: not a blob id", id)
+	}
+	hdr := http.Header{"Accept": {"audio/wav, application/octet-stream, */*"}}
+	ans, err := c.do(ctx, http.MethodGet, protocol.PathBlobs+url.PathEscape(id), nil, hdr,
+		max(c.o.timeout, BlobTimeout), protocol.MaxBlobBytes)
+	if err != nil {
+		return nil, fmt.Errorf("fetch blob %s: %w", id, err)
+	}
+	if ans.status != http.StatusOK {
+		return nil, fmt.Errorf("fetch blob %s: %w: HTTP %d", id, ErrMalformedAnswer, ans.status)
+	}
+	return ans.body, nil
+}
+
 // answer is a successful (2xx or 304) answer, read whole.
 type answer struct {
 	status int
@@ -338,7 +360,9 @@ func (c *Client) do(ctx context.Context, method, path string, in any, hdr http.H
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json")
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
 	req.Header.Set("User-Agent", c.o.agent)
 	if c.secret != "" {
 		req.Header.Set(protocol.HeaderAppliance, c.id)

@@ -30,6 +30,10 @@ const (
 	CmdApplyChanges   CommandType = 10 // the cloud's changes from one revision to a later one
 	CmdSetCloudCreds  CommandType = 11 // the appliance's cloud identity, from the node that was paired
 	CmdPutELINs       CommandType = 12 // ELINs held for the users who called emergency services (presence plane)
+	// CmdPutRotation records who answered a rotating group's last call. It
+	// is ignorable (0x8d): a node of an older release skips it and only
+	// its rotations lag, instead of halting during a rolling upgrade.
+	CmdPutRotation CommandType = 13 | IgnorableFlag
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -60,6 +64,8 @@ func (t CommandType) String() string {
 		return "set_cloud_credentials"
 	case CmdPutELINs:
 		return "put_elins"
+	case CmdPutRotation:
+		return "put_rotation"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -142,6 +148,18 @@ type PutELINs struct {
 // EncodeELINs is the entry sharing the ELINs a node assigned.
 func EncodeELINs(ms []store.ELINMapping) ([]byte, error) {
 	return Encode(CmdPutELINs, PutELINs{Mappings: ms})
+}
+
+// EncodeRotation is the entry recording that r.Member answered the last
+// call of the rotating group r.Group, at r.At (stamped by the proposer).
+// Its payload is the JSON of store.Rotation: {"group", "member", "at"}.
+func EncodeRotation(r store.Rotation) ([]byte, error) {
+	if r.Group == "" || r.Member == "" || r.At.IsZero() {
+		return nil, fmt.Errorf("encode %s command: a rotation needs a group, a member and a time (got %q, %q, %v)",
+			CmdPutRotation, r.Group, r.Member, r.At)
+	}
+	r.At = r.At.UTC()
+	return Encode(CmdPutRotation, r)
 }
 
 // EncodeMember is the entry announcing a member's addresses.
@@ -233,6 +251,14 @@ func CheckShared(cmd []byte) error {
 				return fmt.Errorf("%w: ELIN mapping %d needs id, elin, user_id and updated_at", ErrMalformedCommand, i)
 			}
 		}
+	case CmdPutRotation:
+		var r store.Rotation
+		if err := dec.Decode(&r); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
+		}
+		if r.Group == "" || r.Member == "" || r.At.IsZero() {
+			return fmt.Errorf("%w: %s needs group, member and at", ErrMalformedCommand, t)
+		}
 	case CmdSetCloudCreds:
 		var c store.CloudCredentials
 		if err := dec.Decode(&c); err != nil {
@@ -242,7 +268,7 @@ func CheckShared(cmd []byte) error {
 			return fmt.Errorf("%w: %v", ErrMalformedCommand, err)
 		}
 	default:
-		return fmt.Errorf("%s is not a command nodes may share: only registrations, call records, ELINs and cloud credentials are accepted here", t)
+		return fmt.Errorf("%s is not a command nodes may share: only registrations, call records, ELINs, rotations and cloud credentials are accepted here", t)
 	}
 	return nil
 }

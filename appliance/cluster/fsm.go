@@ -51,7 +51,12 @@ type FSM struct {
 	// plane (a revision, the mode, a restore); presence commands leave it.
 	generation atomic.Uint64
 	configHit  bool // set while applying a batch that changes the config plane
-	halted     atomic.Pointer[error]
+	// rotations counts commits that may have changed sdg_rotations (a
+	// put_rotation applied, a restore, a rolled-back batch), so the node
+	// re-reads them only then.
+	rotations   atomic.Uint64
+	rotationHit bool // set while applying a batch with a put_rotation
+	halted      atomic.Pointer[error]
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -77,6 +82,7 @@ func (f *FSM) loadRevision() error {
 	}
 	f.revision.Store(rev)
 	f.generation.Add(1)
+	f.rotations.Add(1)
 	return nil
 }
 
@@ -84,6 +90,12 @@ func (f *FSM) loadRevision() error {
 // changed, so readers can cache what they read from the config plane until
 // it moves. It may move without a change (a rolled-back batch).
 func (f *FSM) ConfigGeneration() uint64 { return f.generation.Load() }
+
+// RotationsGeneration changes whenever rotating groups' state
+// (store.Reader.Rotations) may have changed: after a commit in which a
+// put_rotation applied, a restore or a rolled-back batch. It may move
+// without a change (a late, older rotation the store kept out).
+func (f *FSM) RotationsGeneration() uint64 { return f.rotations.Load() }
 
 // AppliedIndex is the last Raft index the store holds.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
@@ -128,7 +140,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	})
 	if err != nil {
 		f.halt(err)
-		f.configHit = false
+		f.configHit, f.rotationHit = false, false
 		_ = f.loadRevision() // the batch rolled back
 		for i := range results {
 			results[i] = ApplyResult{Err: f.Halted()}
@@ -139,6 +151,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if f.configHit { // after the commit, so a reader never caches the old state as new
 		f.configHit = false
 		f.generation.Add(1)
+	}
+	if f.rotationHit {
+		f.rotationHit = false
+		f.rotations.Add(1)
 	}
 	return results
 }
@@ -180,6 +196,9 @@ func commandHandlers() map[CommandType]handler {
 		CmdPutELINs: jsonHandler(func(tx *store.Tx, m PutELINs) error {
 			return tx.PutELINMappings(m.Mappings)
 		}),
+		CmdPutRotation: jsonHandler(func(tx *store.Tx, r store.Rotation) error {
+			return tx.PutRotation(r)
+		}).changesRotations(),
 		CmdSetCloudCreds: jsonHandler(func(tx *store.Tx, c store.CloudCredentials) error {
 			_, err := tx.SetCloudCredentials(c)
 			return err
@@ -194,6 +213,17 @@ func (h handler) changesConfig() handler {
 		res, err := h(f, tx, index, payload)
 		if err == nil && res.Err == nil {
 			f.configHit = true
+		}
+		return res, err
+	}
+}
+
+// changesRotations marks a handler whose success may change the rotations.
+func (h handler) changesRotations() handler {
+	return func(f *FSM, tx *store.Tx, index uint64, payload []byte) (ApplyResult, error) {
+		res, err := h(f, tx, index, payload)
+		if err == nil && res.Err == nil {
+			f.rotationHit = true
 		}
 		return res, err
 	}
@@ -225,7 +255,8 @@ func jsonHandler[T any](apply func(tx *store.Tx, payload T) error) handler {
 func refused(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalidBinding) ||
 		errors.Is(err, store.ErrInvalidCallRecord) || errors.Is(err, account.ErrBadChange) ||
-		errors.Is(err, store.ErrInvalidCredentials) || errors.Is(err, store.ErrInvalidELIN)
+		errors.Is(err, store.ErrInvalidCredentials) || errors.Is(err, store.ErrInvalidELIN) ||
+		errors.Is(err, store.ErrInvalidRotation)
 }
 
 // applyOne applies one entry. A command refused for its content (a stale

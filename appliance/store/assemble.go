@@ -321,3 +321,23 @@ func readEmbed(ctx context.Context, q querier, nulls map[string]bool) (account.E
 	e.AllowedOrigins = orNil(e.AllowedOrigins, nulls[nullAllowedOrigins])
 	return e, nil
 }
+
+func readPrompts(ctx context.Context, q querier) ([]account.Prompt, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, blob, sha256 FROM prompts ORDER BY ord`)
+	if err != nil {
+		return nil, fmt.Errorf("prompts: %w", err)
+	}
+	defer rows.Close()
+	var prompts []account.Prompt // none is nil, as account.DecodeBytes gives it
+	for rows.Next() {
+		var p account.Prompt
+		if err := rows.Scan(&p.Name, &p.Blob, &p.SHA256); err != nil {
+			return nil, fmt.Errorf("prompts: %w", err)
+		}
+		prompts = append(prompts, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("prompts: %w", err)
+	}
+	return prompts, nil
+}

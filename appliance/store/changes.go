@@ -72,12 +72,14 @@ var changeSQL = map[string][]string{
 		`DELETE FROM dial_index WHERE kind = 'number' AND dial = ?1`,
 		`DELETE FROM numbers WHERE number = ?1`,
 	},
-	account.KindTrunks: {`DELETE FROM trunks WHERE id = ?1`},
-	account.KindAdmins: {`DELETE FROM admins WHERE username = ?1`},
+	account.KindTrunks:  {`DELETE FROM trunks WHERE id = ?1`},
+	account.KindAdmins:  {`DELETE FROM admins WHERE username = ?1`},
+	account.KindPrompts: {`DELETE FROM prompts WHERE name = ?1`},
 }
 
 // changeTables names, by kind, the table holding a collection's objects,
-// its key column and its null_lists name.
+// its key column and its null_lists name ("" for a list that is never
+// null: prompts, which the snapshot has as nil when there are none).
 var changeTables = map[string]struct{ table, key, null string }{
 	account.KindSites:   {"sites", "id", nullSites},
 	account.KindUsers:   {"users", "id", nullUsers},
@@ -85,6 +87,7 @@ var changeTables = map[string]struct{ table, key, null string }{
 	account.KindNumbers: {"numbers", "number", nullNumbers},
 	account.KindTrunks:  {"trunks", "id", nullTrunks},
 	account.KindAdmins:  {"admins", "username", nullAdmins},
+	account.KindPrompts: {"prompts", "name", ""}, // none is nil, never null or empty
 }
 
 func (tx *Tx) applyChange(c account.Change) error {
@@ -153,8 +156,10 @@ func (tx *Tx) applyChange(c account.Change) error {
 	if c.Delete {
 		return nil
 	}
-	if err := tx.execAll(`DELETE FROM null_lists WHERE name = '` + t.null + `'`); err != nil {
-		return err
+	if t.null != "" {
+		if err := tx.execAll(`DELETE FROM null_lists WHERE name = '` + t.null + `'`); err != nil {
+			return err
+		}
 	}
 	switch v := c.Value.(type) {
 	case account.Site:
@@ -187,6 +192,8 @@ func (tx *Tx) applyChange(c account.Change) error {
 		putOne(w.trunks(), int(ord), v)
 	case account.Admin:
 		putOne(w.admins(), int(ord), v)
+	case account.Prompt:
+		putOne(w.prompts(), int(ord), v)
 	}
 	return w.err
 }
@@ -206,6 +213,8 @@ func kindOf(v any) string {
 		return account.KindTrunks
 	case account.Admin:
 		return account.KindAdmins
+	case account.Prompt:
+		return account.KindPrompts
 	}
 	return ""
 }

@@ -99,7 +99,7 @@ func TestApplyChangesMatchesReplaceConfig(t *testing.T) {
 // randomChange makes one change to s that usually keeps it valid.
 func randomChange(rng *rand.Rand, s *account.Snapshot, round int) account.Change {
 	put := func(kind, id string, v any) account.Change { return account.Change{Kind: kind, ID: id, Value: v} }
-	switch rng.IntN(13) {
+	switch rng.IntN(15) {
 	case 0:
 		u := s.Users[rng.IntN(len(s.Users))]
 		u.Name = fmt.Sprintf("Renamed %d", round)
@@ -154,6 +154,13 @@ func randomChange(rng *rand.Rand, s *account.Snapshot, round int) account.Change
 		tr := s.Trunks[rng.IntN(len(s.Trunks))]
 		tr.SRTP = []string{"", account.SRTPOff, account.SRTPSDES}[rng.IntN(3)]
 		return put(account.KindTrunks, tr.ID, tr)
+	case 13, 14: // a custom prompt put, replaced or deleted (the extension)
+		name := fmt.Sprintf("menu-%d", rng.IntN(3))
+		if rng.IntN(3) == 0 && slices.ContainsFunc(s.Prompts, func(p account.Prompt) bool { return p.Name == name }) {
+			return account.Change{Kind: account.KindPrompts, ID: name, Delete: true}
+		}
+		sum := fmt.Sprintf("%064x", round)
+		return put(account.KindPrompts, name, account.Prompt{Name: name, Blob: sum, SHA256: sum})
 	case 9:
 		site := s.Sites[rng.IntN(len(s.Sites))]
 		site.Emergency.ELINPool, site.Name = nil, fmt.Sprintf("Site %d", round)

@@ -6,7 +6,10 @@
 //
 // The database holds both planes of shared/DESIGN.md ("State: two planes"):
 //   - the config plane (sites, users, numbers, SDGs, trunks, members, mode;
-//     migrations/0001_config.sql), written only by the FSM through Write;
+//     migrations/0001_config.sql; the account's custom prompts, name, blob
+//     id and SHA-256, since 0008_prompts.sql: the WAV blobs are files
+//     each node keeps in <data_dir>/blobs, never in the database), written
+//     only by the FSM through Write;
 //   - the presence plane's registration bindings (0002_presence.sql), in two
 //     tables with the same columns. local_bindings holds this node's own
 //     registrations and has one owner, this node's registrar, which writes
@@ -25,7 +28,14 @@
 //     written only by the FSM (Tx.PutCallRecords). Records are immutable and
 //     keyed by a UUID the handling node made, so writes are insert-if-absent
 //     (the first write wins, replays are no-ops). Readers see the union, one
-//     row per ID.
+//     row per ID. Since schema 7 a record carries its route through SDGs
+//     and IVR menus (route, empty for a plain call and for older records);
+//   - rotating groups' state (0007_routes_rotations.sql): sdg_rotations,
+//     for each group key the member who answered its last call, written
+//     only by the FSM (Tx.PutRotation), the newest time winning (ties to
+//     the greater member), so a late, older command changes nothing. There
+//     is no local table: the node serves it from memory and re-reads it
+//     when the FSM has applied a change.
 //
 // The database is opened twice: a single-connection handle that is the only
 // writer (WAL, synchronous=NORMAL, foreign keys on, BEGIN IMMEDIATE, a 64 MiB

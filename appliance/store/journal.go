@@ -35,6 +35,10 @@ type CallRecord struct {
 	Status      int       `json:"status"`      // final SIP status given to the caller
 	Node        string    `json:"node"`
 	Site        string    `json:"site"` // caller's site
+	// Route is the call's path through SDGs and IVR menus as one line, e.g.
+	// "sdg:sdg-frontdesk > group:simultaneous > member:u-bob"; empty for a
+	// plain call, and in records made before routes were recorded.
+	Route string `json:"route,omitempty"`
 }
 
 // AppendJSON appends r to b as JSON, byte for byte what json.Marshal
@@ -67,22 +71,46 @@ func (r CallRecord) AppendJSON(b []byte) ([]byte, error) {
 	b = strconv.AppendInt(append(b, `,"status":`...), int64(r.Status), 10)
 	b = appendJSONString(append(b, `,"node":`...), r.Node)
 	b = appendJSONString(append(b, `,"site":`...), r.Site)
+	if r.Route != "" {
+		b = appendJSONString(append(b, `,"route":`...), r.Route)
+	}
 	return append(b, '}'), nil
 }
 
-// appendJSONString appends s quoted as json.Marshal quotes it: as it is
-// when it is plain printable ASCII, through json.Marshal otherwise (its
-// escapes of control characters, quotes, <, > and &, U+2028 and U+2029,
-// and of invalid UTF-8).
+// appendJSONString appends s quoted as json.Marshal quotes it. Printable
+// ASCII is written here, with the escapes json.Marshal uses for quotes,
+// backslashes and <, > and & (a route's " > " separators); anything else
+// goes through json.Marshal (its escapes of control characters, U+2028
+// and U+2029, and of invalid UTF-8).
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}
 	}
 	b = append(b, '"')
-	b = append(b, s...)
+	start := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '"':
+			esc = `\"`
+		case '\\':
+			esc = `\\`
+		case '<':
+			esc = `\u003c`
+		case '>':
+			esc = `\u003e`
+		case '&':
+			esc = `\u0026`
+		default:
+			continue
+		}
+		b = append(append(b, s[start:i]...), esc...)
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
 
@@ -108,7 +136,7 @@ const (
 	tableCallRecords      = "call_records"
 
 	callRecordColumns = `id, call_id, caller, caller_name, callee, dialled, destination,
-	start_ms, answer_ms, end_ms, disposition, status, node, site`
+	start_ms, answer_ms, end_ms, disposition, status, node, site, route`
 
 	// defaultCallRecordsLimit is Reader.CallRecords' limit when given none.
 	defaultCallRecordsLimit = 1000
@@ -120,7 +148,7 @@ const (
 // a NOT NULL violation.)
 func insertCallRecordsSQL(table string) string {
 	return `INSERT INTO ` + table + ` (` + callRecordColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO NOTHING`
 }
 
@@ -218,7 +246,7 @@ func (tx *Tx) putCallRecords(query string, rs []CallRecord) error {
 		}
 		if _, err := st.ExecContext(tx.ctx, r.ID, r.CallID, r.Caller, r.CallerName, r.Callee, r.Dialled,
 			r.Destination, r.Start.UnixMilli(), answer, r.End.UnixMilli(), r.Disposition, r.Status,
-			r.Node, r.Site); err != nil {
+			r.Node, r.Site, r.Route); err != nil {
 			return fmt.Errorf("call record %s: %w", r.ID, err)
 		}
 	}
@@ -372,7 +400,7 @@ func queryCallRecords(ctx context.Context, q querier, query string, args ...any)
 		var start, end int64
 		var answer sql.NullInt64
 		if err := rows.Scan(&c.ID, &c.CallID, &c.Caller, &c.CallerName, &c.Callee, &c.Dialled,
-			&c.Destination, &start, &answer, &end, &c.Disposition, &c.Status, &c.Node, &c.Site); err != nil {
+			&c.Destination, &start, &answer, &end, &c.Disposition, &c.Status, &c.Node, &c.Site, &c.Route); err != nil {
 			return nil, err
 		}
 		c.Start = time.UnixMilli(start).UTC()

@@ -16,13 +16,17 @@ import (
 	"github.com/outpost-voice/outpost/internal/sqlitemig"
 )
 
-// testCall is an answered call that ended at end, handled by node-1.
+// testRoute is a call record's route through an SDG.
+const testRoute = "sdg:sdg-frontdesk > group:simultaneous > member:u-bob"
+
+// testCall is an answered call to an SDG that ended at end, handled by
+// node-1.
 func testCall(id string, end time.Time) CallRecord {
 	return CallRecord{
 		ID: id, CallID: "call-" + id + "@192.0.2.1", Caller: "alice", CallerName: "Alice",
-		Callee: "bob", Dialled: "1002", Destination: "user",
+		Callee: "bob", Dialled: "1002", Destination: "sdg",
 		Start: end.Add(-time.Minute), Answer: end.Add(-50 * time.Second), End: end,
-		Disposition: "answered", Status: 200, Node: "node-1", Site: "hq",
+		Disposition: "answered", Status: 200, Node: "node-1", Site: "hq", Route: testRoute,
 	}
 }
 
@@ -68,6 +72,7 @@ func TestCallRecordRoundTrip(t *testing.T) {
 	answered.End = answered.End.Add(999 * time.Microsecond).In(time.FixedZone("X", 3600))
 	missed := testCall("c-2", at(2*time.Minute))
 	missed.Answer, missed.Callee, missed.Disposition, missed.Status, missed.CallerName = time.Time{}, "", "no_answer", 480, ""
+	missed.Destination, missed.Route = "user", "" // a plain call has no route
 	putLocalCalls(t, s, answered, missed)
 
 	got, err := s.Reader().LocalCallRecordsSince(ctx, time.Time{})
@@ -571,11 +576,13 @@ func TestCallRecordAppendJSON(t *testing.T) {
 		paris = time.FixedZone("CET", 3600)
 	}
 	plain := testCall("0b6e3a52-8f0e-4c61-9d55-2f1c3a4b5d6e", at(90*time.Minute+123*time.Millisecond))
-	records := []CallRecord{plain, {}}
+	noRoute := plain
+	noRoute.Route = "" // a plain call: no "route"
+	records := []CallRecord{plain, noRoute, {}, {Route: testRoute}}
 	for _, s := range []string{"", "Zoë Ünal", "a \"quoted\" \\name", "<script>&amp;", "tab\tnew\nline\x01\x7f",
-		"line\u2028sep\u2029", "bad \xff\xfe utf-8", "日本語", "emoji 📞"} {
+		"line\u2028sep\u2029", "bad \xff\xfe utf-8", "日本語", "emoji 📞", "a>b&c<d\"e\\f>", ">"} {
 		r := plain
-		r.CallerName, r.Caller, r.Site = s, s, s
+		r.CallerName, r.Caller, r.Site, r.Route = s, s, s, s
 		records = append(records, r)
 	}
 	r := plain
@@ -595,6 +602,12 @@ func TestCallRecordAppendJSON(t *testing.T) {
 		if err != nil || string(got) != "prefix"+string(want) {
 			t.Errorf("record %d: AppendJSON = %s, %v\nwant prefix%s", i, got, err, want)
 		}
+	}
+	if b, _ := plain.AppendJSON(nil); !bytes.HasSuffix(b, []byte(`,"site":"hq","route":"sdg:sdg-frontdesk \u003e group:simultaneous \u003e member:u-bob"}`)) {
+		t.Errorf("a routed record: %s, want its route last", b)
+	}
+	if b, _ := noRoute.AppendJSON(nil); bytes.Contains(b, []byte(`"route"`)) {
+		t.Errorf("a plain call: %s, want no route", b)
 	}
 	r.End = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := json.Marshal(r); err == nil {

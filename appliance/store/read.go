@@ -163,6 +163,9 @@ func (r *Reader) Snapshot(ctx context.Context) (*account.Snapshot, error) {
 		if s.Embed, err = readEmbed(ctx, q, nulls); err != nil {
 			return err
 		}
+		if s.Prompts, err = readPrompts(ctx, q); err != nil {
+			return err
+		}
 		s.Sites = orNil(s.Sites, nulls[nullSites])
 		s.Users = orNil(s.Users, nulls[nullUsers])
 		s.SDGs = orNil(s.SDGs, nulls[nullSDGs])
@@ -307,6 +310,16 @@ func (r *Reader) Callout(ctx context.Context) (account.Callout, error) {
 // Admins lists the local web UI logins in snapshot order.
 func (r *Reader) Admins(ctx context.Context) ([]account.Admin, error) {
 	return readList(ctx, r, "admins", nullAdmins, readAdmins)
+}
+
+// Prompts lists the account's custom prompts in snapshot order (nil when
+// the snapshot has none).
+func (r *Reader) Prompts(ctx context.Context) ([]account.Prompt, error) {
+	prompts, err := readPrompts(ctx, r.db)
+	if err != nil {
+		return nil, fmt.Errorf("read prompts: %w", err)
+	}
+	return prompts, nil
 }
 
 // Embed is the call widget configuration.

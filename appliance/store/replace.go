@@ -32,7 +32,7 @@ var configTables = []string{
 	"user_numbers", "users",
 	"sdgs", "numbers", "trunks",
 	"callout_caller_ids", "callout",
-	"admins", "embed_origins",
+	"admins", "embed_origins", "prompts",
 	"null_lists", "account", "snapshot_doc",
 }
 
@@ -47,7 +47,8 @@ var ErrConflict = errors.New("snapshot conflicts with the store's constraints")
 // stored) and sets the revision to snap.Revision. It is atomic on its own: on
 // error the transaction is as it was before the call. It does not validate
 // snap (account.Validate does) beyond what the tables need: unique site,
-// user, SDG, trunk and admin ids, SIP usernames, numbers and dial strings.
+// user, SDG, trunk and admin ids, SIP usernames, numbers, prompt names and
+// dial strings.
 func (tx *Tx) ReplaceConfig(snap *account.Snapshot, raw []byte) error {
 	if snap == nil {
 		return errors.New("replace config: nil snapshot")
@@ -77,6 +78,7 @@ func (tx *Tx) ReplaceConfig(snap *account.Snapshot, raw []byte) error {
 		w.callout(snap.Callout)
 		writeAll(w.admins(), snap.Admins)
 		w.embed(snap.Embed)
+		writeAll(w.prompts(), snap.Prompts)
 		w.dialIndex()
 		return w.err
 	})
@@ -372,6 +374,14 @@ func (w *configWriter) admins() rowWriter[account.Admin] {
 	rows := w.inserter("admins", "ord", "username", "role", "bcrypt")
 	return rowWriter[account.Admin]{
 		add:   func(ord int, a account.Admin) { rows.add(ord, a.Username, a.Role, a.Bcrypt) },
+		flush: rows.flush,
+	}
+}
+
+func (w *configWriter) prompts() rowWriter[account.Prompt] {
+	rows := w.inserter("prompts", "ord", "name", "blob", "sha256")
+	return rowWriter[account.Prompt]{
+		add:   func(ord int, p account.Prompt) { rows.add(ord, p.Name, p.Blob, p.SHA256) },
 		flush: rows.flush,
 	}
 }

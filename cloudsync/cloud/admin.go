@@ -131,7 +131,7 @@ func (s *Server) editObject(c *gin.Context, edit func(*account.Snapshot) error) 
 
 func (s *Server) getObject(k objectKind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.Param("id")
+		id := objectID(c)
 		_, cur := s.cfg.Store.Current()
 		if cur != nil {
 			snap, err := account.DecodeBytes(cur)
@@ -150,7 +150,7 @@ func (s *Server) getObject(k objectKind) gin.HandlerFunc {
 
 func (s *Server) putObject(k objectKind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.Param("id")
+		id := objectID(c)
 		body, ok := readBody(c, maxObjectBody)
 		if !ok {
 			return
@@ -166,7 +166,7 @@ func (s *Server) putObject(k objectKind) gin.HandlerFunc {
 
 func (s *Server) deleteObject(k objectKind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.Param("id")
+		id := objectID(c)
 		rev, err := s.editObject(c, func(snap *account.Snapshot) error {
 			if !k.del(snap, id) {
 				return fmt.Errorf("%w: %s has no %s %q", errNoObject, k.name, k.keyField, id)

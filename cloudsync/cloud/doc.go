@@ -2,13 +2,14 @@
 // protocol (docs/sync-protocol.md, docs/cloud.md): it keeps the account's
 // snapshot and every revision's ops in SQLite, serves the admin API that
 // changes them and the appliance-facing API that pairs appliances, serves
-// them the snapshot and its changes (long poll), takes their acks and
-// outage journals, and pushes a signed wake-up to each appliance when the
+// them the snapshot and its changes (long poll) and the custom prompts'
+// recordings (blobs), takes their acks and outage journals, and pushes a signed wake-up to each appliance when the
 // revision changes.
 //
-// The store (store.go, revisions.go, appliances.go, journal.go) is the
-// only thing that writes the database; it is clock-free. The server
-// (server.go, admin.go, sync.go, push.go) validates every snapshot with
+// The store (store.go, revisions.go, appliances.go, journal.go, and the
+// store half of blobs.go) is the only thing that writes the database; it
+// is clock-free. The server (server.go, admin.go, sync.go, push.go, the
+// handlers of blobs.go) validates every snapshot with
 // package account before the store sees it, and computes the ops with
 // protocol.Diff, so the cloud and the appliance cannot disagree on the wire
 // format.

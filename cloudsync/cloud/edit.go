@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/outpost-voice/outpost/account"
 	"github.com/outpost-voice/outpost/cloudsync/protocol"
@@ -51,6 +54,8 @@ var objectKinds = []objectKind{
 		func(o *account.Trunk) *string { return &o.ID }),
 	kindOf("admins", "username", func(s *account.Snapshot) *[]account.Admin { return &s.Admins },
 		func(o *account.Admin) *string { return &o.Username }),
+	kindOf("prompts", "name", func(s *account.Snapshot) *[]account.Prompt { return &s.Prompts },
+		func(o *account.Prompt) *string { return &o.Name }),
 }
 
 func kindOf[T any](name, field string, list func(*account.Snapshot) *[]T, key func(*T) *string) objectKind {
@@ -107,6 +112,12 @@ func kindOf[T any](name, field string, list func(*account.Snapshot) *[]T, key fu
 			*list(s) = arrangeList(*list(old), *list(s), func(o *T) string { return *key(o) })
 		},
 	}
+}
+
+// objectID is the key the path of /v1/admin/{kind}/{id} names (a prompt
+// name may hold '/', so prompts take the rest of the path).
+func objectID(c *gin.Context) string {
+	return strings.TrimPrefix(c.Param("id"), "/")
 }
 
 // arrangeList orders cur as applying the ops from old to it gives it: the

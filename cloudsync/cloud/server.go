@@ -25,6 +25,7 @@ const (
 	maxJournalBody  = 16 << 20                 // POST /v1/sync/journal
 	maxObjectBody   = 4 << 20                  // PUT /v1/admin/{kind}/{id}
 	maxSmallBody    = 1 << 20                  // pair, hello, ack, pairing codes
+	maxBlobBody     = protocol.MaxBlobBytes    // PUT /v1/admin/blobs/{sha256}
 )
 
 // Config wires a server.
@@ -121,6 +122,7 @@ func (s *Server) routes() {
 	e.GET(protocol.PathChanges, s.requireAppliance, s.getChanges)
 	e.POST(protocol.PathAck, s.requireAppliance, s.postAck)
 	e.POST(protocol.PathJournal, s.requireAppliance, s.postJournal)
+	e.GET(protocol.PathBlobs+":id", s.requireAppliance, s.getBlob)
 
 	admin := e.Group("/v1/admin", s.requireAdmin)
 	admin.GET("/snapshot", s.getAdminSnapshot)
@@ -128,10 +130,16 @@ func (s *Server) routes() {
 	admin.POST("/pairing-codes", s.postPairingCode)
 	admin.GET("/journal", s.getJournal)
 	admin.GET("/appliances", s.getAppliances)
+	admin.PUT("/blobs/:id", s.putBlob)
+	admin.GET("/blobs/:id", s.getBlob)
 	for _, k := range objectKinds {
-		admin.GET("/"+k.name+"/:id", s.getObject(k))
-		admin.PUT("/"+k.name+"/:id", s.putObject(k))
-		admin.DELETE("/"+k.name+"/:id", s.deleteObject(k))
+		path := "/" + k.name + "/:id"
+		if k.name == "prompts" {
+			path = "/" + k.name + "/*id" // prompt names have '/' between parts
+		}
+		admin.GET(path, s.getObject(k))
+		admin.PUT(path, s.putObject(k))
+		admin.DELETE(path, s.deleteObject(k))
 	}
 }
 

@@ -53,6 +53,7 @@ var (
 		"sites": "id", "users": "id", "sdgs": "id", "trunks": "id",
 		"numbers": "number",
 		"admins":  "username",
+		"prompts": "name",
 	}
 	applySingletons = map[string]bool{"account": true, "callout": true, "embed": true}
 )

@@ -68,6 +68,8 @@ func decodeOp(op Op) (account.Change, error) {
 		c.Value, err = decodeStrict[account.Trunk](op.Data)
 	case account.KindAdmins:
 		c.Value, err = decodeStrict[account.Admin](op.Data)
+	case account.KindPrompts:
+		c.Value, err = decodeStrict[account.Prompt](op.Data)
 	case account.KindAccount:
 		c.Value, err = decodeStrict[account.Account](op.Data)
 	case account.KindCallout:

@@ -91,7 +91,7 @@ func TestApplySnapshotMatchesApply(t *testing.T) {
 func randomOp(t *testing.T, rng *rand.Rand, s *account.Snapshot, round int) Op {
 	t.Helper()
 	put := func(kind, id string, v any) Op { return Op{Op: OpPut, Kind: kind, ID: id, Data: mustJSON(t, v)} }
-	switch rng.IntN(12) {
+	switch rng.IntN(15) {
 	case 0: // rename a user
 		u := s.Users[rng.IntN(len(s.Users))]
 		u.Name = fmt.Sprintf("Renamed %d", round)
@@ -126,8 +126,20 @@ func randomOp(t *testing.T, rng *rand.Rand, s *account.Snapshot, round int) Op {
 		return put("sites", site.ID, site)
 	case 9: // cannot apply: a delete of nothing
 		return Op{Op: OpDelete, Kind: "trunks", ID: "t-none"}
+	case 12, 13: // a custom prompt put, replaced or deleted (the extension)
+		p := account.Prompt{Name: fmt.Sprintf("menu-%d", rng.IntN(3)), Blob: fmt.Sprintf("blob-%d", round),
+			SHA256: fmt.Sprintf("%064x", round)}
+		if rng.IntN(3) == 0 {
+			return Op{Op: OpDelete, Kind: "prompts", ID: p.Name}
+		}
+		return put("prompts", p.Name, p)
 	case 10: // cannot apply: an unknown field
 		return Op{Op: OpPut, Kind: "admins", ID: "root", Data: json.RawMessage(`{"username":"root","shell":"/bin/sh"}`)}
+	case 14: // cannot apply: a prompt set whole, or with an unknown field
+		if rng.IntN(2) == 0 {
+			return Op{Op: OpSet, Kind: "prompts", Data: json.RawMessage(`[]`)}
+		}
+		return Op{Op: OpPut, Kind: "prompts", ID: "x", Data: json.RawMessage(`{"name":"x","url":"http://x"}`)}
 	default: // cannot apply: key and id disagree
 		u := s.Users[0]
 		return put("users", "u-other", u)
@@ -147,6 +159,8 @@ func FuzzApplySnapshot(f *testing.F) {
 	f.Add(demo, []byte(`[{"op":"put","kind":"users","id":"u","data":{"id":"u"} }]`))
 	f.Add(demo, []byte(`[{"op":"set","kind":"revision","data":3}]`))
 	f.Add([]byte(`{"users":null}`), []byte(`[{"op":"put","kind":"users","id":"a","data":{"id":"a","numbers":null}}]`))
+	f.Add(demo, []byte(`[{"op":"put","kind":"prompts","id":"m","data":{"name":"m","blob":"b","sha256":"s"}},{"op":"delete","kind":"prompts","id":"m"}]`))
+	f.Add([]byte(`{"prompts":null}`), []byte(`[{"op":"put","kind":"prompts","id":"m","data":{"name":"m"}}]`))
 	f.Fuzz(func(t *testing.T, doc, opsJSON []byte) {
 		var ops []Op
 		if json.Unmarshal(opsJSON, &ops) != nil {

@@ -17,7 +17,7 @@ var ErrDiffInput = errors.New("not a snapshot document")
 
 // Kinds of the snapshot document (docs/sync-protocol.md, the ops table),
 // in the order Diff emits their ops.
-var diffOrder = []string{"account", "sites", "users", "sdgs", "numbers", "trunks", "callout", "admins", "embed"}
+var diffOrder = []string{"account", "sites", "users", "sdgs", "numbers", "trunks", "callout", "admins", "embed", "prompts"}
 
 // diffCollectionKeys maps each known collection kind to the field that keys its
 // objects. Known kinds absent here are singletons.
@@ -28,6 +28,7 @@ var diffCollectionKeys = map[string]string{
 	"trunks":  "id",
 	"numbers": "number",
 	"admins":  "username",
+	"prompts": "name",
 }
 
 // diffUnknownKey keys the objects of an unknown top-level array whose
@@ -37,7 +38,7 @@ const diffUnknownKey = "id"
 // Diff returns the ops that turn the snapshot document old into new:
 //
 //   - for each collection (sites, users, sdgs, trunks by id; numbers by
-//     number; admins by username), a delete for every key of old missing
+//     number; admins by username; prompts by name), a delete for every key of old missing
 //     from new, in old's order, then a put for every object of new that is
 //     missing from old or differs from it, in new's order;
 //   - for each singleton (account, callout, embed), a set when the values
@@ -49,7 +50,7 @@ const diffUnknownKey = "id"
 //     anything else is a singleton.
 //
 // Kinds come in a fixed order (account, sites, users, sdgs, numbers, trunks,
-// callout, admins, embed, then unknown keys sorted), so the result is
+// callout, admins, embed, prompts, then unknown keys sorted), so the result is
 // deterministic. Values are compared semantically: both are decoded and
 // re-encoded canonically (object keys sorted, numbers normalised), so
 // formatting and key order produce no op. An object that did not change

@@ -19,6 +19,9 @@ const (
 	PathChanges  = "/v1/sync/changes"  // GET ?since=N&wait=SECONDS -> Changes | 204 | 410 Gone
 	PathAck      = "/v1/sync/ack"      // POST Ack -> 204
 	PathJournal  = "/v1/sync/journal"  // POST JournalBatch with Idempotency-Key -> JournalReceipt
+	// PathBlobs + a blob id (a snapshot prompt's "blob"): GET -> the
+	// blob's bytes (a custom prompt's WAV), 404 when the cloud has none.
+	PathBlobs = "/v1/sync/blobs/"
 )
 
 // Headers.
@@ -51,6 +54,9 @@ const (
 	PushTolerance = 5 * time.Minute
 	// MaxJournalBatch is the most records one journal batch may carry.
 	MaxJournalBatch = 5000
+	// MaxBlobBytes bounds a blob (a custom prompt's WAV: 5 MiB is about
+	// 5.5 minutes of 8 kHz 16-bit mono audio).
+	MaxBlobBytes = 5 << 20
 )
 
 // PairRequest exchanges a one-use pairing code for credentials.
@@ -89,8 +95,8 @@ type Op struct {
 	// is ID), "delete" (remove it) or "set" (replace a top-level singleton:
 	// account, callout, embed).
 	Op   string          `json:"op"`
-	Kind string          `json:"kind"`           // top-level key: users, sdgs, numbers, trunks, sites, admins; or the singleton's key
-	ID   string          `json:"id,omitempty"`   // the object's key (id; number for numbers; username for admins)
+	Kind string          `json:"kind"`           // top-level key: users, sdgs, numbers, trunks, sites, admins, prompts; or the singleton's key
+	ID   string          `json:"id,omitempty"`   // the object's key (id; number for numbers; username for admins; name for prompts)
 	Data json.RawMessage `json:"data,omitempty"` // the object (put) or value (set)
 }
 
