@@ -1,6 +1,7 @@
 // Package web is the node's HTTP face: health and readiness probes,
 // Prometheus metrics, the REST API (status, snapshot apply, cluster
-// membership) and, in later parts, the status UI and the embeddable call
+// membership), the web UI for people (package ui, mounted here: sign-in,
+// sessions, the live status page) and, in later parts, the embeddable call
 // widget. Writes it cannot make itself (it is not the Raft leader) are
 // forwarded to the leader's HTTP address whole. It never writes the store:
 // every change goes through the cluster, every read through store.Reader.

@@ -1,48 +1,83 @@
 package web
 
 import (
-	"html/template"
-	"net/http"
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
 
-	"github.com/gin-gonic/gin"
+	"github.com/outpost-voice/outpost/appliance/web/ui"
 )
 
-// statusTmpl is the landing page until the full UI lands: the same facts as
-// /api/v1/status, server-rendered, refreshed every few seconds.
-var statusTmpl = template.Must(template.New("status").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="5">
-<title>Outpost {{.NodeID}}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
-.ok{color:#070}.bad{color:#a00}</style></head>
-<body>
-<h1>Outpost — node {{.NodeID}} (site {{.Site}})</h1>
-<p>Mode: <strong id="mode">{{.Mode}}</strong> · Revision: <strong id="revision">{{.Revision}}</strong> ·
-Leader: <strong>{{if .Leader}}{{.Leader}}{{else}}none{{end}}</strong> ·
-Quorum: {{if .Quorum}}<span class="ok">yes</span>{{else}}<span class="bad">no</span>{{end}} ·
-{{if .Ready}}<span class="ok">ready</span>{{else}}<span class="bad">not ready: {{.NotReadyReason}}</span>{{end}}</p>
-<h2>Cluster</h2>
-<table><tr><th>Member</th><th>Site</th><th>Raft</th><th>HTTP</th><th>Health</th><th>Role</th></tr>
-{{range .Members}}<tr><td>{{.ID}}</td><td>{{.Site}}</td><td>{{.RaftAddr}}</td><td>{{.HTTPAddr}}</td>
-<td>{{if .Healthy}}<span class="ok">healthy</span>{{else}}<span class="bad">down</span>{{end}}</td>
-<td>{{if .Leader}}leader{{else}}follower{{end}}</td></tr>{{end}}
-</table>
-<h2>Phones and calls</h2>
-<p>Registrations: {{.Registrations}} · Active calls: {{.ActiveCalls}} · Journal backlog: {{.JournalPending}}</p>
-<p>Cloud: {{if .Cloud.URL}}{{.Cloud.URL}}{{else}}not configured (offline; snapshots come from <code>outpost apply</code>){{end}}</p>
-<p><a href="/api/v1/status">status as JSON</a> · <a href="/metrics">metrics</a></p>
-</body></html>`))
+// uiDeps connects the web UI (package ui) to this server's status and
+// the store: the UI sees the node through these funcs only.
+func (s *Server) uiDeps() ui.Deps {
+	d := ui.Deps{
+		NodeID:  s.deps.NodeID,
+		Status:  s.uiStatus,
+		Account: s.uiAccount,
+		Admins:  s.deps.Reader.Admins,
+		Log:     s.deps.Log,
+	}
+	if s.deps.DataDir != "" {
+		d.BreakGlassFile = filepath.Join(s.deps.DataDir, ui.BreakGlassFile)
+	}
+	return d
+}
 
-func (s *Server) statusPage(c *gin.Context) {
-	st, err := s.status(c.Request.Context())
+// uiStatus is the status (GET /api/v1/status) as the status page shows it.
+func (s *Server) uiStatus(ctx context.Context) (ui.Status, error) {
+	st, err := s.status(ctx)
 	if err != nil {
-		fail(c, http.StatusInternalServerError, "read status: %v", err)
-		return
+		return ui.Status{}, err
 	}
-	c.Header("Content-Type", "text/html; charset=utf-8")
-	c.Status(http.StatusOK)
-	if err := statusTmpl.Execute(c.Writer, st); err != nil {
-		s.deps.Log.Warn("render status page", "error", err)
+	out := ui.Status{
+		NodeID: st.NodeID, Site: st.Site, Mode: st.Mode, ModeSince: st.ModeSince,
+		Ready: st.Ready, NotReadyReason: st.NotReadyReason, Revision: st.Revision,
+		Uptime:   time.Duration(st.UptimeSeconds) * time.Second,
+		CloudURL: st.Cloud.URL, CloudReachable: st.Cloud.Reachable,
+		LastSyncAt: st.Cloud.LastSyncAt, CloudError: st.Cloud.LastError,
+		Leader: st.Leader, Quorum: st.Quorum,
+		Registrations: st.Registrations, RegistrationsPerSite: st.RegistrationsPerSite,
+		ActiveCalls: st.ActiveCalls, JournalPending: st.JournalPending,
+		PromptsMissing: st.PromptsMissing,
 	}
+	for _, m := range st.Members {
+		out.Members = append(out.Members, ui.Member{ID: m.ID, Site: m.Site, RaftAddr: m.RaftAddr, Healthy: m.Healthy, Leader: m.Leader})
+	}
+	for _, t := range st.Trunks {
+		out.Trunks = append(out.Trunks, ui.Trunk{ID: t.ID, Healthy: t.Healthy, State: t.State,
+			LastOptionsAt: t.LastOptionsAt, RTTMs: t.RTTMs, LastError: t.LastError})
+	}
+	return out, nil
+}
+
+// uiAccount is what the status page shows of the snapshot: the sites with
+// how many users (phones) each has, and the trunks' names.
+func (s *Server) uiAccount(ctx context.Context) (ui.Account, error) {
+	r := s.deps.Reader
+	sites, err := r.Sites(ctx)
+	if err != nil {
+		return ui.Account{}, fmt.Errorf("read sites: %w", err)
+	}
+	users, err := r.Users(ctx)
+	if err != nil {
+		return ui.Account{}, fmt.Errorf("read users: %w", err)
+	}
+	trunks, err := r.Trunks(ctx)
+	if err != nil {
+		return ui.Account{}, fmt.Errorf("read trunks: %w", err)
+	}
+	perSite := map[string]int{}
+	for _, u := range users {
+		perSite[u.Site]++
+	}
+	a := ui.Account{TrunkNames: make(map[string]string, len(trunks))}
+	for _, st := range sites {
+		a.Sites = append(a.Sites, ui.Site{ID: st.ID, Name: st.Name, Capacity: perSite[st.ID]})
+	}
+	for _, t := range trunks {
+		a.TrunkNames[t.ID] = t.Name
+	}
+	return a, nil
 }

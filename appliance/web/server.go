@@ -14,6 +14,7 @@ import (
 
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/appliance/web/ui"
 )
 
 // Cluster is what the API needs from the node's Raft cluster.
@@ -65,6 +66,10 @@ type Deps struct {
 	// PromptsMissing lists the prompt names that fall back to a built-in
 	// prompt on this node (status.prompts_missing); nil reports none.
 	PromptsMissing func() []string
+	// DataDir is the node's data directory, where the web UI's
+	// break-glass admin lives (ui.BreakGlassFile); empty: no break-glass
+	// admin.
+	DataDir string
 	// Ready returns nil once the node can serve (store open, leader known,
 	// listeners up), else why not.
 	Ready    func() error
@@ -101,7 +106,9 @@ func (s *Server) routes() {
 	e.GET("/healthz", s.livez)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(metricsHandler(s.deps.Registry)))
-	e.GET("/", s.statusPage)
+	// The web UI (/, /login, /ui/events, /static/); from here on, requests
+	// made with its session cookie must carry its CSRF token.
+	s.http.RegisterOnShutdown(ui.Mount(e, s.uiDeps()).Close)
 
 	api := e.Group("/api/v1")
 	api.GET("/status", s.getStatus)

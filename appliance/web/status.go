@@ -30,6 +30,13 @@ type Status struct {
 	UptimeSeconds        int64          `json:"uptime_s"`
 	Ready                bool           `json:"ready"`
 	NotReadyReason       string         `json:"not_ready_reason,omitempty"`
+
+	// PromptsMissing lists, sorted, the prompt names this node plays a
+	// built-in prompt for instead of what the account configured (a
+	// custom recording not fetched yet, damaged or not playable; a name
+	// with neither a recording nor a built-in prompt). Empty when every
+	// prompt plays as configured.
+	PromptsMissing []string `json:"prompts_missing"`
 }
 
 // MemberStatus is one cluster member as this node sees it.
@@ -118,6 +125,10 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 	}
 	if s.deps.Trunks != nil {
 		st.Trunks = append(st.Trunks, s.deps.Trunks()...)
+	}
+	st.PromptsMissing = []string{}
+	if s.deps.PromptsMissing != nil {
+		st.PromptsMissing = append(st.PromptsMissing, s.deps.PromptsMissing()...)
 	}
 	if s.deps.Registrations != nil {
 		if st.Registrations, st.RegistrationsPerSite, err = s.deps.Registrations(ctx); err != nil {

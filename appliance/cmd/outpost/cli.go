@@ -29,6 +29,8 @@ commands:
   cluster leave --server URL --id ID
   setup                                 interactive first-boot setup (network, pairing)
   pair    --cloud URL --code CODE       pair with a control plane
+  admin set-password --user NAME        set this node's break-glass web UI admin;
+                                        the password is read from standard input
 
 Every command takes --config FILE; --server and --token-file default to the
 local node named by that configuration.
@@ -76,6 +78,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: unknown cluster command %q", errUsage, rest[0])
 	case "pair":
 		return pair(ctx, rest, stdout)
+	case "admin":
+		return admin(rest, stdout)
 	case "setup":
 		return fmt.Errorf("setup: not in this build yet: it arrives with the VM image; use `outpost pair` and `outpost apply`")
 	case "help", "-h", "--help":

@@ -1,0 +1,93 @@
+package ui
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/outpost-voice/outpost/account"
+)
+
+// Deps is what the UI needs from the node.
+type Deps struct {
+	// NodeID names the node in page titles.
+	NodeID string
+	// Status is the node's status now (the facts of /api/v1/status).
+	Status func(ctx context.Context) (Status, error)
+	// Account is what the status page shows of the snapshot (site names
+	// and their phone capacity, trunk names); nil shows IDs only. It is
+	// read again only when the status's revision changes.
+	Account func(ctx context.Context) (Account, error)
+	// Admins is the snapshot's admins (store.Reader.Admins): they sign in
+	// from the replicated store, so they work while the cloud is down.
+	Admins func(ctx context.Context) ([]account.Admin, error)
+	// BreakGlassFile is the path of the node's break-glass admin
+	// (<data_dir>/breakglass.json); empty: none.
+	BreakGlassFile string
+	Log            *slog.Logger
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// Tick is how often the live stream looks for changes; 0: a second.
+	Tick time.Duration
+}
+
+// UI is the mounted web UI.
+type UI struct {
+	d        Deps
+	sessions *sessions
+	lockout  *lockout
+	htmx     bool // the vendored htmx is embedded and matches its pin
+
+	done      chan struct{}
+	closeOnce sync.Once
+
+	accountMu  sync.Mutex
+	accountRev int64
+	account    *Account
+}
+
+// Mount adds the UI's routes to e: the status page at /, sign-in and
+// sign-out, the live stream at /ui/events and the static files under
+// /static/. It also adds, for every route registered after it, the CSRF
+// check of requests made with the session cookie (bearer-token requests
+// are not checked: they carry no ambient authority). Close ends the live
+// streams (call it when the HTTP server shuts down).
+func Mount(e *gin.Engine, d Deps) *UI {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Tick <= 0 {
+		d.Tick = time.Second
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	u := &UI{
+		d:        d,
+		sessions: newSessions(d.Now),
+		lockout:  newLockout(d.Now),
+		done:     make(chan struct{}),
+	}
+	u.htmx = vendoredHTMX(d.Log)
+	e.Use(u.csrfGuard)
+	g := e.Group("", securityHeaders)
+	g.GET("/static/*filepath", u.serveStatic)
+	g.HEAD("/static/*filepath", u.serveStatic)
+	g.GET("/login", u.loginPage)
+	g.POST("/login", u.signIn)
+	g.POST("/logout", u.signOut)
+	g.GET("/", u.requirePage, u.statusPage)
+	g.GET("/ui/events", u.requireStream, u.events)
+	return u
+}
+
+// Close ends the live streams so that the HTTP server can drain.
+func (u *UI) Close() {
+	u.closeOnce.Do(func() { close(u.done) })
+}
+
+// Sessions counts the sessions held (for tests and metrics).
+func (u *UI) Sessions() int { return u.sessions.len() }
