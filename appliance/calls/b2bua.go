@@ -57,6 +57,16 @@ type B2BUA struct {
 	calls  map[string]*call // by the dialog ID of either party
 	trunks *Trunks          // nil: no way to the PSTN
 
+	rotations   Rotations            // rotating groups' state (groups.go)
+	ivr         IVR                  // IVR endpoints (ivr.go); nil: no IVR
+	ivrs        map[string]*ivrCall  // calls answered for an IVR, by the caller's dialog ID
+	ringing     map[string]int       // by user ID: legs ringing that user's phones now
+	walking     map[string]*walkView // group calls being routed, by the caller's dialog ID
+	lastCallEnd map[string]time.Time // by user ID: when their last call here ended (longest_idle)
+	groupIdx    struct {             // the SDGs and numbers[] entries, briefly cached (groups)
+		sync.Mutex
+		idx *groupIndex
+	}
 	trunkAddrs struct { // the trunks' addresses, briefly cached (trunkEndpoints)
 		sync.Mutex
 		at   time.Time
@@ -173,9 +183,13 @@ func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticato
 	journal Journal, nodeID string, hopSecret []byte, log *slog.Logger) *B2BUA {
 	return &B2BUA{
 		nodeID: nodeID, hopKey: hopSecret, auth: auth, dir: dir, journal: journal, log: log,
-		dialogs: newDialogs(client, contact),
-		calls:   map[string]*call{},
-		now:     time.Now,
+		dialogs:     newDialogs(client, contact),
+		calls:       map[string]*call{},
+		now:         time.Now,
+		lastCallEnd: map[string]time.Time{},
+		ivrs:        map[string]*ivrCall{},
+		ringing:     map[string]int{},
+		walking:     map[string]*walkView{},
 	}
 }
 
@@ -298,6 +312,7 @@ type route struct {
 	hops    int          // Max-Forwards of the legs
 	out     *Destination // a call to the PSTN: the trunks, not targets
 	media   MediaSession // a call from a trunk: anchored (side 0 the phone, 1 the trunk)
+	group   *groupWalk   // an SDG or numbers[] entry: the route walked (walk), not targets
 	codecs  []string     // that trunk's codecs
 	srtp    *sdes        // that trunk's SRTP keys (srtp "sdes"), nil: plain RTP
 }
@@ -310,8 +325,10 @@ func (b *B2BUA) route(ctx context.Context, site, dialled string, rec *store.Call
 	rec.Destination = dest.Kind
 	switch dest.Kind {
 	case DestUser:
-	case DestSDG, DestNumber:
-		return route{}, &refusal{480, "Temporarily Unavailable: group routing is not available yet", DispUnavailable}
+	case DestSDG:
+		return b.startGroup(ctx, account.Route{Type: account.RouteSDG, ID: dest.ID}, rec)
+	case DestNumber:
+		return b.startGroup(ctx, account.Route{Type: account.RouteNumber, Number: dest.ID}, rec)
 	case DestExternal, DestEmergency:
 		if b.trunksSet() == nil {
 			return route{}, &refusal{503, "Service Unavailable: no trunk to the PSTN", DispFailed}
@@ -349,7 +366,8 @@ func (b *B2BUA) routeToUser(ctx context.Context, id string, rec *store.CallRecor
 // that holds the phone's flow.
 type target struct {
 	binding store.Binding
-	via     string // the holding node's SIP address; empty when local
+	via     string        // the holding node's SIP address; empty when local
+	user    *account.User // whose phone: set when the targets are several users' (a group)
 }
 
 // targets places each binding: here when this node holds its flow, else at
@@ -376,23 +394,50 @@ func (b *B2BUA) targets(ctx context.Context, bindings []store.Binding) []target 
 
 type legResult struct {
 	sess *sipgo.DialogClientSession
+	tg   target
 	err  error
 }
 
 // ring forks the call to every place the callee rings and connects the
 // first answer to the caller. A call from a trunk is anchored (rt.media):
-// each phone is offered the relay, the trunk is answered with it.
+// each phone is offered the relay, the trunk is answered with it. A call
+// to an SDG or a numbers[] entry walks its route (walk).
 func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller account.User, rt route, rec *store.CallRecord) {
+	if rt.group != nil {
+		b.walk(ds, req, caller, rt, rec)
+		return
+	}
 	var ringing sync.Once
+	winner, _, status := b.ringOnce(ds.Context(), ds, req, caller, rt, &ringing)
+	if winner == nil {
+		b.unanswered(ds, status, rec)
+		return
+	}
+	b.answer(ds, req, caller, rt, winner, rt.callee, rec)
+}
+
+// ringOnce forks the call to rt's targets until one answers or ctx ends,
+// telling the caller of the first ringing (once, across the calls that
+// share ringing). It returns the answer (not acknowledged yet) and the
+// target that gave it, or the status fork gives.
+func (b *B2BUA) ringOnce(ctx context.Context, ds *sipgo.DialogServerSession, req *sip.Request, caller account.User,
+	rt route, ringing *sync.Once) (*sipgo.DialogClientSession, target, int) {
 	offer := req.Body()
 	phoneSide := &media{sess: rt.media, side: 0}
 	trunkSide := &media{sess: rt.media, side: 1, codecs: rt.codecs, srtp: rt.srtp}
 	phoneSide.plain.Store(rt.srtp != nil)
-	if rt.media != nil && len(offer) > 0 {
+	iv := b.ivrOf(ds.ID)
+	switch {
+	case iv != nil: // answered by an IVR: offered what the caller has
+		offer = ivrMemberOffer(iv)
+	case rt.media != nil && len(offer) > 0:
 		offer, _ = anchoredSDP(offer, rt.media.Local(0), nil)
 		offer = phoneSide.protect(offer)
 	}
-	winner, status := b.fork(ds.Context(), offer, caller, rt, func(res *sip.Response) {
+	return b.fork(ctx, offer, caller, rt, func(res *sip.Response) {
+		if iv != nil {
+			return // the caller is answered already
+		}
 		ringing.Do(func() {
 			body := res.Body()
 			if rt.media != nil && len(body) > 0 { // early media from a phone, through the relay
@@ -405,25 +450,37 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 			_ = ds.Respond(res.StatusCode, res.Reason, body, contentType(res)...)
 		})
 	})
-	switch {
-	case winner != nil:
-	case status == 487: // the caller cancelled: sipgo answered 487
+}
+
+// unanswered ends a call nobody answered with fork's status.
+func (b *B2BUA) unanswered(ds *sipgo.DialogServerSession, status int, rec *store.CallRecord) {
+	switch status {
+	case 487: // the caller cancelled: sipgo answered 487
 		b.finish(rec, 487, DispCancelled)
-		return
-	case status == 486:
+	case 486:
 		_ = ds.Respond(486, "Busy Here", nil)
 		b.finish(rec, 486, DispBusy)
-		return
 	default:
 		_ = ds.Respond(480, "Temporarily Unavailable", nil)
 		b.finish(rec, 480, DispNoAnswer)
-		return
+	}
+}
+
+// answer connects the caller to winner, callee's answer.
+func (b *B2BUA) answer(ds *sipgo.DialogServerSession, req *sip.Request, caller account.User, rt route,
+	winner *sipgo.DialogClientSession, callee account.User, rec *store.CallRecord) {
+	phoneSide := &media{sess: rt.media, side: 0}
+	trunkSide := &media{sess: rt.media, side: 1, codecs: rt.codecs, srtp: rt.srtp}
+	phoneSide.plain.Store(rt.srtp != nil)
+	if rec != nil {
+		rec.Callee = callee.SIP.Username
 	}
 	// With an offer from the caller, the callee's answer completes the
 	// exchange: ACK it now. Without one (late offer), the callee's 200 is
 	// the offer and the caller's ACK brings the answer, which the callee's
 	// ACK must carry.
-	lateOffer := len(req.Body()) == 0
+	iv := b.takeIVR(ds.ID) // the IVR stops sending before the relay turns to the callee
+	lateOffer := len(req.Body()) == 0 && iv == nil
 	if !lateOffer {
 		if err := winner.Ack(context.Background()); err != nil {
 			b.log.Warn("ack callee", "call_id", req.CallID().Value(), "error", err)
@@ -432,13 +489,18 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 	if rec != nil {
 		rec.Answer, rec.Status = time.Now().UTC(), 200
 	}
-	from, to := answeredParty(ds, caller), placedParty(winner, rt.callee)
+	from, to := answeredParty(ds, caller), placedParty(winner, callee)
 	if rt.media != nil {
 		from.media, to.media = trunkSide, phoneSide
 		from.heard(req.Body())
 		to.heard(winner.InviteResponse.Body())
 	}
 	c := b.connect(from, to, rec)
+	if iv != nil { // the caller was answered by the IVR: nothing more to tell it
+		from.told(iv.sent)
+		b.log.Info("call connected after an ivr", "call_id", req.CallID().Value(), "to", callee.SIP.Username)
+		return
+	}
 	answer := from.told(winner.InviteResponse.Body())
 	err := ds.Respond(200, "OK", answer, contentType(winner.InviteResponse)...) // returns once the caller ACKs
 	if lateOffer {
@@ -459,7 +521,7 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 		}
 		return
 	}
-	b.log.Info("call connected", "call_id", req.CallID().Value(), "from", caller.SIP.Username, "to", rt.callee.SIP.Username)
+	b.log.Info("call connected", "call_id", req.CallID().Value(), "from", caller.SIP.Username, "to", callee.SIP.Username)
 }
 
 // fork rings every target with offer and returns the first to answer
@@ -467,29 +529,54 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 // answered, the status for the caller: 486 when one was busy, 487 when ctx
 // ended first, else 480. onRinging sees each provisional response.
 func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, rt route,
-	onRinging func(*sip.Response)) (*sipgo.DialogClientSession, int) {
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
+	onRinging func(*sip.Response)) (*sipgo.DialogClientSession, target, int) {
+	// The legs' context ends with parent (the caller gave up, a ring timed
+	// out: sipgo CANCELs), but not when another leg answers: those legs are
+	// CANCELled here, with the reason (RFC 3326), and their INVITEs are
+	// still read to the end so an answer crossing the CANCEL is hung up.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, cancel)
 	results := make(chan legResult, len(rt.targets))
+	var mu sync.Mutex
+	started := map[*sipgo.DialogClientSession]bool{}
 	for _, tg := range rt.targets {
+		ringing := rt.callee.ID
+		if tg.user != nil {
+			ringing = tg.user.ID
+		}
+		b.ringingAdd(ringing, 1)
 		go func() {
-			sess, err := b.leg(ctx, offer, caller, rt, tg, func(res *sip.Response) {
+			defer b.ringingAdd(ringing, -1)
+			sess, err := b.leg(ctx, offer, caller, rt, tg, func(sess *sipgo.DialogClientSession) {
+				mu.Lock()
+				started[sess] = true
+				mu.Unlock()
+			}, func(res *sip.Response) {
 				if res.StatusCode == 180 || res.StatusCode == 183 {
 					onRinging(res)
 				}
 			})
-			results <- legResult{sess, err}
+			results <- legResult{sess, tg, err}
 		}()
 	}
 	var winner *sipgo.DialogClientSession
+	var won target
 	busy := false
 	pending := len(rt.targets)
 	for pending > 0 && winner == nil {
 		r := <-results
 		pending--
 		if r.err == nil {
-			winner = r.sess
-			cancel() // the other contacts stop ringing
+			winner, won = r.sess, r.tg
+			if stop() { // parent has not ended: the others are told why they stop
+				mu.Lock()
+				for sess := range started {
+					if sess != winner {
+						go b.cancelElsewhere(sess)
+					}
+				}
+				mu.Unlock()
+			}
 			break
 		}
 		var de *sipgo.ErrDialogResponse
@@ -501,6 +588,7 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 	// (a stale one only when its INVITE times out). One that answers anyway
 	// is hung up.
 	go func() {
+		defer cancel()
 		for range pending {
 			if r := <-results; r.err == nil {
 				_ = r.sess.Ack(context.Background())
@@ -510,13 +598,41 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 	}()
 	switch {
 	case winner != nil:
-		return winner, 200
+		return winner, won, 200
 	case parent.Err() != nil:
-		return nil, 487
+		return nil, target{}, 487
 	case busy:
-		return nil, 486
+		return nil, target{}, 486
 	}
-	return nil, 480
+	return nil, target{}, 480
+}
+
+// reasonElsewhere is the Reason (RFC 3326) of a CANCEL sent to phones that
+// rang for a call another phone answered.
+const reasonElsewhere = `SIP;cause=200;text="Call completed elsewhere"`
+
+// cancelElsewhere CANCELs a leg whose call another phone answered.
+func (b *B2BUA) cancelElsewhere(sess *sipgo.DialogClientSession) {
+	inv := sess.InviteRequest
+	req := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	req.AppendHeader(sip.HeaderClone(inv.Via())) // the INVITE's branch: the CANCEL matches its transaction
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(inv.To()))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	sip.CopyHeaders("Route", inv, req)
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.AppendHeader(sip.NewHeader("Reason", reasonElsewhere))
+	req.SetDestination(inv.Destination())
+	req.SetTransport(inv.Transport())
+	req.SetSource(inv.Source())
+	req.Laddr = inv.Laddr
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := b.dialogs.ua.Client.Do(ctx, req); err != nil {
+		b.log.Debug("cancel a leg answered elsewhere", "call_id", inv.CallID().Value(), "error", err)
+	}
 }
 
 // connect records a connected call under both parties' dialogs.
@@ -543,9 +659,13 @@ func (b *B2BUA) drop(c *call) bool {
 }
 
 func (b *B2BUA) forgetLocked(c *call) {
+	now := b.now()
 	for _, p := range c.parties {
 		if b.calls[p.id] == c {
 			delete(b.calls, p.id)
+		}
+		if p.user.ID != "" {
+			b.lastCallEnd[p.user.ID] = now
 		}
 	}
 	b.active.Add(-1)
@@ -567,8 +687,11 @@ func contentType(m interface{ GetHeader(string) sip.Header }) []sip.Header {
 // leg sends the INVITE to one contact through the flow it registered from,
 // or to the node holding that flow.
 func (b *B2BUA) leg(ctx context.Context, offer []byte, caller account.User, rt route,
-	tg target, onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
+	tg target, started func(*sipgo.DialogClientSession), onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
 	bd, callee, acct := tg.binding, rt.callee, rt.acct
+	if tg.user != nil { // a group's member
+		callee = *tg.user
+	}
 	var uri sip.Uri
 	if err := sip.ParseUri(bd.Contact, &uri); err != nil {
 		return nil, fmt.Errorf("contact %q: %w", bd.Contact, err)
@@ -607,6 +730,7 @@ func (b *B2BUA) leg(ctx context.Context, offer []byte, caller account.User, rt r
 	if err != nil {
 		return nil, err
 	}
+	started(sess)
 	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 		onResponse(res)
 		return nil
@@ -706,6 +830,9 @@ func (b *B2BUA) OnUpdate(req *sip.Request, tx sip.ServerTransaction) {
 
 // OnInfo passes an in-dialog INFO (DTMF relay, for one) to the other leg.
 func (b *B2BUA) OnInfo(req *sip.Request, tx sip.ServerTransaction) {
+	if b.ivrKey(req, tx) {
+		return
+	}
 	b.OnUpdate(req, tx)
 }
 

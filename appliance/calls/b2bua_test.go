@@ -155,6 +155,22 @@ type phoneBook struct {
 	members      []store.Member
 	failAccount  bool
 	failBindings bool
+	failGroups   bool
+}
+
+// SDGs is the front desk (1900): bob and carol at once, nothing after.
+func (d *phoneBook) SDGs(context.Context) ([]account.SDG, error) {
+	if d.failGroups {
+		return nil, errUnreadable
+	}
+	return []account.SDG{{ID: "sdg-frontdesk", Site: "hq", Name: "Front Desk", Extension: "1900",
+		Route: &account.Route{Type: account.RouteGroup, Members: []string{"u-bob", "u-carol"},
+			Strategy: account.StrategySimultaneous, RingTimeoutS: 5}}}, nil
+}
+
+// Numbers is +16505550199, which rings carol.
+func (d *phoneBook) Numbers(context.Context) ([]account.Number, error) {
+	return []account.Number{{Number: "+16505550199", Site: "hq", Route: &account.Route{Type: account.RouteUser, ID: "u-carol"}}}, nil
 }
 
 func newPhoneBook() *phoneBook { return &phoneBook{bindings: map[string][]store.Binding{}} }
@@ -366,12 +382,14 @@ func TestInviteRefused(t *testing.T) {
 		{name: "phone held by a member without SIP address", ruri: "sip:1002@acme.example", code: 480,
 			setup: func(d *phoneBook) { elsewhere(d); d.member("n2", "") },
 			rec:   &wantRecord{DispUnavailable, 480, "bob", "1002", DestUser}},
-		{name: "SDG", ruri: "sip:1900@acme.example", code: 480,
-			reason: "Temporarily Unavailable: group routing is not available yet",
-			rec:    &wantRecord{DispUnavailable, 480, "", "1900", DestSDG}},
-		{name: "account number", ruri: "sip:+16505550199@acme.example", code: 480,
-			reason: "Temporarily Unavailable: group routing is not available yet",
+		{name: "SDG with no member registered", ruri: "sip:1900@acme.example", code: 480,
+			reason: "Temporarily Unavailable",
+			rec:    &wantRecord{DispNoAnswer, 480, "", "1900", DestSDG}},
+		{name: "account number to a user with no phone", ruri: "sip:+16505550199@acme.example", code: 480,
+			reason: "Temporarily Unavailable",
 			rec:    &wantRecord{DispUnavailable, 480, "", "+16505550199", DestNumber}},
+		{name: "SDG unreadable", setup: func(d *phoneBook) { d.failGroups = true }, ruri: "sip:1900@acme.example",
+			code: 500, rec: &wantRecord{DispFailed, 500, "", "1900", DestSDG}},
 		{name: "external number", ruri: "sip:4155550123@acme.example", code: 503,
 			reason: "Service Unavailable: no trunk to the PSTN",
 			rec:    &wantRecord{DispFailed, 503, "", "4155550123", DestExternal}},

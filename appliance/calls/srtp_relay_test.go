@@ -65,7 +65,7 @@ func pionContext(t *testing.T, c relay.Crypto) *srtp.Context {
 	return ctx
 }
 
-func g711(t *testing.T, ssrc uint32, seq uint16) []byte {
+func g711Packet(t *testing.T, ssrc uint32, seq uint16) []byte {
 	t.Helper()
 	p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: ssrc},
 		Payload: bytes.Repeat([]byte{byte(seq)}, 160)}
@@ -129,7 +129,7 @@ func TestSDESThroughRelay(t *testing.T) {
 	fromRelay, toRelay := pionContext(t, offered[0]), pionContext(t, sbcKey)
 	for seq := range uint16(5) {
 		// phone -> SBC: plain in, SRTP out.
-		plain := g711(t, 0xA, seq)
+		plain := g711Packet(t, 0xA, seq)
 		if _, err := phone.WriteToUDPAddrPort(plain, ms.Local(0)); err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestSDESThroughRelay(t *testing.T) {
 			t.Fatalf("the SBC decrypts %x, %v; want %x", dec, err, plain)
 		}
 		// SBC -> phone: SRTP in, plain out.
-		plain = g711(t, 0xB, seq)
+		plain = g711Packet(t, 0xB, seq)
 		enc, err := toRelay.EncryptRTP(nil, plain, nil)
 		if err != nil {
 			t.Fatal(err)

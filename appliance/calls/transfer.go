@@ -198,7 +198,7 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string) (int, string) 
 		offer = (&party{media: side}).told(offer)
 	}
 	var ringing sync.Once
-	winner, status := b.fork(ctx, offer, transferee.user, rt, func(res *sip.Response) {
+	winner, _, status := b.fork(ctx, offer, transferee.user, rt, func(res *sip.Response) {
 		ringing.Do(func() { b.notify(transferor, res.StatusCode, res.Reason, false) })
 	})
 	if winner == nil {

@@ -696,7 +696,7 @@ func TestCloudRecoveringUploadsTheJournalFirst(t *testing.T) {
 	link := startWAN(t, cloud.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nodes, rev, _ := faultCluster(ctx, t, cloud, link, 30*time.Second)
+	nodes, _, _ := faultCluster(ctx, t, cloud, link, 30*time.Second)
 
 	link.cut()
 	waitAllMode(t, nodes, "survivability", 20*time.Second)
@@ -717,7 +717,7 @@ func TestCloudRecoveringUploadsTheJournalFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc = withRevision(t, doc, 0, func(m map[string]any) { m["account"].(map[string]any)["name"] = "Acme Renamed" })
-	rev = faultPutSnapshot(t, ctx, cloud, doc)
+	rev := faultPutSnapshot(t, ctx, cloud, doc)
 
 	link.heal()
 	waitAllAt(t, nodes, rev, 30*time.Second)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/calls"
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/appliance/web"
@@ -34,18 +35,20 @@ type Node struct {
 	token        string
 	bootstrapDoc []byte
 
-	store   *store.Store
-	cluster *cluster.Cluster
-	health  *cluster.Health
-	web     *web.Server
-	httpLn  net.Listener
-	raftLn  net.Listener
-	sip     *sipEndpoint
+	store     *store.Store
+	rotations *rotations // rotating groups' state, shared through Raft
+	cluster   *cluster.Cluster
+	health    *cluster.Health
+	web       *web.Server
+	httpLn    net.Listener
+	raftLn    net.Listener
+	sip       *sipEndpoint
 
 	bindingSharer *sharer[store.Binding]
 	journal       *journal
 	cloud         *cloudState
 	trunks        *trunks
+	prompts       *nodePrompts // custom prompts: the IVRs' library and the blobs it plays
 
 	httpAdvertise string
 	sipAdvertise  string
@@ -100,11 +103,13 @@ func (n *Node) Run(ctx context.Context) error {
 	run(func(ctx context.Context) { n.bindingSharer.run(ctx, n.log, n.propose) })
 	run(func(ctx context.Context) { n.journal.sharer.run(ctx, n.log, n.propose) })
 	run(n.journal.run)
+	run(n.rotations.Run)
 	run(n.pruneLoop)
 	run(n.trimMemoryLoop)
 	run(n.cloudIdentityLoop)
 	run(n.cloudLoop)
 	run(n.trunkLoop)
+	run(n.prompts.Run)
 
 	var err error
 	select {
@@ -158,9 +163,14 @@ func (n *Node) start() error {
 	if err != nil {
 		return err
 	}
+	if n.prompts, err = newPrompts(n); err != nil {
+		return err
+	}
 	if err := n.startSIP(); err != nil {
 		return err
 	}
+	n.rotations = newRotations(n)
+	n.sip.calls.SetRotations(n.rotations)
 	// A credentials file that cannot be read stops the start, loudly;
 	// none at all is fine (another node may be paired, or none).
 	if _, err := cloudsync.LoadCredentials(c.CloudCredentialsFile()); err != nil && !errors.Is(err, cloudsync.ErrNotPaired) {
@@ -180,22 +190,31 @@ func (n *Node) start() error {
 		return float64(size)
 	}))
 	n.web = web.New(web.Deps{
-		Trunks:      n.trunkStatus,
-		NodeID:      c.NodeID,
-		Site:        c.Site,
-		CloudURL:    c.Cloud.URL,
-		Cloud:       n.cloudStatus,
-		Push:        n.cloud,
-		AdminToken:  token,
-		Cluster:     n.cluster,
-		Reader:      n.store.Reader(),
-		Healthy:     n.health.Healthy,
-		ActiveCalls: func() int { return n.sip.calls.Active() },
+		Trunks:         n.trunkStatus,
+		NodeID:         c.NodeID,
+		Site:           c.Site,
+		CloudURL:       c.Cloud.URL,
+		Cloud:          n.cloudStatus,
+		Push:           n.cloud,
+		AdminToken:     token,
+		Cluster:        n.cluster,
+		Reader:         n.store.Reader(),
+		Healthy:        n.health.Healthy,
+		ActiveCalls:    func() int { return n.sip.calls.Active() },
+		PromptsMissing: n.prompts.Missing,
+		Groups:         func(ctx context.Context) (any, error) { return n.sip.calls.Groups(ctx) },
+		Calls: func() any {
+			if cs := n.sip.calls.Calls(); cs != nil {
+				return cs
+			}
+			return []calls.CallStatus{}
+		},
 		// What the cloud has not taken yet (all of it when not paired).
 		JournalPending: n.store.Reader().CountPendingCallRecords,
 		Registrations: func(ctx context.Context) (int, map[string]int, error) {
 			return n.store.Reader().BindingCounts(ctx, time.Now())
 		},
+		DataDir:  c.DataDir,
 		Ready:    n.Ready,
 		Registry: reg,
 		Log:      n.log.With("component", "web"),

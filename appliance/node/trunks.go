@@ -16,6 +16,9 @@ import (
 	"github.com/outpost-voice/outpost/appliance/calls"
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/media"
+	"github.com/outpost-voice/outpost/appliance/media/g711"
+	"github.com/outpost-voice/outpost/appliance/media/ivr"
+	"github.com/outpost-voice/outpost/appliance/media/player"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/appliance/web"
 	"github.com/outpost-voice/outpost/sbc"
@@ -26,6 +29,7 @@ import (
 // and the ELINs held for emergency callers (shared like call records).
 type trunks struct {
 	relay    *media.Relay
+	player   *player.Player // paces the IVRs' prompts
 	prober   *sbc.Prober
 	resolver *sbc.Resolver
 	elins    *sharer[store.ELINMapping]
@@ -69,6 +73,14 @@ func (n *Node) startTrunks(client *sipgo.Client, host string) error {
 		return err
 	}
 	n.sip.trunkTLS = newTrunkTLS(dialer, n.sip.ua, tlsListenAddr(n.sip.tls, host))
+	pl := player.New(player.Config{Logger: n.log})
+	eps, err := ivr.New(ivr.Config{IP: ip, Player: pl, Prompts: n.prompts.Library(), Log: n.log})
+	if err != nil {
+		pl.Close()
+		_ = relay.Close()
+		return err
+	}
+	n.sip.calls.SetIVR(ivrEndpoints{eps})
 	tlsPort := 0
 	if n.sip.tls != nil {
 		tlsPort = n.sip.tls.Addr().(*net.TCPAddr).Port
@@ -79,7 +91,7 @@ func (n *Node) startTrunks(client *sipgo.Client, host string) error {
 		return fmt.Errorf("trunk prober: %w", err)
 	}
 	st := n.store
-	t := &trunks{relay: relay, prober: prober, resolver: resolver, elins: &sharer[store.ELINMapping]{
+	t := &trunks{relay: relay, player: pl, prober: prober, resolver: resolver, elins: &sharer[store.ELINMapping]{
 		what:    "ELINs",
 		id:      func(m store.ELINMapping) string { return m.ID },
 		version: func(m store.ELINMapping) time.Time { return m.UpdatedAt },
@@ -121,6 +133,7 @@ func (n *Node) trunkLoop(ctx context.Context) {
 		n.log.Error("trunk prober stopped", "component", "sbc", "error", err)
 	}
 	_ = t.relay.Close()
+	_ = t.player.Close()
 }
 
 // collectors are the relay's metrics: sessions, packets each way (a is
@@ -225,6 +238,13 @@ func (e nodeELINs) PutELIN(_ context.Context, m sbc.ELINMapping) error {
 }
 
 // relayAnchor is the media relay as the B2BUA sees it.
+// ivrEndpoints gives the B2BUA the node's IVR endpoints.
+type ivrEndpoints struct{ e *ivr.Endpoints }
+
+func (i ivrEndpoints) Open(callID string, peer netip.AddrPort, codec g711.Codec, dtmfPT uint8) (calls.IVRLeg, error) {
+	return i.e.Open(callID, peer, codec, dtmfPT)
+}
+
 type relayAnchor struct{ r *media.Relay }
 
 func (a relayAnchor) Allocate(callID string, onTimeout func()) (calls.MediaSession, error) {
