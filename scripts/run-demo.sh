@@ -13,6 +13,8 @@ data=run-data
 mkdir -p "$data"
 http=${OUTPOST_DEMO_HTTP:-127.0.0.1:8080}
 cloud=${OUTPOST_DEMO_CLOUD:-127.0.0.1:9090}
+# Not the node's: it refuses OUTPOST_ variables it does not know.
+unset OUTPOST_DEMO_HTTP OUTPOST_DEMO_CLOUD
 
 # The control plane, seeded with the demo account on its first start.
 [ -s "$data/cloud-admin-token" ] || { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$data/cloud-admin-token"; chmod 600 "$data/cloud-admin-token"; }
@@ -62,7 +64,7 @@ cat <<MSG
   Outpost demo is running: node demo-1 (site hq), paired with the
   reference control plane outpost-cloud, which holds the demo account.
 
-  Web UI:        http://$http/
+  Web UI:        http://$http/   sign in as admin / outpost-admin
   Status (JSON): http://$http/api/v1/status   or   bin/outpost status --server $http
   Admin token:   $data/admin-token  (for bin/outpost apply --server $http SNAPSHOT.json)
 
@@ -72,14 +74,15 @@ cat <<MSG
   second; stop outpost-cloud and the node turns to survivability after 30 s.
 
   Phones register to 127.0.0.1:5060 (UDP or TCP), realm acme.example, with
-  these demo accounts, and call each other by extension or number (the web
-  UI sign-in, admin / outpost-admin, arrives with the full UI):
+  these demo accounts, and call each other by extension or number:
     alice / pw-alice   ext 1001   +16505550101
     bob   / pw-bob     ext 1002   +16505550102
     carol / pw-carol   ext 1003
     dave  / pw-dave    ext 2001   +13125550201   (site branch)
     erin  / pw-erin    ext 2002                  (site branch)
-  Groups: 1900 Front Desk, 1901 Operator, 1999 Main Menu, 2900 Branch Sales
+  Groups: 1900 Front Desk (alice and bob at once), 1901 Operator (carol),
+  1999 Main Menu (an IVR: 1 front desk, 2 branch sales, 0 operator), 2900
+  Branch Sales (dave then erin); +16505550100 reaches the main menu.
 
   Ctrl-C stops it.
 MSG
