@@ -94,24 +94,7 @@ func startKamailio(b *testing.B, snap *account.Snapshot) benchServer {
 	args := append([]string{"-DD", "-E", "-f", cfgPath}, kamailioArgs...)
 	args = append(args, "-P", filepath.Join(dir, "kamailio.pid"))
 	b.Logf("%s %s", bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children can be killed with it
-	logs := &cappedBuffer{max: 1 << 20}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start kamailio: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
+	cmd, done, logs := runKamailio(b, bin, args...)
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -134,6 +117,36 @@ func startKamailio(b *testing.B, snap *account.Snapshot) benchServer {
 		addrs: []string{addr},
 		rss:   func() (float64, error) { return treePSS(pid) },
 	}
+}
+
+// runKamailio starts kamailio in the foreground, in a process group of
+// its own (its children end with it), and stops it when the test ends:
+// SIGTERM to the group, SIGKILL after 10 s; its output is logged when the
+// test failed. done closes when it exits.
+func runKamailio(tb testing.TB, bin string, args ...string) (*exec.Cmd, <-chan struct{}, *cappedBuffer) {
+	tb.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logs := &cappedBuffer{max: 1 << 20}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start kamailio: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	tb.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if tb.Failed() {
+			tb.Logf("kamailio:\n%s", logs)
+		}
+	})
+	return cmd, done, logs
 }
 
 // writeKamailioDB creates Kamailio's SQLite database at path with every

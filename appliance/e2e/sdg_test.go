@@ -148,36 +148,34 @@ func TestGroupSequential(t *testing.T) {
 	groupRecord(t, n, "alice", "erin", "group:sequential")
 }
 
-// The main menu (1999): the caller presses 1 during the prompt (RFC 4733,
-// SIPp playing a capture), which reaches the front desk; alice is the
-// caller (busy), so bob's phone rings and answers.
-func TestIVRDigit(t *testing.T) {
+// ivrCall has caller dial the main menu (1999) with a SIPp scenario while
+// member's phone answers, then checks the record says member took the call
+// by a route containing routePart.
+func ivrCall(t *testing.T, caller, scenario, member, routePart string) {
+	t.Helper()
 	n := startNode(t, "ivr", nodeOpts{bootstrapSnapshot: writeFile(t, "account.json", groupSnapshot(t))})
 	waitRevision(t, []*node{n}, 1)
-	bobDone := answerWith(t, n, "bob", freeUDPPort(t), "-sf", scenarioPath(t, "uas.xml"))
-	callers := writeCallersCSV(t, [][4]string{{"carol", "pw-carol", "acme.example", "1999"}})
-	if res := runSIPp(t, "uac-ivr-dtmf1.xml", n.sipUDP, 1, 40*time.Second, "-inf", callers); res.exit != 0 {
-		t.Fatalf("carol's call to the main menu: SIPp exit %d\n%s\n%s", res.exit, res.stdout, n.log())
+	memberDone := answerWith(t, n, member, freeUDPPort(t), "-sf", scenarioPath(t, "uas.xml"))
+	callers := writeCallersCSV(t, [][4]string{{caller, "pw-" + caller, "acme.example", "1999"}})
+	if res := runSIPp(t, scenario, n.sipUDP, 1, 40*time.Second, "-inf", callers); res.exit != 0 {
+		t.Fatalf("%s's call to the main menu: SIPp exit %d\n%s\n%s", caller, res.exit, res.stdout, n.log())
 	}
-	if code := bobDone(); code != 0 {
-		t.Errorf("bob's phone: SIPp exit %d", code)
+	if code := memberDone(); code != 0 {
+		t.Errorf("%s's phone: SIPp exit %d", member, code)
 	}
-	groupRecord(t, n, "carol", "bob", "ivr:main-menu option 1")
+	groupRecord(t, n, caller, member, routePart)
+}
+
+// The main menu: the caller presses 1 during the prompt (RFC 4733, SIPp
+// playing a capture), which reaches the front desk; alice and bob ring,
+// bob answers (alice has no phone here).
+func TestIVRDigit(t *testing.T) {
+	ivrCall(t, "carol", "uac-ivr-dtmf1.xml", "bob", "ivr:main-menu option 1")
 }
 
 // No key at the main menu: no_input reaches the operator (carol).
 func TestIVRNoInput(t *testing.T) {
-	n := startNode(t, "noinput", nodeOpts{bootstrapSnapshot: writeFile(t, "account.json", groupSnapshot(t))})
-	waitRevision(t, []*node{n}, 1)
-	carolDone := answerWith(t, n, "carol", freeUDPPort(t), "-sf", scenarioPath(t, "uas.xml"))
-	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", "1999"}})
-	if res := runSIPp(t, "uac-ivr.xml", n.sipUDP, 1, 40*time.Second, "-inf", callers); res.exit != 0 {
-		t.Fatalf("alice's call to the main menu: SIPp exit %d\n%s\n%s", res.exit, res.stdout, n.log())
-	}
-	if code := carolDone(); code != 0 {
-		t.Errorf("carol's phone: SIPp exit %d", code)
-	}
-	groupRecord(t, n, "alice", "carol", "no_input")
+	ivrCall(t, "alice", "uac-ivr.xml", "carol", "no_input")
 }
 
 // A PSTN call to the HQ main number (+16505550100) reaches the main menu

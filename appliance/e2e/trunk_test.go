@@ -135,8 +135,14 @@ func waitBoundOn(t testing.TB, ip string, port int) {
 // callPSTN has a phone (SIPp on phoneIP) authenticate as user and dial.
 func callPSTN(t *testing.T, n *node, user, dialled string) sippResult {
 	t.Helper()
+	return callPSTNWith(t, n, "uac-pstn.xml", user, dialled)
+}
+
+// callPSTNWith is callPSTN with another phone scenario.
+func callPSTNWith(t *testing.T, n *node, scenario, user, dialled string) sippResult {
+	t.Helper()
 	callers := writeCallersCSV(t, [][4]string{{user, "pw-" + user, "acme.example", dialled}})
-	return runSIPp(t, "uac-pstn.xml", n.sipUDP, 1, 40*time.Second, "-inf", callers, "-i", phoneIP, "-mi", phoneIP)
+	return runSIPp(t, scenario, n.sipUDP, 1, 40*time.Second, "-inf", callers, "-i", phoneIP, "-mi", phoneIP)
 }
 
 // metric reads one sample of the node's /metrics.
@@ -341,9 +347,8 @@ func TestTrunkCallEndsWhenMediaStops(t *testing.T) {
 		extra: "media:\n  timeout: 2s\n"})
 	waitRevision(t, []*node{n}, 1)
 	primary := startSBC(t, sbcPrimary, "sbc-answer-silent.xml")
-	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", pstnDialled}})
 	// The phone and the SBC answer and send nothing: Outpost hangs both up.
-	res := runSIPp(t, "uac-pstn-silent.xml", n.sipUDP, 1, 30*time.Second, "-inf", callers, "-i", phoneIP, "-mi", phoneIP)
+	res := callPSTNWith(t, n, "uac-pstn-silent.xml", "alice", pstnDialled)
 	if res.exit != 0 {
 		t.Fatalf("the silent call: SIPp exit %d\n%s", res.exit, res.stdout)
 	}
@@ -460,8 +465,7 @@ func TestTrunkLateOffer(t *testing.T) {
 	waitRevision(t, []*node{n}, 1)
 	primary := startSBC(t, sbcPrimary, "sbc-answer.xml")
 
-	callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", pstnDialled}})
-	res := runSIPp(t, "uac-pstn-late.xml", n.sipUDP, 1, 40*time.Second, "-inf", callers, "-i", phoneIP, "-mi", phoneIP)
+	res := callPSTNWith(t, n, "uac-pstn-late.xml", "alice", pstnDialled)
 	if res.exit != 0 {
 		t.Fatalf("alice's call without an offer: SIPp exit %d\n%s", res.exit, res.stdout)
 	}

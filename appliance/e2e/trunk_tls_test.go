@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -88,27 +86,7 @@ require_certificate = no
 	}
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
 	testpki.Write(t, cfgPath, cfg.Bytes())
-	cmd := exec.Command(bin, "-DD", "-E", "-f", cfgPath, "-P", filepath.Join(dir, "kamailio.pid"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logs := &cappedBuffer{max: 1 << 20}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kamailio: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("kamailio:\n%s", logs)
-		}
-	})
+	_, done, logs := runKamailio(t, bin, "-DD", "-E", "-f", cfgPath, "-P", filepath.Join(dir, "kamailio.pid"))
 	eventually(t, 20*time.Second, "kamailio listening on TLS", func(context.Context) error {
 		select {
 		case <-done:
