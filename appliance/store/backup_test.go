@@ -452,19 +452,7 @@ func TestRestoreKeepsOwnLocalBindings(t *testing.T) {
 func TestRestoreVersion1Backup(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	v1Database(t, path)
-	// Fold the WAL into the file, as Backup's copy would be.
-	db, err := openWriter(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`PRAGMA journal_mode = DELETE`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	backup, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	backup := foldedFile(t, path)
 
 	s := openTest(t)
 	own := testBinding("b-1", "alice@acme.example", "hq", "own", at(time.Second))
@@ -479,4 +467,23 @@ func TestRestoreVersion1Backup(t *testing.T) {
 	if got := tableRows(t, s, tableBindings); len(got) != 0 {
 		t.Errorf("replicated bindings = %v, want none (the backup had none)", contacts(got))
 	}
+}
+
+// foldedFile is the database file at path as Backup's copy would be: the
+// WAL folded into the file, read whole.
+func foldedFile(t *testing.T, path string) []byte {
+	t.Helper()
+	db, err := openWriter(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA journal_mode = DELETE`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	backup, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backup
 }

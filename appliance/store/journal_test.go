@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -356,19 +355,7 @@ func TestRestoreVersion2Backup(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v2.db")
 	v2Database(t, path)
-	// Fold the WAL into the file, as Backup's copy would be.
-	db, err := openWriter(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`PRAGMA journal_mode = DELETE`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	backup, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	backup := foldedFile(t, path)
 
 	s := openTest(t)
 	putLocalCalls(t, s, testCall("own", at(time.Second)))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -187,19 +186,7 @@ func TestRestoreVersion6Backup(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v6.db")
 	v6Database(t, path)
-	// Fold the WAL into the file, as Backup's copy would be.
-	db, err := openWriter(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`PRAGMA journal_mode = DELETE`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	backup, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	backup := foldedFile(t, path)
 
 	s := openTest(t)
 	own := testCall("own", at(time.Second))
