@@ -287,6 +287,22 @@ func printStatus(w io.Writer, st web.Status) {
 		}
 		fmt.Fprintf(w, "  %-12s %-8s %-21s %-8s %s\n", m.ID, m.Site, m.RaftAddr, role, health)
 	}
+	if len(st.Trunks) > 0 {
+		fmt.Fprintln(w, "trunks")
+		for _, t := range st.Trunks {
+			line := fmt.Sprintf("  %-12s %-8s", t.ID, t.State)
+			if t.RTTMs != nil {
+				line += fmt.Sprintf(" rtt %.1f ms", *t.RTTMs)
+			}
+			if t.LastError != "" && t.State != "up" {
+				line += "  " + t.LastError
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	if len(st.PromptsMissing) > 0 {
+		fmt.Fprintf(w, "prompts   built-in played instead of: %s\n", strings.Join(st.PromptsMissing, ", "))
+	}
 }
 
 func clusterJoin(ctx context.Context, args []string, stdout io.Writer) error {

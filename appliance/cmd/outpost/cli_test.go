@@ -90,3 +90,19 @@ func TestLocalAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintStatusTrunksAndPrompts(t *testing.T) {
+	rtt := 1.25
+	var out strings.Builder
+	printStatus(&out, web.Status{NodeID: "n1", Site: "hq", Mode: "survivability", Ready: true,
+		Trunks: []web.TrunkStatus{{ID: "sbc-1", State: "up", RTTMs: &rtt},
+			{ID: "sbc-2", State: "down", LastError: "x509: certificate signed by unknown authority"}},
+		PromptsMissing: []string{"main-menu", "menu-1"}})
+	for _, want := range []string{"trunks\n", "  sbc-1        up       rtt 1.2 ms\n",
+		"  sbc-2        down      x509: certificate signed by unknown authority\n",
+		"prompts   built-in played instead of: main-menu, menu-1\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+}
