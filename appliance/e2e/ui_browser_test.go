@@ -23,8 +23,8 @@ import (
 // playwright-core (testdata/browser/ui.mjs; both installed by make deps)
 // against a real node. Screenshots go to the test's artefact directory
 // (go test -artifacts -outputdir DIR keeps them); with
-// OUTPOST_UPDATE_SCREENSHOTS=1 the status page's also replaces
-// docs/images/status.png.
+// OUTPOST_UPDATE_SCREENSHOTS=1 the status page's and the other pages'
+// also replace docs/images/<page>.png.
 
 const (
 	chromiumPath = "/usr/bin/chromium"
@@ -103,8 +103,8 @@ func runBrowser(t *testing.T, n *node, scenario, outDir string, onStep func(step
 }
 
 // Sign in; the status page shows the mode; a SIPp phone registers and the
-// count on the open page rises without a reload; a form without its CSRF
-// token is refused; sign out.
+// count on the open page rises without a reload; every other page, from
+// the navigation bar; a form without its CSRF token is refused; sign out.
 func TestUIStatusInBrowser(t *testing.T) {
 	needBrowser(t)
 	n := startNode(t, "ui", nodeOpts{bootstrapSnapshot: writeFile(t, "demo.json", demoSnapshot(t))})
@@ -147,18 +147,40 @@ func TestUIStatusInBrowser(t *testing.T) {
 	if steps["signed-out"]["path"] != "/login" {
 		t.Errorf("after sign-out the browser is at %v, want /login", steps["signed-out"]["path"])
 	}
-	for _, name := range []string{"login", "status", "status-phone", "csrf-refused"} {
+	pages, _ := steps["pages"]["phones"].(map[string]any)
+	if pages == nil {
+		t.Fatal("the browser did not visit the other pages")
+	}
+	for _, name := range []string{"phones", "calls", "sdgs", "cluster", "settings"} {
+		p, _ := steps["pages"][name].(map[string]any)
+		cur, _ := p["current"].([]any)
+		if p["path"] != "/"+name || len(cur) != 1 || cur[0] != "/"+name || p["unlabelled"] != float64(0) {
+			t.Errorf("page %s: at %v, navigation marks %v current, %v controls without a label", name, p["path"], cur, p["unlabelled"])
+		}
+		if (name == "calls" || name == "sdgs") && p["live"] != true {
+			t.Errorf("page %s is not live", name)
+		}
+	}
+	if cfg, _ := steps["pages"]["settings"].(map[string]any); cfg["config"] != true {
+		t.Log("the Settings page shows no configuration: the node does not pass web.Deps.Config")
+	}
+	if pages["searchEmpty"] != true {
+		t.Error("a phone search for nobody still listed phones")
+	}
+	for _, name := range []string{"login", "status", "status-phone", "csrf-refused", "phones", "calls", "sdgs", "cluster", "settings"} {
 		if fi, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || fi.Size() == 0 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}
 	}
 	if os.Getenv("OUTPOST_UPDATE_SCREENSHOTS") == "1" {
-		data, err := os.ReadFile(filepath.Join(shots, "status.png"))
-		if err == nil {
-			err = os.WriteFile("../../docs/images/status.png", data, 0o644)
-		}
-		if err != nil {
-			t.Errorf("update docs/images/status.png: %v", err)
+		for _, name := range []string{"status", "phones", "calls", "sdgs", "cluster", "settings"} {
+			data, err := os.ReadFile(filepath.Join(shots, name+".png"))
+			if err == nil {
+				err = os.WriteFile("../../docs/images/"+name+".png", data, 0o644)
+			}
+			if err != nil {
+				t.Errorf("update docs/images/%s.png: %v", name, err)
+			}
 		}
 	}
 }

@@ -215,6 +215,7 @@ func (n *Node) start() error {
 			return n.store.Reader().BindingCounts(ctx, time.Now())
 		},
 		DataDir:  c.DataDir,
+		Config:   func() config.Config { return c },
 		Ready:    n.Ready,
 		Registry: reg,
 		Log:      n.log.With("component", "web"),

@@ -18,6 +18,18 @@ func (s *Server) uiDeps() ui.Deps {
 		Account: s.uiAccount,
 		Admins:  s.deps.Reader.Admins,
 		Log:     s.deps.Log,
+
+		Bindings: s.uiBindings,
+		Calls:    s.uiCalls,
+		History:  s.uiHistory,
+		SDGs:     s.uiSDGs,
+		Join:     s.uiJoin,
+	}
+	if s.deps.Config != nil {
+		d.Settings = func() (string, error) {
+			y, err := s.deps.Config().Redacted().YAML()
+			return string(y), err
+		}
 	}
 	if s.deps.DataDir != "" {
 		d.BreakGlassFile = filepath.Join(s.deps.DataDir, ui.BreakGlassFile)

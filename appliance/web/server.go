@@ -15,6 +15,7 @@ import (
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/appliance/web/ui"
+	"github.com/outpost-voice/outpost/config"
 )
 
 // Cluster is what the API needs from the node's Raft cluster.
@@ -70,6 +71,9 @@ type Deps struct {
 	// break-glass admin lives (ui.BreakGlassFile); empty: no break-glass
 	// admin.
 	DataDir string
+	// Config is the node's effective configuration, for the UI's Settings
+	// page (shown Redacted); nil: the page says it is not available.
+	Config func() config.Config
 	// Ready returns nil once the node can serve (store open, leader known,
 	// listeners up), else why not.
 	Ready    func() error
@@ -123,6 +127,7 @@ func (s *Server) routes() {
 	admin.GET("/journal", s.getJournal)
 	admin.GET("/sdgs", s.getGroups)
 	admin.GET("/calls", s.getCalls)
+	admin.GET("/bindings", s.getBindings)
 	// Profiles for diagnosing a node in the field (bearer token only).
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 

@@ -19,11 +19,16 @@ type stream struct {
 
 func openStream(t *testing.T, f *fixture, b *browser) *stream {
 	t.Helper()
+	return openStreamAt(t, f, b, "/ui/events")
+}
+
+func openStreamAt(t *testing.T, f *fixture, b *browser, path string) *stream {
+	t.Helper()
 	srv := httptest.NewServer(f.h)
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/ui/events", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
 	for _, c := range b.jar {
 		req.AddCookie(c)
 	}

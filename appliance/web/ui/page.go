@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"fmt"
 	"html/template"
@@ -31,10 +32,12 @@ var pages = func() map[string]*template.Template {
 		"clock":    clock,
 		"ms":       func(f float64) string { return fmt.Sprintf("%.1f ms", f) },
 		"percent":  percent,
+		"route":    RouteLine,
+		"navItems": func() []navItem { return navItems },
 	}
 	base := template.Must(template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"login", "status", "refused"} {
+	for _, name := range []string{"login", "status", "refused", "phones", "calls", "sdgs", "cluster", "settings"} {
 		t := template.Must(base.Clone())
 		template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
 		out[name] = t
@@ -45,6 +48,7 @@ var pages = func() map[string]*template.Template {
 // page is what the layout renders.
 type page struct {
 	Title   string
+	Nav     string // the navigation bar's current item (its path)
 	NodeID  string
 	User    string // signed in as; empty on the sign-in page
 	CSRF    string // the session's token for the forms
@@ -52,6 +56,15 @@ type page struct {
 	Config  string // htmx's configuration
 	Message string // an error or notice
 	Body    any    // the page's own data
+}
+
+// navItem is an entry of the navigation bar.
+type navItem struct{ Path, Label string }
+
+// navItems is the navigation bar, in order (Sign out is its form).
+var navItems = []navItem{
+	{"/", "Status"}, {"/phones", "Phones"}, {"/calls", "Calls"},
+	{"/sdgs", "SDGs"}, {"/cluster", "Cluster"}, {"/settings", "Settings"},
 }
 
 // render writes the page named name with status.
@@ -116,4 +129,18 @@ func sseLines(b []byte) string {
 		sb.WriteByte('\n')
 	}
 	return sb.String()
+}
+
+// readAll reads a page's optional list: none when fn is nil, and the
+// message to show when it fails.
+func readAll[T any](ctx context.Context, u *UI, what string, fn func(context.Context) ([]T, error)) ([]T, string) {
+	if fn == nil {
+		return nil, ""
+	}
+	v, err := fn(ctx)
+	if err != nil {
+		u.d.Log.Warn("ui: read "+what, "error", err)
+		return nil, "The " + what + " cannot be read right now: " + err.Error()
+	}
+	return v, ""
 }

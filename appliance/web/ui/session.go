@@ -22,6 +22,7 @@ const maxSessions = 10000
 type session struct {
 	id       string
 	user     string
+	role     string // account.RoleAdmin or RoleViewer
 	csrf     string // the token every form of this session carries
 	created  time.Time
 	lastSeen time.Time
@@ -49,10 +50,10 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// create starts a session for user and returns a copy of it.
-func (s *sessions) create(user string) session {
+// create starts a session for user with role and returns a copy of it.
+func (s *sessions) create(user, role string) session {
 	now := s.now()
-	sess := &session{id: randomToken(), user: user, csrf: randomToken(), created: now, lastSeen: now}
+	sess := &session{id: randomToken(), user: user, role: role, csrf: randomToken(), created: now, lastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked(now)

@@ -95,7 +95,7 @@ func (u *UI) signIn(c *gin.Context) {
 		return
 	}
 	u.lockout.succeed(userKey(username))
-	sess := u.sessions.create(username)
+	sess := u.sessions.create(username, role)
 	setCookie(c, SessionCookie, sess.id, 0)
 	setCookie(c, loginCookie, "", -1)
 	u.d.Log.Info("ui: signed in", "user", logUser, "role", role, "via", via, "remote", ip)

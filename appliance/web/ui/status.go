@@ -95,7 +95,7 @@ func (b board) ModeAge() time.Duration {
 
 func (u *UI) statusPage(c *gin.Context) {
 	sess := sessionOf(c)
-	u.render(c, http.StatusOK, "status", page{Title: "Status", User: sess.user, CSRF: sess.csrf, Body: u.board(c.Request.Context())})
+	u.render(c, http.StatusOK, "status", page{Title: "Status", Nav: "/", User: sess.user, CSRF: sess.csrf, Body: u.board(c.Request.Context())})
 }
 
 // board reads the status and what the page shows with it.

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -24,6 +25,26 @@ type Deps struct {
 	// Admins is the snapshot's admins (store.Reader.Admins): they sign in
 	// from the replicated store, so they work while the cloud is down.
 	Admins func(ctx context.Context) ([]account.Admin, error)
+	// Bindings is the phones' live bindings whose user, name, extension,
+	// contact or user agent contains q (case-insensitive; empty q: all);
+	// nil shows none.
+	Bindings func(ctx context.Context, q string) ([]Binding, error)
+	// Calls is the calls in progress on this node (/api/v1/calls); nil
+	// shows none.
+	Calls func(ctx context.Context) ([]Call, error)
+	// History is the outage journal, newest first: at most limit records
+	// after the first offset, and whether older ones follow; nil shows none.
+	History func(ctx context.Context, offset, limit int) (recs []CallRecord, more bool, err error)
+	// SDGs is every SDG's definition with its members' live state
+	// (/api/v1/sdgs); nil shows none.
+	SDGs func(ctx context.Context) ([]SDG, error)
+	// Join adds a voter through the API's own join logic
+	// (POST /api/v1/cluster/join) and returns its HTTP status; nil: the
+	// Cluster page has no form.
+	Join func(ctx context.Context, id, raftAddr string) (int, error)
+	// Settings is the node's effective configuration as YAML, secrets
+	// hidden (config.Config.Redacted); nil: the page says it is unknown.
+	Settings func() (string, error)
 	// BreakGlassFile is the path of the node's break-glass admin
 	// (<data_dir>/breakglass.json); empty: none.
 	BreakGlassFile string
@@ -49,7 +70,8 @@ type UI struct {
 	account    *Account
 }
 
-// Mount adds the UI's routes to e: the status page at /, sign-in and
+// Mount adds the UI's routes to e: the status page at /, the Phones,
+// Calls, SDGs, Cluster and Settings pages, sign-in and
 // sign-out, the live stream at /ui/events and the static files under
 // /static/. It also adds, for every route registered after it, the CSRF
 // check of requests made with the session cookie (bearer-token requests
@@ -80,6 +102,13 @@ func Mount(e *gin.Engine, d Deps) *UI {
 	g.POST("/login", u.signIn)
 	g.POST("/logout", u.signOut)
 	g.GET("/", u.requirePage, u.statusPage)
+	g.GET("/phones", u.requirePage, u.phonesPage)
+	g.GET("/calls", u.requirePage, u.callsPage)
+	g.GET("/sdgs", u.requirePage, u.sdgsPage)
+	g.GET("/cluster", u.requirePage, u.clusterPage)
+	g.GET("/cluster/join", u.requirePage, func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/cluster") })
+	g.POST("/cluster/join", u.requirePage, u.joinNode)
+	g.GET("/settings", u.requirePage, u.settingsPage)
 	g.GET("/ui/events", u.requireStream, u.events)
 	return u
 }

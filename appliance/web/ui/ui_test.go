@@ -279,7 +279,7 @@ func TestSessionIDsAreRandom(t *testing.T) {
 	s := newSessions(time.Now)
 	seen := map[string]bool{}
 	for range 1000 {
-		sess := s.create("a")
+		sess := s.create("a", account.RoleAdmin)
 		if seen[sess.id] || seen[sess.csrf] || sess.id == sess.csrf {
 			t.Fatal("repeated token")
 		}

@@ -87,6 +87,8 @@ async function status(page) {
     .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).length);
   report('keyboard', { first, afterSkip, unlabelled });
 
+  await pages(page);
+
   // A form without its CSRF token is refused and the session survives.
   await page.evaluate(() => document.querySelector('#logout input[name=csrf_token]').remove());
   const refused = await submit(page, '#logout button[type=submit]', '/logout', '#refused-message');
@@ -98,6 +100,50 @@ async function status(page) {
 
   await submit(page, '#logout button[type=submit]', '/logout', '#signin');
   report('signed-out', { path: new URL(page.url()).pathname });
+}
+
+// Every other page: reached from the navigation bar, marked current,
+// showing its recognisable element, every control labelled; a screenshot
+// of each.
+const otherPages = [
+  { path: '/phones', name: 'phones', sel: '#bindings tr[data-user="alice"]' },
+  { path: '/calls', name: 'calls', sel: '#history' },
+  { path: '/sdgs', name: 'sdgs', sel: 'section[data-sdg="sdg-frontdesk"] .state' },
+  { path: '/cluster', name: 'cluster', sel: '#members tr[data-member]' },
+  { path: '/settings', name: 'settings', sel: '#settings-title' },
+];
+
+async function pages(page) {
+  const seen = {};
+  for (const p of otherPages) {
+    await page.evaluate(() => document.querySelectorAll('main').forEach((e) => e.setAttribute('data-old', '')));
+    await page.click(`nav a[href="${p.path}"]`);
+    await page.waitForSelector('main:not([data-old]) ' + p.sel, { timeout: 10000 });
+    const info = await page.evaluate(() => ({
+      path: location.pathname,
+      current: [...document.querySelectorAll('nav a[aria-current="page"]')].map((a) => a.getAttribute('href')),
+      unlabelled: [...document.querySelectorAll('input:not([type=hidden]), button, select, textarea')]
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).length,
+    }));
+    if (p.path === '/phones') {
+      // The search works without JavaScript's help: a GET form.
+      await page.fill('#q', 'nobody-by-that-name');
+      await page.evaluate(() => document.querySelectorAll('main').forEach((e) => e.setAttribute('data-old', '')));
+      await page.press('#q', 'Enter');
+      await page.waitForSelector('main:not([data-old]) #bindings', { timeout: 10000 });
+      info.searchEmpty = (await page.$$('#bindings tr[data-user]')).length === 0;
+      await page.goto(base + '/phones');
+      await page.waitForSelector(p.sel);
+    }
+    if (p.path === '/sdgs' || p.path === '/calls') {
+      await page.waitForFunction(() => document.querySelector('[data-live-state]').textContent.startsWith('Live:'), null, { timeout: 10000 });
+      info.live = true;
+    }
+    if (p.path === '/settings') info.config = !!(await page.$('#config'));
+    await shot(page, p.name);
+    seen[p.name] = info;
+  }
+  report('pages', seen);
 }
 
 async function lockout(page) {

@@ -1,38 +1,46 @@
-// Live updates of the status page: the server streams the status board,
-// rendered, as Server-Sent Events (GET /ui/events); this swaps it in.
-// Self-hosted and CSP-compliant (no inline script, no eval); without it
-// the page is still complete, just not live.
+// Live updates: the server streams a part of the page, rendered, as
+// Server-Sent Events (GET /ui/events; ?view=calls or sdgs for those
+// pages); this swaps it into the element marked data-live (whose
+// data-live-event names the event, default "status"). Self-hosted and
+// CSP-compliant (no inline script, no eval); without it the pages are
+// still complete, just not live.
 (function () {
   'use strict';
   var source = null;
+  var url = '';
 
   function say(text) {
     var el = document.querySelector('[data-live-state]');
     if (el) el.textContent = text;
   }
 
+  function close() {
+    if (source) { source.close(); source = null; }
+    url = '';
+  }
+
   function connect() {
-    var board = document.querySelector('[data-live]');
-    if (!board) {
-      if (source) { source.close(); source = null; }
-      return;
-    }
-    if (source) return;
-    source = new EventSource(board.getAttribute('data-live'));
-    source.addEventListener('status', function (e) {
+    var target = document.querySelector('[data-live]');
+    if (!target) { close(); return; }
+    var want = target.getAttribute('data-live');
+    if (source && url === want) return;
+    close();
+    url = want;
+    source = new EventSource(want);
+    source.addEventListener(target.getAttribute('data-live-event') || 'status', function (e) {
       var el = document.querySelector('[data-live]');
       if (el) el.innerHTML = e.data;
       say('Live: updates as it happens.');
     });
     source.addEventListener('signed-out', function () {
-      source.close(); source = null;
+      close();
       window.location.assign('/login');
     });
     source.onerror = function () {
       if (source && source.readyState === EventSource.CLOSED) {
         // Refused (the session ended, e.g. the node restarted): reload,
         // which leads to the sign-in page when signed out.
-        source = null;
+        close();
         say('Live updates stopped; reloading…');
         window.setTimeout(function () { window.location.reload(); }, 2000);
         return;
@@ -43,6 +51,6 @@
 
   document.addEventListener('DOMContentLoaded', connect);
   document.addEventListener('htmx:afterSettle', connect);
-  window.addEventListener('pagehide', function () { if (source) { source.close(); source = null; } });
+  window.addEventListener('pagehide', close);
   window.addEventListener('pageshow', connect);
 })();
