@@ -29,6 +29,13 @@ type GroupDirectory interface {
 	Numbers(ctx context.Context) ([]account.Number, error)
 }
 
+// OverrideDirectory is a GroupDirectory that also holds the cluster's
+// emergency SDG overrides (store.Reader): each replaces its SDG's route
+// in the index, so calls walk the override.
+type OverrideDirectory interface {
+	SDGOverrides(ctx context.Context) ([]store.SDGOverride, error)
+}
+
 // Rotations keeps rotating groups' state: the member who answered each
 // group's last call, shared by the cluster.
 type Rotations interface {
@@ -80,6 +87,8 @@ type groupIndex struct {
 	at      time.Time
 	sdgs    map[string]account.SDG
 	numbers map[string]account.Number
+	// overrides are the SDGs whose route an override replaced in sdgs.
+	overrides map[string]store.SDGOverride
 }
 
 func (g *groupIndex) SDG(id string) (account.SDG, bool) {
@@ -118,6 +127,22 @@ func (b *B2BUA) groups(ctx context.Context) (*groupIndex, error) {
 	}
 	for _, n := range nums {
 		g.numbers[n.Number] = n
+	}
+	if od, ok := b.dir.(OverrideDirectory); ok {
+		ovs, err := od.SDGOverrides(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range ovs {
+			if s, ok := g.sdgs[o.SDGID]; ok && o.Route != nil {
+				s.Route = o.Route
+				g.sdgs[o.SDGID] = s
+				if g.overrides == nil {
+					g.overrides = map[string]store.SDGOverride{}
+				}
+				g.overrides[o.SDGID] = o
+			}
+		}
 	}
 	b.groupIdx.idx = g
 	return g, nil

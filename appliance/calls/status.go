@@ -25,6 +25,17 @@ type GroupStatus struct {
 	// LastAnswered is who took a rotating group's last call (the next
 	// starts after them).
 	LastAnswered string `json:"last_answered,omitempty"`
+	// Override is the emergency override in force (Route above is then
+	// its route's type); nil when none.
+	Override *OverrideStatus `json:"override,omitempty"`
+}
+
+// OverrideStatus is an SDG's emergency override: its route, who made it
+// and when.
+type OverrideStatus struct {
+	Route *account.Route `json:"route"`
+	By    string         `json:"by"`
+	At    time.Time      `json:"at"`
 }
 
 // MemberStatus is a group member's live state: idle, ringing, busy or
@@ -113,6 +124,9 @@ func (b *B2BUA) Groups(ctx context.Context) ([]GroupStatus, error) {
 	out := make([]GroupStatus, 0, len(idx.sdgs))
 	for _, g := range idx.sdgs {
 		gs := GroupStatus{ID: g.ID, Name: g.Name, Extension: g.Extension, Site: g.Site}
+		if o, ok := idx.overrides[g.ID]; ok {
+			gs.Override = &OverrideStatus{Route: o.Route, By: o.By, At: o.At}
+		}
 		if r := g.Route; r != nil {
 			gs.Route, gs.Strategy = r.Type, r.Strategy
 			if r.Type == account.RouteUser {

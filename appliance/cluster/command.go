@@ -34,6 +34,12 @@ const (
 	// is ignorable (0x8d): a node of an older release skips it and only
 	// its rotations lag, instead of halting during a rolling upgrade.
 	CmdPutRotation CommandType = 13 | IgnorableFlag
+	// CmdSetSDGOverride sets or clears an SDG's emergency override. It is
+	// not ignorable: an override is lasting state, and a node that skipped
+	// one would route the SDG's calls the old way until a Raft snapshot
+	// replaced its store, so an older node halts instead (upgrade
+	// followers first).
+	CmdSetSDGOverride CommandType = 14
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -66,6 +72,8 @@ func (t CommandType) String() string {
 		return "put_elins"
 	case CmdPutRotation:
 		return "put_rotation"
+	case CmdSetSDGOverride:
+		return "set_sdg_override"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -160,6 +168,19 @@ func EncodeRotation(r store.Rotation) ([]byte, error) {
 	}
 	r.At = r.At.UTC()
 	return Encode(CmdPutRotation, r)
+}
+
+// EncodeSDGOverride is the entry setting o (o.Route nil: clearing
+// o.SDGID's override). o.At is stamped by the proposer and o.Revision is
+// the config revision it checked o against: the FSM refuses the command
+// as stale on any other revision.
+func EncodeSDGOverride(o store.SDGOverride) ([]byte, error) {
+	if o.SDGID == "" || o.By == "" || o.At.IsZero() {
+		return nil, fmt.Errorf("encode %s command: an override needs an sdg id, an author and a time (got %q, %q, %v)",
+			CmdSetSDGOverride, o.SDGID, o.By, o.At)
+	}
+	o.At = o.At.UTC()
+	return Encode(CmdSetSDGOverride, o)
 }
 
 // EncodeMember is the entry announcing a member's addresses.

@@ -203,7 +203,8 @@ func commandHandlers() map[CommandType]handler {
 			_, err := tx.SetCloudCredentials(c)
 			return err
 		}),
-		CmdBatch: (*FSM).applyBatch,
+		CmdSetSDGOverride: (*FSM).setSDGOverride,
+		CmdBatch:          (*FSM).applyBatch,
 	}
 }
 
@@ -256,7 +257,8 @@ func refused(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalidBinding) ||
 		errors.Is(err, store.ErrInvalidCallRecord) || errors.Is(err, account.ErrBadChange) ||
 		errors.Is(err, store.ErrInvalidCredentials) || errors.Is(err, store.ErrInvalidELIN) ||
-		errors.Is(err, store.ErrInvalidRotation)
+		errors.Is(err, store.ErrInvalidRotation) || errors.Is(err, store.ErrInvalidOverride) ||
+		errors.Is(err, store.ErrUnknownSDG)
 }
 
 // applyOne applies one entry. A command refused for its content (a stale
@@ -316,9 +318,16 @@ func (f *FSM) applySnapshot(tx *store.Tx, _ uint64, doc []byte) (ApplyResult, er
 	if snap.Revision <= cur {
 		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: revision %d is not greater than the current revision %d", ErrStaleRevision, snap.Revision, cur)}, nil
 	}
+	touched, err := tx.OverriddenSDGsChangedBy(snap)
+	if err != nil {
+		return ApplyResult{}, err
+	}
 	if err := tx.ReplaceConfig(snap, doc); refused(err) {
 		return ApplyResult{Revision: cur, Err: err}, nil
 	} else if err != nil {
+		return ApplyResult{}, err
+	}
+	if err := f.supersedeOverrides(tx, snap.Revision, touched); err != nil {
 		return ApplyResult{}, err
 	}
 	f.revision.Store(snap.Revision)
@@ -349,9 +358,47 @@ func (f *FSM) applyChanges(tx *store.Tx, _ uint64, payload []byte) (ApplyResult,
 	} else if err != nil {
 		return ApplyResult{}, err
 	}
+	if err := f.supersedeOverrides(tx, p.Revision, store.SDGsIn(changes)); err != nil {
+		return ApplyResult{}, err
+	}
 	f.revision.Store(p.Revision)
 	f.configHit = true
 	return ApplyResult{Revision: p.Revision}, nil
+}
+
+// setSDGOverride sets or clears an SDG's emergency override. The
+// proposer checked it against the revision it names; here it must still
+// be the revision in force (else ErrStaleRevision) and the store checks
+// the route again against the state the command lands on.
+func (f *FSM) setSDGOverride(tx *store.Tx, _ uint64, payload []byte) (ApplyResult, error) {
+	cur := f.revision.Load()
+	var o store.SDGOverride
+	if err := json.Unmarshal(payload, &o); err != nil {
+		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: decode %s: %v", ErrMalformedCommand, CmdSetSDGOverride, err)}, nil
+	}
+	if o.Revision != cur {
+		return ApplyResult{Revision: cur, Err: fmt.Errorf("%w: override of sdg %s made at revision %d, but this node serves %d", ErrStaleRevision, o.SDGID, o.Revision, cur)}, nil
+	}
+	if err := tx.SetSDGOverride(o); refused(err) {
+		return ApplyResult{Revision: cur, Err: err}, nil
+	} else if err != nil {
+		return ApplyResult{}, err
+	}
+	f.configHit = true
+	return ApplyResult{Revision: cur}, nil
+}
+
+// supersedeOverrides drops the overrides a new config revision supersedes
+// (store.Tx.SupersedeSDGOverrides), in the revision's transaction.
+func (f *FSM) supersedeOverrides(tx *store.Tx, rev int64, touched map[string]bool) error {
+	dropped, err := tx.SupersedeSDGOverrides(rev, touched)
+	if err != nil {
+		return err
+	}
+	if len(dropped) > 0 {
+		f.log.Info("sdg overrides superseded by the configuration", "revision", rev, "sdgs", dropped)
+	}
+	return nil
 }
 
 func (f *FSM) halt(err error) {

@@ -139,8 +139,8 @@ func TestReplaceConfigRefusesPromptNameTwice(t *testing.T) {
 }
 
 // v7Database writes, at path, the database a version 7 node serving the
-// demo has: made with this binary, then taken back to schema 7 (the table
-// 0008 adds dropped).
+// demo has: made with this binary, then taken back to schema 7 (the tables
+// 0008 and later add dropped).
 func v7Database(t *testing.T, path string) []byte {
 	t.Helper()
 	snap, raw := demoSnapshot(t)
@@ -159,7 +159,8 @@ func v7Database(t *testing.T, path string) []byte {
 	defer db.Close()
 	for _, q := range []string{
 		`DROP TABLE prompts`,
-		`DELETE FROM schema_migrations WHERE version = 8`,
+		`DROP TABLE sdg_overrides`,
+		`DELETE FROM schema_migrations WHERE version >= 8`,
 		`PRAGMA journal_mode = DELETE`, // one file, as a backup is
 	} {
 		if _, err := db.Exec(q); err != nil {
@@ -212,7 +213,7 @@ func TestOpenMigratesEmptyVersion7(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP TABLE prompts`, `DELETE FROM schema_migrations WHERE version = 8`} {
+	for _, q := range []string{`DROP TABLE prompts`, `DROP TABLE sdg_overrides`, `DELETE FROM schema_migrations WHERE version >= 8`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

@@ -127,53 +127,9 @@ func (r *Reader) SnapshotJSON(ctx context.Context) ([]byte, error) {
 func (r *Reader) Snapshot(ctx context.Context) (*account.Snapshot, error) {
 	var snap *account.Snapshot
 	err := r.view(ctx, func(q querier) error {
-		acct, found, err := readAccount(ctx, q)
-		if err != nil || !found {
-			return err
-		}
-		s := &account.Snapshot{Account: acct}
-		if s.Revision, err = metaInt(ctx, q, metaRevision); err != nil {
-			return err
-		}
-		nulls, err := readNullLists(ctx, q)
-		if err != nil {
-			return err
-		}
-		if s.Sites, err = readSites(ctx, q, ""); err != nil {
-			return err
-		}
-		if s.Users, err = readUsers(ctx, q); err != nil {
-			return err
-		}
-		if s.SDGs, err = readSDGs(ctx, q); err != nil {
-			return err
-		}
-		if s.Numbers, err = readNumbers(ctx, q); err != nil {
-			return err
-		}
-		if s.Trunks, err = readTrunks(ctx, q); err != nil {
-			return err
-		}
-		if s.Callout, err = readCallout(ctx, q, nulls); err != nil {
-			return err
-		}
-		if s.Admins, err = readAdmins(ctx, q); err != nil {
-			return err
-		}
-		if s.Embed, err = readEmbed(ctx, q, nulls); err != nil {
-			return err
-		}
-		if s.Prompts, err = readPrompts(ctx, q); err != nil {
-			return err
-		}
-		s.Sites = orNil(s.Sites, nulls[nullSites])
-		s.Users = orNil(s.Users, nulls[nullUsers])
-		s.SDGs = orNil(s.SDGs, nulls[nullSDGs])
-		s.Numbers = orNil(s.Numbers, nulls[nullNumbers])
-		s.Trunks = orNil(s.Trunks, nulls[nullTrunks])
-		s.Admins = orNil(s.Admins, nulls[nullAdmins])
-		snap = s
-		return nil
+		var err error
+		snap, err = readConfig(ctx, q)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot: %w", err)

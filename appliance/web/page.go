@@ -24,6 +24,8 @@ func (s *Server) uiDeps() ui.Deps {
 		History:  s.uiHistory,
 		SDGs:     s.uiSDGs,
 		Join:     s.uiJoin,
+		Users:    s.deps.Reader.Users,
+		Override: s.uiOverride,
 	}
 	if s.deps.Config != nil {
 		d.Settings = func() (string, error) {

@@ -126,6 +126,7 @@ func (s *Server) routes() {
 	admin.GET("/cluster/members", s.getMembers)
 	admin.GET("/journal", s.getJournal)
 	admin.GET("/sdgs", s.getGroups)
+	admin.GET("/sdgs/overrides", s.getOverrides)
 	admin.GET("/calls", s.getCalls)
 	admin.GET("/bindings", s.getBindings)
 	// Profiles for diagnosing a node in the field (bearer token only).
@@ -138,6 +139,8 @@ func (s *Server) routes() {
 	writes.POST("/cluster/members", s.postMember)
 	writes.POST("/mode", s.postMode)
 	writes.POST("/cluster/apply", s.postApply)
+	writes.PUT("/sdgs/:id/override", s.putOverride)
+	writes.DELETE("/sdgs/:id/override", s.deleteOverride)
 }
 
 // Handler is the routed handler, for tests.

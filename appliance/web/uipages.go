@@ -110,13 +110,22 @@ func (s *Server) uiSDGs(ctx context.Context) ([]ui.SDG, error) {
 			return nil, fmt.Errorf("read sdg states: %w", err)
 		}
 	}
+	ovs, err := s.deps.Reader.SDGOverrides(ctx)
+	if err != nil {
+		return nil, err
+	}
+	overridden := make(map[string]*ui.SDGOverride, len(ovs))
+	for _, o := range ovs {
+		overridden[o.SDGID] = &ui.SDGOverride{Route: o.Route, By: o.By, At: o.At}
+	}
 	byID := make(map[string]groupJSON, len(live))
 	for _, g := range live {
 		byID[g.ID] = g
 	}
 	out := make([]ui.SDG, 0, len(defs))
 	add := func(d account.SDG, g groupJSON) {
-		v := ui.SDG{ID: d.ID, Name: d.Name, Extension: d.Extension, Site: d.Site, Route: d.Route, LastAnswered: g.LastAnswered}
+		v := ui.SDG{ID: d.ID, Name: d.Name, Extension: d.Extension, Site: d.Site, Route: d.Route, LastAnswered: g.LastAnswered,
+			Override: overridden[d.ID]}
 		for _, m := range g.Members {
 			v.Members = append(v.Members, ui.SDGMember{UserID: m.UserID, Username: m.Username, Name: m.Name, State: m.State})
 		}

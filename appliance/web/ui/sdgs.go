@@ -24,7 +24,20 @@ type SDG struct {
 	Members   []SDGMember    // live, as this node sees them
 	// LastAnswered is who took a rotating group's last call.
 	LastAnswered string
+	// Override is the emergency override in force; nil when none.
+	Override *SDGOverride
 }
+
+// SDGOverride is an SDG's emergency override: calls walk Route instead of
+// the definition's until it is cleared or the cloud supersedes it.
+type SDGOverride struct {
+	Route *account.Route
+	By    string
+	At    time.Time
+}
+
+// When is the override's time in UTC, to the second.
+func (o SDGOverride) When() string { return clock(&o.At) }
 
 // SDGMember is a group member's live state: idle, ringing, busy or
 // unregistered.
@@ -53,8 +66,7 @@ func (u *UI) groups(ctx context.Context) groups {
 }
 
 func (u *UI) sdgsPage(c *gin.Context) {
-	sess := sessionOf(c)
-	u.render(c, http.StatusOK, "sdgs", page{Title: "SDGs", Nav: "/sdgs", User: sess.user, CSRF: sess.csrf, Body: u.groups(c.Request.Context())})
+	u.renderSDGs(c, http.StatusOK, sdgsBody{Done: c.Query("done")}, "")
 }
 
 // RouteLine is r in one readable line, its fallbacks included, e.g.

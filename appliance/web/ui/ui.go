@@ -38,6 +38,14 @@ type Deps struct {
 	// SDGs is every SDG's definition with its members' live state
 	// (/api/v1/sdgs); nil shows none.
 	SDGs func(ctx context.Context) ([]SDG, error)
+	// Users is the snapshot's users, for the SDG override form's choice
+	// of user; nil: none to choose.
+	Users func(ctx context.Context) ([]account.User, error)
+	// Override sets (route non-nil) or clears sdgID's emergency override
+	// through the API's own logic (PUT or DELETE
+	// /api/v1/sdgs/{id}/override), made by the admin by, and returns its
+	// HTTP status; nil: the SDGs page has no override forms.
+	Override func(ctx context.Context, sdgID string, route *account.Route, by string) (int, error)
 	// Join adds a voter through the API's own join logic
 	// (POST /api/v1/cluster/join) and returns its HTTP status; nil: the
 	// Cluster page has no form.
@@ -105,6 +113,8 @@ func Mount(e *gin.Engine, d Deps) *UI {
 	g.GET("/phones", u.requirePage, u.phonesPage)
 	g.GET("/calls", u.requirePage, u.callsPage)
 	g.GET("/sdgs", u.requirePage, u.sdgsPage)
+	g.POST("/sdgs/override", u.requirePage, u.overrideSDG)
+	g.POST("/sdgs/override/clear", u.requirePage, u.clearOverride)
 	g.GET("/cluster", u.requirePage, u.clusterPage)
 	g.GET("/cluster/join", u.requirePage, func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/cluster") })
 	g.POST("/cluster/join", u.requirePage, u.joinNode)

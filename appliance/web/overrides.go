@@ -1,0 +1,197 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/cluster"
+	"github.com/outpost-voice/outpost/appliance/store"
+)
+
+// OverrideByHeader names who makes an SDG override through the API (an
+// admin's username; the UI sends the signed-in admin's). Without it the
+// override is recorded as made by "api".
+const OverrideByHeader = "X-Outpost-By"
+
+// OverrideResponse answers a set or cleared SDG override: the override in
+// force after the request (null once cleared).
+type OverrideResponse struct {
+	SDGID    string             `json:"sdg_id"`
+	Override *store.SDGOverride `json:"override"`
+}
+
+// getOverrides lists the SDG overrides in force.
+func (s *Server) getOverrides(c *gin.Context) {
+	os, err := s.deps.Reader.SDGOverrides(c.Request.Context())
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if os == nil {
+		os = []store.SDGOverride{}
+	}
+	c.JSON(http.StatusOK, gin.H{"overrides": os})
+}
+
+// putOverride re-points an SDG's route (the body is an account.Route)
+// until it is cleared or the cloud's next revision of the SDG supersedes
+// it.
+func (s *Server) putOverride(c *gin.Context) {
+	var r account.Route
+	if !bindJSON(c, &r) {
+		return
+	}
+	s.setOverride(c, &r)
+}
+
+// deleteOverride gives an SDG its snapshot route back.
+func (s *Server) deleteOverride(c *gin.Context) { s.setOverride(c, nil) }
+
+// setOverride checks the override against the configuration in force
+// (store.CheckSDGOverride, the rules of the snapshot's routes) and
+// proposes it; the FSM checks it again where it lands.
+func (s *Server) setOverride(c *gin.Context, r *account.Route) {
+	ctx := c.Request.Context()
+	id := c.Param("id")
+	snap, err := s.deps.Reader.Snapshot(ctx)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	others, err := s.deps.Reader.SDGOverrides(ctx)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	by := strings.TrimSpace(c.GetHeader(OverrideByHeader))
+	if by == "" {
+		by = "api"
+	}
+	if len(by) > 64 {
+		fail(c, http.StatusBadRequest, "%s: at most 64 bytes", OverrideByHeader)
+		return
+	}
+	o := store.SDGOverride{SDGID: id, Route: r, By: by, At: time.Now().UTC()}
+	if snap != nil {
+		o.Revision = snap.Revision
+	}
+	if r == nil && !knownSDG(snap, others, id) {
+		overrideRefused(c, fmt.Errorf("%w: %q is not an SDG of the configuration in force", store.ErrUnknownSDG, id))
+		return
+	}
+	if err := store.CheckSDGOverride(snap, others, o); err != nil {
+		overrideRefused(c, err)
+		return
+	}
+	cmd, err := cluster.EncodeSDGOverride(o)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	res, err := s.deps.Cluster.Apply(ctx, cmd)
+	switch {
+	case errors.Is(err, cluster.ErrNotLeader):
+		fail(c, http.StatusServiceUnavailable, "leadership changed while applying; retry: %v", err)
+		return
+	case err != nil:
+		fail(c, http.StatusInternalServerError, "apply: %v", err)
+		return
+	case res.Err != nil:
+		overrideRefused(c, res.Err)
+		return
+	}
+	out := OverrideResponse{SDGID: id}
+	if r != nil {
+		out.Override = &o
+	}
+	s.deps.Log.Info("sdg override changed", "sdg_id", id, "by", by, "cleared", r == nil, "revision", o.Revision)
+	c.JSON(http.StatusOK, out)
+}
+
+func knownSDG(snap *account.Snapshot, others []store.SDGOverride, id string) bool {
+	for _, o := range others {
+		if o.SDGID == id {
+			return true
+		}
+	}
+	if snap != nil {
+		for _, g := range snap.SDGs {
+			if g.ID == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// overrideRefused answers a refused override: 404 for an unknown SDG, 400
+// listing the route's problems, 409 when the configuration changed in
+// between (retry).
+func overrideRefused(c *gin.Context, err error) {
+	var ve *account.ValidationError
+	switch {
+	case errors.Is(err, store.ErrUnknownSDG):
+		fail(c, http.StatusNotFound, "%v", err)
+	case errors.As(err, &ve):
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{
+			Error:    "override refused: nothing changed: the route does not pass the snapshot's rules once it replaces the SDG's",
+			Problems: ve.Problems,
+		})
+	case errors.Is(err, store.ErrInvalidOverride), errors.Is(err, cluster.ErrMalformedCommand):
+		fail(c, http.StatusBadRequest, "override refused: nothing changed: %v", err)
+	case errors.Is(err, cluster.ErrStaleRevision):
+		fail(c, http.StatusConflict, "the configuration changed while the override was applied; check and retry: %v", err)
+	default:
+		fail(c, http.StatusInternalServerError, "apply: %v", err)
+	}
+}
+
+// uiOverride sets (r non-nil) or clears an SDG's override by serving the
+// API's endpoint in process with the node's admin token, as uiJoin does.
+func (s *Server) uiOverride(ctx context.Context, sdgID string, r *account.Route, by string) (int, error) {
+	if s.deps.AdminToken == "" {
+		return http.StatusServiceUnavailable, errors.New("this node has no admin token (http.admin_token_file), so it cannot change overrides")
+	}
+	method, body := http.MethodDelete, []byte(nil)
+	if r != nil {
+		var err error
+		if body, err = json.Marshal(r); err != nil {
+			return http.StatusInternalServerError, err
+		}
+		method = http.MethodPut
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "/api/v1/sdgs/"+sdgID+"/override", bytes.NewReader(body))
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.deps.AdminToken)
+	req.Header.Set(OverrideByHeader, by)
+	req.RemoteAddr = "127.0.0.1:0"
+	rec := httptest.NewRecorder()
+	s.engine.ServeHTTP(rec, req)
+	if rec.Code == http.StatusOK {
+		return rec.Code, nil
+	}
+	var e apiError
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+		e.Error = fmt.Sprintf("the override endpoint answered %d", rec.Code)
+	}
+	var problems []account.Problem
+	if b, _ := json.Marshal(e.Problems); e.Problems != nil && json.Unmarshal(b, &problems) == nil {
+		for _, p := range problems {
+			e.Error += "; " + p.String()
+		}
+	}
+	return rec.Code, errors.New(e.Error)
+}
