@@ -16,6 +16,7 @@ import (
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/appliance/web/ui"
 	"github.com/outpost-voice/outpost/config"
+	"github.com/outpost-voice/outpost/docs"
 )
 
 // Cluster is what the API needs from the node's Raft cluster.
@@ -116,6 +117,7 @@ func (s *Server) routes() {
 
 	api := e.Group("/api/v1")
 	api.GET("/status", s.getStatus)
+	api.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", docs.OpenAPI) })
 	if s.deps.Push != nil {
 		// Signed by the cloud (not the admin token): cloudsync checks it.
 		api.POST("/cloud/push", gin.WrapH(s.deps.Push))
