@@ -487,3 +487,25 @@ func foldedFile(t *testing.T, path string) []byte {
 	}
 	return backup
 }
+
+// databaseAt creates a database at path migrated to schema version n only,
+// as an outpost of that version left it, open for the caller to fill.
+func databaseAt(t *testing.T, path string, n int) *sql.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := openWriter(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, sqlitemig.CreateTable); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:n] {
+		if err := sqlitemig.Apply(ctx, db, m); err != nil {
+			db.Close()
+			t.Fatal(err)
+		}
+	}
+	return db
+}

@@ -11,8 +11,6 @@ import (
 	"reflect"
 	"testing"
 	"time"
-
-	"github.com/outpost-voice/outpost/internal/sqlitemig"
 )
 
 // testRoute is a call record's route through an SDG.
@@ -291,19 +289,8 @@ func TestRestoreKeepsOwnLocalCallRecords(t *testing.T) {
 func v2Database(t *testing.T, path string) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := openWriter(path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := databaseAt(t, path, 2)
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, sqlitemig.CreateTable); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:2] {
-		if err := sqlitemig.Apply(ctx, db, m); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO members (id, raft_addr, http_addr, sip_addr, site, updated_at)
 		VALUES ('node-1', '10.0.0.1:7000', '', '', 'hq', ?)`, formatTime(bt0)); err != nil {
 		t.Fatal(err)

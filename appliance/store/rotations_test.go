@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"testing"
 	"time"
-
-	"github.com/outpost-voice/outpost/internal/sqlitemig"
 )
 
 // putRotation writes r as the FSM would.
@@ -101,19 +99,8 @@ func TestPutRotationRefusesInvalid(t *testing.T) {
 func v6Database(t *testing.T, path string) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := openWriter(path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := databaseAt(t, path, 6)
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, sqlitemig.CreateTable); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:6] {
-		if err := sqlitemig.Apply(ctx, db, m); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const v6Columns = `id, call_id, caller, caller_name, callee, dialled, destination,
 		start_ms, answer_ms, end_ms, disposition, status, node, site`
 	for _, row := range []struct{ table, id string }{{tableLocalCallRecords, "v6-local"}, {tableCallRecords, "v6-repl"}} {
