@@ -1,13 +1,11 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"time"
 
@@ -159,9 +157,6 @@ func overrideRefused(c *gin.Context, err error) {
 // uiOverride sets (r non-nil) or clears an SDG's override by serving the
 // API's endpoint in process with the node's admin token, as uiJoin does.
 func (s *Server) uiOverride(ctx context.Context, sdgID string, r *account.Route, by string) (int, error) {
-	if s.deps.AdminToken == "" {
-		return http.StatusServiceUnavailable, errors.New("this node has no admin token (http.admin_token_file), so it cannot change overrides")
-	}
 	method, body := http.MethodDelete, []byte(nil)
 	if r != nil {
 		var err error
@@ -170,28 +165,6 @@ func (s *Server) uiOverride(ctx context.Context, sdgID string, r *account.Route,
 		}
 		method = http.MethodPut
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "/api/v1/sdgs/"+sdgID+"/override", bytes.NewReader(body))
-	if err != nil {
-		return http.StatusInternalServerError, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.deps.AdminToken)
-	req.Header.Set(OverrideByHeader, by)
-	req.RemoteAddr = "127.0.0.1:0"
-	rec := httptest.NewRecorder()
-	s.engine.ServeHTTP(rec, req)
-	if rec.Code == http.StatusOK {
-		return rec.Code, nil
-	}
-	var e apiError
-	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
-		e.Error = fmt.Sprintf("the override endpoint answered %d", rec.Code)
-	}
-	var problems []account.Problem
-	if b, _ := json.Marshal(e.Problems); e.Problems != nil && json.Unmarshal(b, &problems) == nil {
-		for _, p := range problems {
-			e.Error += "; " + p.String()
-		}
-	}
-	return rec.Code, errors.New(e.Error)
+	return s.serveAPI(ctx, method, "/api/v1/sdgs/"+sdgID+"/override", body,
+		http.Header{OverrideByHeader: {by}}, "change overrides")
 }

@@ -157,16 +157,30 @@ func recode(v, out any) error {
 // with the node's admin token: the API's own logic (forwarding to the
 // leader included) decides, and its error is what the UI shows.
 func (s *Server) uiJoin(ctx context.Context, id, raftAddr string) (int, error) {
-	if s.deps.AdminToken == "" {
-		return http.StatusServiceUnavailable, errors.New("this node has no admin token (http.admin_token_file), so it cannot change the cluster")
-	}
 	body, err := json.Marshal(JoinRequest{ID: id, RaftAddr: raftAddr})
 	if err != nil {
 		return http.StatusInternalServerError, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/cluster/join", bytes.NewReader(body))
+	return s.serveAPI(ctx, http.MethodPost, "/api/v1/cluster/join", body, nil, "change the cluster")
+}
+
+// serveAPI serves one API request in process with the node's admin token
+// (the UI's forms act through the API's own handlers); what for says, in
+// the error when there is no token, what could not be done. A refusal
+// comes back as its status and the API's error, each route problem
+// appended.
+func (s *Server) serveAPI(ctx context.Context, method, path string, body []byte, header http.Header, whatFor string) (int, error) {
+	if s.deps.AdminToken == "" {
+		return http.StatusServiceUnavailable, fmt.Errorf("this node has no admin token (http.admin_token_file), so it cannot %s", whatFor)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, path, bytes.NewReader(body))
 	if err != nil {
 		return http.StatusInternalServerError, err
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+s.deps.AdminToken)
@@ -176,9 +190,15 @@ func (s *Server) uiJoin(ctx context.Context, id, raftAddr string) (int, error) {
 	if rec.Code == http.StatusOK {
 		return rec.Code, nil
 	}
-	var e apiError
-	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
-		e.Error = fmt.Sprintf("the join endpoint answered %d", rec.Code)
+	var e struct {
+		Error    string            `json:"error"`
+		Problems []account.Problem `json:"problems"`
 	}
-	return rec.Code, fmt.Errorf("%s", e.Error)
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+		e.Error = fmt.Sprintf("%s %s answered %d", method, path, rec.Code)
+	}
+	for _, p := range e.Problems {
+		e.Error += "; " + p.String()
+	}
+	return rec.Code, errors.New(e.Error)
 }
