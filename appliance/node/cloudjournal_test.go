@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,29 +14,44 @@ import (
 	"github.com/outpost-voice/outpost/config"
 )
 
+// runNode runs a node of cfg, its listeners on loopback port 0, until
+// stop or the end of the test, and returns once it has started; ctx ends
+// with it.
+func runNode(t *testing.T, cfg config.Config) (n *Node, ctx context.Context, stop func()) {
+	t.Helper()
+	cfg.SIP.UDP, cfg.SIP.TCP, cfg.SIP.TLS = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.HTTP.Listen, cfg.Raft.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	n = New(cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var runErr error
+	go func() { defer close(done); runErr = n.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			if runErr != nil {
+				t.Errorf("%s: run: %v", cfg.NodeID, runErr)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	select {
+	case <-n.Started():
+	case <-done:
+		t.Fatalf("%s: run: %v", cfg.NodeID, runErr)
+	}
+	return n, ctx, stop
+}
+
 // startJournalNode runs a one-node cluster until the test ends and waits
 // for it to lead; the context lasts until the test ends (at most 20 s).
 func startJournalNode(t *testing.T) (*Node, context.Context) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.NodeID, cfg.DataDir = "n1", t.TempDir()
-	cfg.SIP.UDP, cfg.SIP.TCP, cfg.SIP.TLS = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.HTTP.Listen, cfg.Raft.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	n := New(cfg, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	select {
-	case <-n.Started():
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
+	n, ctx, _ := runNode(t, cfg)
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	t.Cleanup(wcancel)
 	if err := n.cluster.WaitForLeader(wctx); err != nil {

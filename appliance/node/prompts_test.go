@@ -237,54 +237,24 @@ func TestNodeReportsPromptMissingUntilFetched(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.NodeID, cfg.DataDir = "n1", t.TempDir()
-	cfg.SIP.UDP, cfg.SIP.TCP, cfg.SIP.TLS = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.HTTP.Listen, cfg.Raft.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Cloud.URL = pc.url
 	if err := cloudsync.SaveCredentials(cfg.CloudCredentialsFile(), creds); err != nil {
 		t.Fatal(err)
 	}
-	n := New(cfg, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	select {
-	case <-n.Started():
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
+	n, ctx, _ := runNode(t, cfg)
 	eventually(t, 30*time.Second, "the cloud's snapshot applied", func() bool {
 		rev, err := n.store.Reader().Revision(ctx)
 		return err == nil && rev == 1
 	})
 
-	// The node's own prompts, as node.go wires them; until it does, the
-	// same built here on the running node.
-	missing := func() []string { return nil }
+	// What the node's status says falls back.
 	status := web.NewClient("http://"+n.HTTPAddr(), "")
-	if _, wired := reflect.TypeFor[Node]().FieldByName("prompts"); wired {
-		missing = func() []string {
-			st, err := status.Status(ctx)
-			if err != nil {
-				return []string{"status: " + err.Error()}
-			}
-			return st.PromptsMissing
-		}
-	} else {
-		p, err := newPrompts(n)
+	missing := func() []string {
+		st, err := status.Status(ctx)
 		if err != nil {
-			t.Fatal(err)
+			return []string{"status: " + err.Error()}
 		}
-		pctx, pcancel := context.WithCancel(ctx)
-		pdone := make(chan struct{})
-		go func() { defer close(pdone); p.Run(pctx) }()
-		t.Cleanup(func() { pcancel(); <-pdone })
-		missing = p.Missing
+		return st.PromptsMissing
 	}
 	eventually(t, 10*time.Second, "main-menu reported missing", func() bool {
 		return slices.Equal(missing(), []string{"main-menu"})

@@ -344,28 +344,8 @@ func startClusterNode(t *testing.T, id, tokenFile string, join ...string) (n *No
 	t.Helper()
 	cfg := config.Default()
 	cfg.NodeID, cfg.DataDir, cfg.Site = id, t.TempDir(), "hq"
-	cfg.SIP.UDP, cfg.SIP.TCP, cfg.SIP.TLS = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.HTTP.Listen, cfg.Raft.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.HTTP.AdminTokenFile = tokenFile
 	cfg.Raft.Join = join
-	n = New(cfg, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s: run: %v", id, err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case <-n.Started():
-	case err := <-done:
-		t.Fatalf("%s: run: %v", id, err)
-	}
+	n, _, stop = runNode(t, cfg)
 	return n, stop
 }
