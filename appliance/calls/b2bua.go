@@ -63,6 +63,7 @@ type B2BUA struct {
 	ringing     map[string]int       // by user ID: legs ringing that user's phones now
 	walking     map[string]*walkView // group calls being routed, by the caller's dialog ID
 	lastCallEnd map[string]time.Time // by user ID: when their last call here ended (longest_idle)
+	onCalls     map[string]int       // by user ID: connected calls here they are a party of (busy)
 	groupIdx    struct {             // the SDGs and numbers[] entries, briefly cached (groups)
 		sync.Mutex
 		idx *groupIndex
@@ -187,6 +188,7 @@ func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticato
 		calls:       map[string]*call{},
 		now:         time.Now,
 		lastCallEnd: map[string]time.Time{},
+		onCalls:     map[string]int{},
 		ivrs:        map[string]*ivrCall{},
 		ringing:     map[string]int{},
 		walking:     map[string]*walkView{},
@@ -640,6 +642,11 @@ func (b *B2BUA) connect(p1, p2 *party, rec *store.CallRecord) *call {
 	c := &call{parties: [2]*party{p1, p2}, rec: rec}
 	b.mu.Lock()
 	b.calls[p1.id], b.calls[p2.id] = c, c
+	for _, p := range c.parties {
+		if p.user.ID != "" {
+			b.onCalls[p.user.ID]++
+		}
+	}
 	b.mu.Unlock()
 	b.active.Add(1)
 	return c
@@ -666,6 +673,9 @@ func (b *B2BUA) forgetLocked(c *call) {
 		}
 		if p.user.ID != "" {
 			b.lastCallEnd[p.user.ID] = now
+			if b.onCalls[p.user.ID]--; b.onCalls[p.user.ID] <= 0 {
+				delete(b.onCalls, p.user.ID)
+			}
 		}
 	}
 	b.active.Add(-1)

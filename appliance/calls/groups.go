@@ -181,14 +181,7 @@ func (p presence) LastCallEnd(userID string) time.Time {
 func (b *B2BUA) onCall(userID string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, c := range b.calls {
-		for _, p := range c.parties {
-			if p.user.ID == userID {
-				return true
-			}
-		}
-	}
-	return false
+	return b.onCalls[userID] > 0
 }
 
 // groupWalk is a group call's engine, started when the call was routed.

@@ -55,3 +55,4 @@ func TestIVRAnswer(t *testing.T) {
 		t.Errorf("IPv6 answer without events:\n%s", plain)
 	}
 }
+
