@@ -55,4 +55,3 @@ func TestIVRAnswer(t *testing.T) {
 		t.Errorf("IPv6 answer without events:\n%s", plain)
 	}
 }
-
