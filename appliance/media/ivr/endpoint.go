@@ -56,7 +56,6 @@ type Endpoint struct {
 	e    *Endpoints
 	conn *net.UDPConn
 	raw  syscall.RawConn
-	peer netip.AddrPort
 	sess *player.Session
 	log  *slog.Logger
 
@@ -77,7 +76,7 @@ func (e *Endpoints) Open(callID string, peer netip.AddrPort, codec g711.Codec, d
 	if err != nil {
 		return nil, fmt.Errorf("ivr: socket on %s toward %s: %w", e.cfg.IP, peer, err)
 	}
-	ep := &Endpoint{e: e, conn: conn, peer: peer, log: e.log.With("call_id", callID),
+	ep := &Endpoint{e: e, conn: conn, log: e.log.With("call_id", callID),
 		keys: make(chan byte, 32), pressed: make(chan struct{}, 1), closed: make(chan struct{})}
 	if ep.raw, err = conn.SyscallConn(); err != nil {
 		_ = conn.Close()
@@ -115,8 +114,16 @@ func (ep *Endpoint) read(pt uint8) {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	var digits []dtmf.Digit
+	armed := false // a read deadline is set: only while a key is down
 	for {
-		_ = ep.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		switch _, down := recv.Pressed(); {
+		case down: // its end packets may all be lost: Expire ends it
+			_ = ep.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			armed = true
+		case armed:
+			_ = ep.conn.SetReadDeadline(time.Time{})
+			armed = false
+		}
 		n, err := ep.conn.Read(buf)
 		now := time.Now()
 		digits = digits[:0]

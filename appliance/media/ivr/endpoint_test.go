@@ -55,11 +55,20 @@ func (c *caller) addr() netip.AddrPort { return c.conn.LocalAddr().(*net.UDPAddr
 // press sends key to ep as RFC 4733 packets of payload type pt.
 func (c *caller) press(t *testing.T, ep *Endpoint, key byte, pt uint8) {
 	t.Helper()
+	c.pressKeep(t, ep, key, pt, func(dtmf.Packet) bool { return true })
+}
+
+// pressKeep is press sending only the packets keep keeps.
+func (c *caller) pressKeep(t *testing.T, ep *Endpoint, key byte, pt uint8, keep func(dtmf.Packet) bool) {
+	t.Helper()
 	pkts, err := dtmf.Sender{Interval: 20 * time.Millisecond}.Packets(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range pkts {
+		if !keep(p) {
+			continue
+		}
 		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, Marker: p.Marker, SequenceNumber: uint16(100 + i),
 			Timestamp: 8000, SSRC: 0xC0FFEE}, Payload: p.Event.AppendTo(nil)}
 		b, err := pkt.Marshal()
@@ -170,5 +179,20 @@ func TestPlayEndsAndCloseReleases(t *testing.T) {
 func TestNewNeedsItsParts(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without a player, prompts or IP succeeded")
+	}
+}
+
+// A key whose end packets were all lost still counts, once the receiver's
+// timeout ends it (the endpoint reads with a deadline while a key is down).
+func TestMenuKeyWithLostEnds(t *testing.T) {
+	c := newCaller(t)
+	ep, err := newEndpoints(t).Open("call-4", c.addr(), g711.PCMU, 101)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	c.pressKeep(t, ep, '5', 101, func(p dtmf.Packet) bool { return !p.Event.End })
+	if k, err := ep.Menu(context.Background(), nil, 5*time.Second); err != nil || k != '5' {
+		t.Fatalf("Menu = %q, %v; want '5' once the event times out", k, err)
 	}
 }
