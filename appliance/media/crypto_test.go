@@ -161,7 +161,12 @@ func TestRelaySRTPRoundTrip(t *testing.T) {
 	if got, _ := bRTP.recv(); !bytes.Equal(got, rtpPacket(t, 0xA, 52)) {
 		t.Fatalf("B got %x after a replay", got)
 	}
-	eventually(t, "SRTP drops", func() bool { return s.Stats().Dropped.SRTP == 2 })
+	// The relay counts a packet once its send returned, which can be after
+	// the receiver already has it: poll until the counters settle.
+	eventually(t, "SRTP drops and packet counts", func() bool {
+		st := s.Stats()
+		return st.Dropped.SRTP == 2 && st.AtoB.RTPPackets == 7 && st.BtoA.RTPPackets == 5
+	})
 	if st := s.Stats(); !st.A.SRTP || st.B.SRTP || st.AtoB.RTPPackets != 7 || st.BtoA.RTPPackets != 5 {
 		t.Errorf("stats %+v", st)
 	}
