@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,18 +58,21 @@ type B2BUA struct {
 	calls  map[string]*call // by the dialog ID of either party
 	trunks *Trunks          // nil: no way to the PSTN
 
-	rotations   Rotations            // rotating groups' state (groups.go)
-	ivr         IVR                  // IVR endpoints (ivr.go); nil: no IVR
-	ivrs        map[string]*ivrCall  // calls answered for an IVR, by the caller's dialog ID
-	ringing     map[string]int       // by user ID: legs ringing that user's phones now
-	walking     map[string]*walkView // group calls being routed, by the caller's dialog ID
-	lastCallEnd map[string]time.Time // by user ID: when their last call here ended (longest_idle)
-	onCalls     map[string]int       // by user ID: connected calls here they are a party of (busy)
-	groupIdx    struct {             // the SDGs and numbers[] entries, briefly cached (groups)
+	rotations   Rotations              // rotating groups' state (groups.go)
+	ivr         IVR                    // IVR endpoints (ivr.go); nil: no IVR
+	ivrs        map[string]*ivrCall    // calls answered for an IVR, by the caller's dialog ID
+	ringing     map[string]int         // by user ID: legs ringing that user's phones now
+	walking     map[string]*walkView   // group calls being routed, by the caller's dialog ID
+	lastCallEnd map[string]time.Time   // by user ID: when their last call here ended (longest_idle)
+	onCalls     map[string]int         // by user ID: connected calls here they are a party of (busy)
+	ringLegs    map[string][]*ringLeg  // by record ID: legs ringing users' phones (control.go)
+	originating map[string]originating // by record ID: click-to-calls not connected yet
+	groupIdx    struct {               // the SDGs and numbers[] entries, briefly cached (groups)
 		sync.Mutex
 		idx *groupIndex
 	}
-	trunkAddrs struct { // the trunks' addresses, briefly cached (trunkEndpoints)
+	engaged    engagements // the users' calls as the call widget sees them (engage.go)
+	trunkAddrs struct {    // the trunks' addresses, briefly cached (trunkEndpoints)
 		sync.Mutex
 		at   time.Time
 		list []trunkEndpoint
@@ -167,6 +171,9 @@ type call struct {
 	mu         sync.Mutex
 	transferor *party // set while a transfer is under way
 	leftEarly  bool   // the transferor hung up before the transfer ended
+	// bridge: click-to-call's join of the user's phone and the call it
+	// placed (control.go), not a call of its own.
+	bridge bool
 }
 
 func (c *call) other(p *party) *party {
@@ -247,6 +254,10 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.onHop(req, tx, hops)
 		return
 	}
+	if h := req.GetHeader(originateHeader); h != nil {
+		b.onOriginate(req, tx, h.Value(), hops)
+		return
+	}
 	if trunk, ok := b.fromTrunk(context.Background(), req); ok {
 		b.onTrunkInvite(req, tx, trunk, hops)
 		return
@@ -259,6 +270,13 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 		ID: newRecordID(), CallID: req.CallID().Value(), Caller: caller.SIP.Username, CallerName: caller.Name,
 		Dialled: req.Recipient.User, Start: time.Now().UTC(), Node: b.nodeID, Site: caller.Site,
 	}
+	b.engStarted(caller, rec)
+	b.place(req, tx, caller, rec, hops)
+}
+
+// place routes an authenticated caller's INVITE and rings, or calls out
+// to, what it dialled.
+func (b *B2BUA) place(req *sip.Request, tx sip.ServerTransaction, caller account.User, rec *store.CallRecord, hops int) {
 	rt, refusal := b.route(context.Background(), caller.Site, req.Recipient.User, rec)
 	if refusal != nil {
 		respond(tx, req, refusal.code, refusal.reason)
@@ -311,18 +329,29 @@ type route struct {
 	acct    account.Account
 	callee  account.User
 	targets []target
-	hops    int          // Max-Forwards of the legs
-	out     *Destination // a call to the PSTN: the trunks, not targets
-	media   MediaSession // a call from a trunk: anchored (side 0 the phone, 1 the trunk)
-	group   *groupWalk   // an SDG or numbers[] entry: the route walked (walk), not targets
-	codecs  []string     // that trunk's codecs
-	srtp    *sdes        // that trunk's SRTP keys (srtp "sdes"), nil: plain RTP
+	hops    int               // Max-Forwards of the legs
+	out     *Destination      // a call to the PSTN: the trunks, not targets
+	media   MediaSession      // a call from a trunk: anchored (side 0 the phone, 1 the trunk)
+	group   *groupWalk        // an SDG or numbers[] entry: the route walked (walk), not targets
+	codecs  []string          // that trunk's codecs
+	srtp    *sdes             // that trunk's SRTP keys (srtp "sdes"), nil: plain RTP
+	rec     *store.CallRecord // the call's record (its ID names the engagement); nil on a hop leg
+	queue   string            // the SDG the call came through, for the engagement
+	// autoAnswer asks the phones to answer at once (click-to-call's leg
+	// to the user's own phone).
+	autoAnswer bool
 }
 
 // route resolves what a caller of site dialled to a user of the account
 // and the places that user's phones ring, filling rec's destination and
 // callee; or says why the call cannot be placed.
 func (b *B2BUA) route(ctx context.Context, site, dialled string, rec *store.CallRecord) (route, *refusal) {
+	rt, refusal := b.routeDest(ctx, site, dialled, rec)
+	rt.rec = rec
+	return rt, refusal
+}
+
+func (b *B2BUA) routeDest(ctx context.Context, site, dialled string, rec *store.CallRecord) (route, *refusal) {
 	dest := Resolve(Dial{CallerSite: site, Digits: dialled}, storePlan{ctx, b.dir})
 	rec.Destination = dest.Kind
 	switch dest.Kind {
@@ -395,9 +424,10 @@ func (b *B2BUA) targets(ctx context.Context, bindings []store.Binding) []target 
 }
 
 type legResult struct {
-	sess *sipgo.DialogClientSession
-	tg   target
-	err  error
+	sess     *sipgo.DialogClientSession
+	tg       target
+	err      error
+	declined bool // the user rejected the call (Reject)
 }
 
 // ring forks the call to every place the callee rings and connects the
@@ -441,6 +471,7 @@ func (b *B2BUA) ringOnce(ctx context.Context, ds *sipgo.DialogServerSession, req
 			return // the caller is answered already
 		}
 		ringing.Do(func() {
+			b.engCalleeRinging(caller, rt.rec)
 			body := res.Body()
 			if rt.media != nil && len(body) > 0 { // early media from a phone, through the relay
 				if remote, ok := sdpRemote(body); ok {
@@ -498,6 +529,7 @@ func (b *B2BUA) answer(ds *sipgo.DialogServerSession, req *sip.Request, caller a
 		to.heard(winner.InviteResponse.Body())
 	}
 	c := b.connect(from, to, rec)
+	b.engConnected(caller, callee, rec, rt.queue)
 	if iv != nil { // the caller was answered by the IVR: nothing more to tell it
 		from.told(iv.sent)
 		b.log.Info("call connected after an ivr", "call_id", req.CallID().Value(), "to", callee.SIP.Username)
@@ -541,24 +573,39 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 	results := make(chan legResult, len(rt.targets))
 	var mu sync.Mutex
 	started := map[*sipgo.DialogClientSession]bool{}
+	rang := map[string]account.User{} // users whose phones rang, by username
 	for _, tg := range rt.targets {
-		ringing := rt.callee.ID
+		user := rt.callee
 		if tg.user != nil {
-			ringing = tg.user.ID
+			user = *tg.user
 		}
+		ringing := user.ID
 		b.ringingAdd(ringing, 1)
+		legCtx, legCancel := context.WithCancel(ctx)
+		rl := b.addRingLeg(rt.rec, user.SIP.Username, legCancel)
 		go func() {
 			defer b.ringingAdd(ringing, -1)
-			sess, err := b.leg(ctx, offer, caller, rt, tg, func(sess *sipgo.DialogClientSession) {
+			defer b.removeRingLeg(rt.rec, rl)
+			defer legCancel()
+			sess, err := b.leg(legCtx, offer, caller, rt, tg, func(sess *sipgo.DialogClientSession) {
 				mu.Lock()
 				started[sess] = true
 				mu.Unlock()
+				if rl != nil {
+					b.mu.Lock()
+					rl.inv = sess.InviteRequest
+					b.mu.Unlock()
+				}
 			}, func(res *sip.Response) {
 				if res.StatusCode == 180 || res.StatusCode == 183 {
+					mu.Lock()
+					rang[user.SIP.Username] = user
+					mu.Unlock()
+					b.engRinging(rt, caller, user)
 					onRinging(res)
 				}
 			})
-			results <- legResult{sess, tg, err}
+			results <- legResult{sess, tg, err, b.declined(rl)}
 		}()
 	}
 	var winner *sipgo.DialogClientSession
@@ -582,7 +629,7 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 			break
 		}
 		var de *sipgo.ErrDialogResponse
-		if errors.As(r.err, &de) && de.Res.StatusCode == 486 {
+		if r.declined || errors.As(r.err, &de) && de.Res.StatusCode == 486 {
 			busy = true
 		}
 	}
@@ -598,15 +645,37 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 			}
 		}
 	}()
+	status := 480
 	switch {
 	case winner != nil:
-		return winner, won, 200
+		status = 200
 	case parent.Err() != nil:
-		return nil, target{}, 487
+		status = 487
 	case busy:
-		return nil, target{}, 486
+		status = 486
 	}
-	return nil, target{}, 480
+	// Users whose phones rang and did not answer missed the call.
+	mu.Lock()
+	missed := maps.Clone(rang)
+	mu.Unlock()
+	if winner != nil {
+		winnerUser := rt.callee
+		if won.user != nil {
+			winnerUser = *won.user
+		}
+		delete(missed, winnerUser.SIP.Username)
+	}
+	for _, u := range missed {
+		reason := map[int]string{200: "answered elsewhere", 487: "caller hung up", 486: "busy"}[status]
+		if reason == "" {
+			reason = "no answer"
+		}
+		b.engMissed(rt, u, status, reason)
+	}
+	if winner == nil {
+		return nil, target{}, status
+	}
+	return winner, won, 200
 }
 
 // reasonElsewhere is the Reason (RFC 3326) of a CANCEL sent to phones that
@@ -678,7 +747,9 @@ func (b *B2BUA) forgetLocked(c *call) {
 			}
 		}
 	}
-	b.active.Add(-1)
+	if !c.bridge {
+		b.active.Add(-1)
+	}
 }
 
 // isSDP reports whether m carries a session description.
@@ -726,6 +797,10 @@ func (b *B2BUA) leg(ctx context.Context, offer []byte, caller account.User, rt r
 		Address: sip.Uri{Scheme: "sip", User: callee.SIP.Username, Host: acct.SIPRealm}, Params: sip.NewParams()})
 	if len(offer) > 0 {
 		inv.AppendHeader(sip.NewHeader("Content-Type", sdpType))
+	}
+	if rt.autoAnswer {
+		inv.AppendHeader(sip.NewHeader("Call-Info", "<sip:"+acct.SIPRealm+">;answer-after=0"))
+		inv.AppendHeader(sip.NewHeader("Alert-Info", "<http://"+acct.SIPRealm+">;info=alert-autoanswer;delay=0"))
 	}
 	mf := sip.MaxForwardsHeader(rt.hops)
 	inv.AppendHeader(&mf)
@@ -991,6 +1066,7 @@ func (b *B2BUA) finish(rec *store.CallRecord, status int, disposition string) {
 	}
 	rec.End, rec.Status, rec.Disposition = time.Now().UTC(), status, disposition
 	b.journal.Record(*rec)
+	b.engClosed(*rec)
 }
 
 // newRecordID is a random UUID (version 4), the record's stable id.

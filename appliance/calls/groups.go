@@ -161,7 +161,7 @@ func (p presence) State(userID string) sdg.MemberState {
 		return sdg.Busy
 	}
 	u, err := p.b.dir.UserByID(p.ctx, userID)
-	if err != nil {
+	if err != nil || p.b.agentAway(u.SIP.Username) { // Not Ready or Offline in the call widget: not rung
 		return sdg.Unregistered
 	}
 	bs, err := p.b.dir.Bindings(p.ctx, u.SIP.Username+"@"+p.acct.SIPRealm, p.b.now())
@@ -208,7 +208,11 @@ func (b *B2BUA) startGroup(ctx context.Context, root account.Route, rec *store.C
 		rec.Route = strings.Join(f.Path, " > ")
 		return route{}, &refusal{f.Status, sipReason(f.Status), failDisposition(f.Err)}
 	}
-	return route{acct: acct, group: &groupWalk{call: c, first: act, rotations: rotations}, hops: maxForwards}, nil
+	queue := ""
+	if g, ok := idx.SDG(root.ID); ok && root.Type == account.RouteSDG {
+		queue = g.Name
+	}
+	return route{acct: acct, group: &groupWalk{call: c, first: act, rotations: rotations}, hops: maxForwards, queue: queue}, nil
 }
 
 // walk routes a call to an SDG or a numbers[] entry: it drives the

@@ -128,5 +128,10 @@ func (b *B2BUA) onHop(req *sip.Request, tx sip.ServerTransaction, hops int) {
 		return
 	}
 	_ = ds.Respond(100, "Trying", nil)
-	b.ring(ds, req, caller, route{acct: acct, callee: callee, targets: tg, hops: hops}, nil)
+	// Click-to-call's leg to the user's own phone asks it to answer at once.
+	auto := false
+	if ci := req.GetHeader("Call-Info"); ci != nil && strings.Contains(ci.Value(), "answer-after=0") {
+		auto = true
+	}
+	b.ring(ds, req, caller, route{acct: acct, callee: callee, targets: tg, hops: hops, autoAnswer: auto}, nil)
 }

@@ -92,7 +92,9 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 		var code int
 		var reason string
 		if replaced == nil {
-			code, reason = b.blind(c, transferor, rt.Address.User)
+			code, reason = b.blind(c, transferor, rt.Address.User, func(code int, reason string) {
+				b.notify(transferor, code, reason, false)
+			})
 		} else {
 			code, reason = b.attended(c, transferor, replaced, replacedParty)
 			replaced.done()
@@ -168,7 +170,7 @@ func (b *B2BUA) replaces(raw string, transferor *party) (*call, *party, int, str
 
 // blind rings what the transferor dialled for the transferee and, when it
 // answers, connects the two. It returns the status for the transferor.
-func (b *B2BUA) blind(c *call, transferor *party, dialled string) (int, string) {
+func (b *B2BUA) blind(c *call, transferor *party, dialled string, onRinging func(code int, reason string)) (int, string) {
 	transferee := c.other(transferor)
 	site := transferor.user.Site
 	if transferee.user.Site != "" {
@@ -199,7 +201,9 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string) (int, string) 
 	}
 	var ringing sync.Once
 	winner, _, status := b.fork(ctx, offer, transferee.user, rt, func(res *sip.Response) {
-		ringing.Do(func() { b.notify(transferor, res.StatusCode, res.Reason, false) })
+		if onRinging != nil {
+			ringing.Do(func() { onRinging(res.StatusCode, res.Reason) })
+		}
 	})
 	if winner == nil {
 		disp := map[int]string{486: DispBusy, 487: DispCancelled}[status]
@@ -307,6 +311,7 @@ func (b *B2BUA) swap(c *call, p1, p2 *party, rec *store.CallRecord, replaced *ca
 	}
 	b.mu.Unlock()
 	b.connect(p1, p2, rec)
+	b.engConnected(p1.user, p2.user, rec, "")
 	return true
 }
 

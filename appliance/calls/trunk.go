@@ -157,6 +157,7 @@ func (b *B2BUA) callOut(ds *sipgo.DialogServerSession, req *sip.Request, caller 
 			return
 		}
 		ringing.Do(func() {
+			b.engCalleeRinging(caller, rec)
 			var body []byte
 			if len(res.Body()) > 0 && isSDP(res) && !late { // late offer: no offer in an unreliable 18x
 				to.heard(res.Body())
@@ -475,6 +476,7 @@ func (b *B2BUA) connectOut(ds *sipgo.DialogServerSession, req *sip.Request, from
 	context.AfterFunc(sess.Context(), func() { ms.Close(); done() })
 	rec.Answer, rec.Status = time.Now().UTC(), 200
 	c := b.connect(from, to, rec)
+	b.engConnected(from.user, account.User{}, rec, "")
 	answer := from.told(sess.InviteResponse.Body())
 	if err := ds.Respond(200, "OK", answer, sip.NewHeader("Content-Type", sdpType)); err != nil {
 		b.log.Warn("answer caller", "call_id", req.CallID().Value(), "error", err)
