@@ -58,16 +58,20 @@ type B2BUA struct {
 	calls  map[string]*call // by the dialog ID of either party
 	trunks *Trunks          // nil: no way to the PSTN
 
-	rotations   Rotations              // rotating groups' state (groups.go)
-	ivr         IVR                    // IVR endpoints (ivr.go); nil: no IVR
-	ivrs        map[string]*ivrCall    // calls answered for an IVR, by the caller's dialog ID
-	ringing     map[string]int         // by user ID: legs ringing that user's phones now
-	walking     map[string]*walkView   // group calls being routed, by the caller's dialog ID
-	lastCallEnd map[string]time.Time   // by user ID: when their last call here ended (longest_idle)
-	onCalls     map[string]int         // by user ID: connected calls here they are a party of (busy)
-	ringLegs    map[string][]*ringLeg  // by record ID: legs ringing users' phones (control.go)
-	originating map[string]originating // by record ID: click-to-calls not connected yet
-	groupIdx    struct {               // the SDGs and numbers[] entries, briefly cached (groups)
+	rotations   Rotations                    // rotating groups' state (groups.go)
+	ivr         IVR                          // IVR endpoints (ivr.go); nil: no IVR
+	ivrs        map[string]*ivrCall          // calls answered for an IVR, by the caller's dialog ID
+	ringing     map[string]int               // by user ID: legs ringing that user's phones now
+	walking     map[string]*walkView         // group calls being routed, by the caller's dialog ID
+	lastCallEnd map[string]time.Time         // by user ID: when their last call here ended (longest_idle)
+	onCalls     map[string]int               // by user ID: connected calls here they are a party of (busy)
+	ringLegs    map[string][]*ringLeg        // by record ID: legs ringing users' phones (control.go)
+	originating map[string]originating       // by record ID: click-to-calls not connected yet
+	mixer       Mixer                        // the conference bridge; nil: no conferences
+	confs       map[string]*conf             // calls with invitations, by record ID (conference.go)
+	confDialogs map[string]*conf             // their participants' dialogs
+	confRecs    map[string]*store.CallRecord // call-outs' own records, by dialog ID
+	groupIdx    struct {                     // the SDGs and numbers[] entries, briefly cached (groups)
 		sync.Mutex
 		idx *groupIndex
 	}
@@ -874,6 +878,10 @@ func (b *B2BUA) OnBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	b.dialogs.forget(id)
+	if cf := b.confByDialog(id); cf != nil {
+		b.leaveConf(cf, id)
+		return
+	}
 	c, p := b.lookup(id)
 	if c == nil {
 		return
@@ -921,6 +929,23 @@ func (b *B2BUA) OnInfo(req *sip.Request, tx sip.ServerTransaction) {
 	b.OnUpdate(req, tx)
 }
 
+// confOfRequest finds the conf an in-dialog request's dialog is a
+// participant of, and the dialog's ID.
+func (b *B2BUA) confOfRequest(req *sip.Request) (*conf, string) {
+	var id string
+	if ds := b.dialogs.matchServer(req); ds != nil {
+		id = ds.ID
+	} else if cs := b.dialogs.matchClient(req); cs != nil {
+		id = cs.ID
+	} else {
+		return nil, ""
+	}
+	if cf := b.confByDialog(id); cf != nil {
+		return cf, id
+	}
+	return nil, ""
+}
+
 // match finds the connected call and the party an in-dialog request came
 // from.
 func (b *B2BUA) match(req *sip.Request) (*call, *party) {
@@ -938,6 +963,10 @@ func (b *B2BUA) match(req *sip.Request) (*call, *party) {
 // side's final response. A 2xx to a re-INVITE is acknowledged on the far
 // leg at once, as the callee's first answer is.
 func (b *B2BUA) passInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	if cf, id := b.confOfRequest(req); cf != nil {
+		b.confInDialog(cf, id, req, tx)
+		return
+	}
 	c, from := b.match(req)
 	if c == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
@@ -1067,6 +1096,9 @@ func (b *B2BUA) finish(rec *store.CallRecord, status int, disposition string) {
 	rec.End, rec.Status, rec.Disposition = time.Now().UTC(), status, disposition
 	b.journal.Record(*rec)
 	b.engClosed(*rec)
+	if b.hasConf(rec.ID) { // a call ended while its invitations rang
+		go b.endPairConf(rec.ID)
+	}
 }
 
 // newRecordID is a random UUID (version 4), the record's stable id.

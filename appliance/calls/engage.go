@@ -89,9 +89,9 @@ type engagements struct {
 	active map[string]map[string]*Engagement // username -> engagement ID -> engagement
 	// byID is every user a call engaged, live or not, until its record
 	// closes: each gets the call log.
-	byID map[string]map[string]*Engagement
-	subs   map[string]map[chan EngagementEvent]struct{}
-	agent  map[string]int // username -> agent status set by the user (absent: Ready)
+	byID  map[string]map[string]*Engagement
+	subs  map[string]map[chan EngagementEvent]struct{}
+	agent map[string]int // username -> agent status set by the user (absent: Ready)
 }
 
 // subscriberBuffer is how many events a subscriber may fall behind by;

@@ -77,7 +77,7 @@ func fuzzB2BUA(t testing.TB) *B2BUA {
 		slog.New(slog.DiscardHandler))
 }
 
-func invite(ruri, extra string) string {
+func rawInvite(ruri, extra string) string {
 	return strings.Join([]string{
 		"INVITE " + ruri + " SIP/2.0",
 		"Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-f1;rport",
@@ -95,7 +95,7 @@ func invite(ruri, extra string) string {
 
 // refer is an in-dialog REFER to referTo.
 func refer(referTo string) string {
-	r := strings.Replace(strings.Replace(invite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "REFER sip", 1), "1 INVITE", "2 REFER", 1)
+	r := strings.Replace(strings.Replace(rawInvite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "REFER sip", 1), "1 INVITE", "2 REFER", 1)
 	return strings.Replace(r, "Max-Forwards", "Refer-To: <"+referTo+">\r\nMax-Forwards", 1)
 }
 
@@ -103,22 +103,22 @@ func refer(referTo string) string {
 // panic and must answer every request exactly once with a final status.
 func FuzzInvite(f *testing.F) {
 	for _, seed := range []string{
-		invite("sip:1002@acme.example", ""),
-		invite("sip:1900@acme.example", ""),
-		invite("sip:911@acme.example", ""),
-		invite("sip:4155550123@acme.example", ""),
-		invite("sip:nobody@acme.example", ""),
-		invite("sip:1002@acme.example", ";tag=b1"), // in-dialog, unknown dialog
-		strings.Replace(invite("sip:bob@127.0.0.1", ""), "Max-Forwards", "X-Outpost-Binding: bob@acme.example id\r\nX-Outpost-Hop-Auth: 00\r\nMax-Forwards", 1),
-		strings.Replace(strings.Replace(invite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "BYE sip", 1), "1 INVITE", "2 BYE", 1),
-		strings.Replace(strings.Replace(invite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "UPDATE sip", 1), "1 INVITE", "2 UPDATE", 1),
-		strings.Replace(invite("sip:1002@acme.example", ""), "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
+		rawInvite("sip:1002@acme.example", ""),
+		rawInvite("sip:1900@acme.example", ""),
+		rawInvite("sip:911@acme.example", ""),
+		rawInvite("sip:4155550123@acme.example", ""),
+		rawInvite("sip:nobody@acme.example", ""),
+		rawInvite("sip:1002@acme.example", ";tag=b1"), // in-dialog, unknown dialog
+		strings.Replace(rawInvite("sip:bob@127.0.0.1", ""), "Max-Forwards", "X-Outpost-Binding: bob@acme.example id\r\nX-Outpost-Hop-Auth: 00\r\nMax-Forwards", 1),
+		strings.Replace(strings.Replace(rawInvite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "BYE sip", 1), "1 INVITE", "2 BYE", 1),
+		strings.Replace(strings.Replace(rawInvite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "UPDATE sip", 1), "1 INVITE", "2 UPDATE", 1),
+		strings.Replace(rawInvite("sip:1002@acme.example", ""), "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
 		refer("sip:1003@acme.example"),
 		refer("sip:1003@acme.example?Replaces=fuzz-2%40192.0.2.10%3Bto-tag%3Dx%3Bfrom-tag%3Dy"),
 		refer("sip:1003@acme.example?Replaces=%zz"),
 		refer("tel:+16505550103"),
 		strings.Replace(refer("sip:1003@acme.example"), ";tag=b1", "", 1), // outside a dialog
-		strings.Replace(strings.Replace(invite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "INFO sip", 1), "1 INVITE", "2 INFO", 1),
+		strings.Replace(strings.Replace(rawInvite("sip:1002@acme.example", ";tag=b1"), "INVITE sip", "INFO sip", 1), "1 INVITE", "2 INFO", 1),
 	} {
 		f.Add([]byte(seed))
 	}

@@ -221,7 +221,7 @@ func (b *B2BUA) walk(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 	ctx := ds.Context()
 	log := b.log.With("call_id", req.CallID().Value())
 	c, act := rt.group.call, rt.group.first
-	b.walkStarted(ds.ID, &walkView{callID: rec.CallID, caller: rec.Caller, dialled: rec.Dialled, start: rec.Start})
+	b.walkStarted(ds.ID, &walkView{id: rec.ID, callID: rec.CallID, caller: rec.Caller, dialled: rec.Dialled, start: rec.Start})
 	defer b.walkEnded(ds.ID)
 	var ringing sync.Once
 	for {

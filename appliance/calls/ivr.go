@@ -39,6 +39,8 @@ type IVRLeg interface {
 	// none came within timeout after them.
 	Menu(ctx context.Context, names []string, timeout time.Duration) (byte, error)
 	Key(k byte)
+	// SendDigits sends keys as RFC 4733 events (a call-out's extension).
+	SendDigits(ctx context.Context, keys string) error
 	Close()
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/invite"
 	"github.com/outpost-voice/outpost/sdg"
 )
 
@@ -50,6 +51,7 @@ type MemberStatus struct {
 // CallStatus is a call in progress on this node: routed through groups or
 // IVR menus (state "routing", "ivr") or connected.
 type CallStatus struct {
+	ID      string    `json:"id"` // the call's record ID (also its engagement's)
 	CallID  string    `json:"call_id"`
 	Caller  string    `json:"caller"`
 	Callee  string    `json:"callee,omitempty"`
@@ -61,10 +63,18 @@ type CallStatus struct {
 	// Anchored says the media goes through this node's relay (trunk and
 	// IVR calls).
 	Anchored bool `json:"anchored"`
+	// Owner is the user ID of the call's owner (who placed it, else who
+	// answered it; conference.go), when a user is in it.
+	Owner string `json:"owner,omitempty"`
+	// Participants and Invitations: who is in a connected call and who
+	// was invited to it.
+	Participants []invite.Participant `json:"participants,omitempty"`
+	Invitations  []invite.Invitation  `json:"invitations,omitempty"`
 }
 
 // walkView is a group call being routed, for CallStatus.
 type walkView struct {
+	id                      string // the record's
 	callID, caller, dialled string
 	start                   time.Time
 	route                   string // the path so far (guarded by the B2BUA's mu)
@@ -163,26 +173,61 @@ func (b *B2BUA) memberStatus(ctx context.Context, pres presence, userID string) 
 // Calls lists the calls in progress on this node, oldest first.
 func (b *B2BUA) Calls() []CallStatus {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []CallStatus
 	seen := map[*call]bool{}
 	for _, c := range b.calls {
-		if seen[c] || c.rec == nil {
+		if seen[c] || c.rec == nil || c.bridge {
 			continue
 		}
 		seen[c] = true
 		r := c.rec
-		out = append(out, CallStatus{CallID: r.CallID, Caller: r.Caller, Callee: r.Callee, Dialled: r.Dialled,
+		st := CallStatus{ID: r.ID, CallID: r.CallID, Caller: r.Caller, Callee: r.Callee, Dialled: r.Dialled,
 			State: "connected", Route: r.Route, Start: r.Start, Answer: r.Answer,
-			Anchored: c.parties[0].media != nil || c.parties[1].media != nil})
+			Anchored: c.parties[0].media != nil || c.parties[1].media != nil, Owner: c.parties[0].user.ID}
+		if st.Owner == "" {
+			st.Owner = c.parties[1].user.ID
+		}
+		for _, p := range c.parties {
+			st.Participants = append(st.Participants, invite.Participant{ID: p.id, User: p.user.ID, Name: p.user.Name,
+				Number: numberOf(p.user), Joined: r.Answer})
+		}
+		out = append(out, st)
 	}
 	for id, w := range b.walking {
 		state := "routing"
 		if b.ivrs[id] != nil {
 			state = "ivr"
 		}
-		out = append(out, CallStatus{CallID: w.callID, Caller: w.caller, Dialled: w.dialled, State: state,
+		out = append(out, CallStatus{ID: w.id, CallID: w.callID, Caller: w.caller, Dialled: w.dialled, State: state,
 			Route: w.route, Start: w.start, Anchored: b.ivrs[id] != nil})
+	}
+	var mixed []*conf
+	confs := map[string]*conf{}
+	for id, cf := range b.confs {
+		confs[id] = cf
+	}
+	b.mu.Unlock()
+	// The conferences' state under their own locks, not b.mu's.
+	now := b.now().UTC()
+	for i := range out {
+		if cf := confs[out[i].ID]; cf != nil {
+			v := cf.view(now)
+			out[i].Owner, out[i].Participants, out[i].Invitations = v.Owner, v.Participants, v.Invitations
+			delete(confs, out[i].ID)
+		}
+	}
+	for _, cf := range confs {
+		mixed = append(mixed, cf)
+	}
+	for _, cf := range mixed {
+		v := cf.view(now)
+		if !v.Mixed {
+			continue
+		}
+		r := cf.rec
+		out = append(out, CallStatus{ID: r.ID, CallID: r.CallID, Caller: r.Caller, Callee: r.Callee, Dialled: r.Dialled,
+			State: "conference", Route: r.Route, Start: r.Start, Answer: r.Answer, Anchored: true,
+			Owner: v.Owner, Participants: v.Participants, Invitations: v.Invitations})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out

@@ -47,6 +47,10 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 403, "Forbidden: REFER outside a call is not accepted")
 		return
 	}
+	if cf, _ := b.confOfRequest(req); cf != nil {
+		respond(tx, req, 403, "Forbidden: a conference's participants cannot transfer it")
+		return
+	}
 	c, transferor := b.match(req)
 	if c == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")

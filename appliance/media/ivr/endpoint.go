@@ -216,6 +216,28 @@ func (ep *Endpoint) Menu(ctx context.Context, names []string, timeout time.Durat
 	}
 }
 
+// SendDigits sends keys (0-9, *, #, A-D) as RFC 4733 events, with the
+// usual pauses between them, and returns once they are sent.
+func (ep *Endpoint) SendDigits(ctx context.Context, keys string) error {
+	it, err := player.Digits(keys)
+	if err != nil {
+		return fmt.Errorf("send digits: %w", err)
+	}
+	pb := ep.sess.Play(it)
+	select {
+	case <-pb.Done():
+		if errors.Is(pb.Err(), player.ErrClosed) {
+			return ErrClosed
+		}
+		return nil
+	case <-ctx.Done():
+		ep.sess.Stop()
+		return ctx.Err()
+	case <-ep.closed:
+		return ErrClosed
+	}
+}
+
 func (ep *Endpoint) items(names []string) []player.Item {
 	var items []player.Item
 	for _, n := range names {
