@@ -286,6 +286,37 @@ func (c *Client) UploadJournal(ctx context.Context, key string, records []json.R
 	return r, nil
 }
 
+// ReportOverrides sends every SDG override in force on the appliance
+// (POST /v1/sync/overrides) under an idempotency key (OverridesKey): the
+// cloud keeps the latest report, and answers a report sent again with the
+// key of the one it holds as it did the first time. A cloud that does not
+// take reports wraps ErrOverridesUnsupported; an answer that does not
+// count the overrides sent wraps ErrMalformedAnswer.
+func (c *Client) ReportOverrides(ctx context.Context, key string, overrides []protocol.Override) (protocol.OverrideReceipt, error) {
+	switch {
+	case key == "":
+		return protocol.OverrideReceipt{}, errors.New("report sdg overrides: no idempotency key")
+	case len(overrides) > protocol.MaxOverrides:
+		return protocol.OverrideReceipt{}, fmt.Errorf("report sdg overrides: %d overrides, more than %d a report", len(overrides), protocol.MaxOverrides)
+	}
+	if overrides == nil {
+		overrides = []protocol.Override{} // "overrides": [], never null
+	}
+	var r protocol.OverrideReceipt
+	hdr := http.Header{protocol.HeaderIdempotencyKey: {key}}
+	ans, err := c.do(ctx, http.MethodPost, protocol.PathOverrides, protocol.OverrideReport{Overrides: overrides}, hdr, c.o.timeout, maxSmallAnswer)
+	if err == nil {
+		err = ans.decode(&r)
+	}
+	if err == nil && r.Accepted != len(overrides) {
+		err = fmt.Errorf("%w: the cloud accepted %d overrides of %d", ErrMalformedAnswer, r.Accepted, len(overrides))
+	}
+	if err != nil {
+		return protocol.OverrideReceipt{}, fmt.Errorf("report %d sdg overrides (key %s): %w", len(overrides), key, err)
+	}
+	return r, nil
+}
+
 // Blob fetches the blob id (GET /v1/sync/blobs/{id}): a custom prompt's
 // recording, at most protocol.MaxBlobBytes. The caller checks its SHA-256.
 // A blob the cloud does not have is an *HTTPError with status 404.

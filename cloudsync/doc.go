@@ -6,7 +6,8 @@
 // of the protocol (client.go, errors.go), the retry pace (backoff.go), the
 // mode machine that turns reachability probes into normal / survivability
 // / recovering (mode.go), the pull loop that applies the cloud's revisions
-// (sync.go), the outage journal upload (journal.go), and the blobs the
+// (sync.go), the outage journal upload (journal.go), the report of the
+// emergency SDG overrides in force (overrides.go), and the blobs the
 // snapshot's custom prompts name (blobs.go: fetched by every node into its
 // own content-addressed directory, each checked against its SHA-256).
 //

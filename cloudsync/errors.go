@@ -39,6 +39,10 @@ var (
 	// with backoff, as other transport errors are: a certificate renewed
 	// on the cloud is picked up by the next attempt.
 	ErrTLS = errors.New("TLS with the cloud failed")
+	// ErrOverridesUnsupported: the cloud does not take SDG override
+	// reports (404, 405 or 501 on /v1/sync/overrides: an implementation
+	// of the protocol from before them). Not worth retrying soon.
+	ErrOverridesUnsupported = errors.New("the cloud does not take SDG override reports")
 )
 
 // TLSError is a failed TLS handshake with the cloud, said for an admin:
@@ -166,6 +170,9 @@ func (e *HTTPError) Is(target error) bool {
 		return e.Status == http.StatusUnauthorized
 	case ErrPairingRefused:
 		return e.Status == http.StatusForbidden && e.Path == protocol.PathPair
+	case ErrOverridesUnsupported:
+		return e.Path == protocol.PathOverrides && (e.Status == http.StatusNotFound ||
+			e.Status == http.StatusMethodNotAllowed || e.Status == http.StatusNotImplemented)
 	}
 	return false
 }

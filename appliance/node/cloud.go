@@ -35,9 +35,10 @@ type cloudState struct {
 	mu        sync.Mutex
 	creds     *cloudsync.Credentials // nil until paired
 	client    *cloudsync.Client
-	push      http.Handler      // the push receiver for creds; it wakes the syncer
-	identity  uint64            // counts identity changes: the leader's loops restart on one
-	syncer    *cloudsync.Syncer // while this node leads
+	push      http.Handler                // the push receiver for creds; it wakes the syncer
+	identity  uint64                      // counts identity changes: the leader's loops restart on one
+	syncer    *cloudsync.Syncer           // while this node leads
+	reporter  *cloudsync.OverrideReporter // while this node leads
 	reachable bool
 	probeErr  string
 
@@ -95,9 +96,11 @@ func (c *cloudState) wake() {
 	}
 }
 
-func (c *cloudState) setSyncer(s *cloudsync.Syncer) {
+// setLeading records the loops of this node while it leads the cloud
+// sync (nil, nil when it stops).
+func (c *cloudState) setLeading(s *cloudsync.Syncer, r *cloudsync.OverrideReporter) {
 	c.mu.Lock()
-	c.syncer = s
+	c.syncer, c.reporter = s, r
 	c.mu.Unlock()
 }
 
@@ -130,6 +133,9 @@ func (c *cloudState) status() *web.CloudStatus {
 		if st.LastError == "" {
 			st.LastError = s.LastError
 		}
+	}
+	if c.reporter != nil {
+		st.OverridesReport = overridesReport(c.reporter.Status())
 	}
 	return &st
 }
@@ -251,7 +257,7 @@ func (n *Node) cloudLoop(ctx context.Context) {
 		log.Info("leading the cloud sync", "cloud", creds.URL, "appliance", creds.ApplianceID)
 		n.leadCloud(lctx, client, log)
 		cancel()
-		n.cloud.setSyncer(nil)
+		n.cloud.setLeading(nil, nil)
 	}
 }
 
@@ -272,11 +278,19 @@ func (n *Node) leadCloud(ctx context.Context, client *cloudsync.Client, log *slo
 		log.Error("cannot start the journal upload", "error", err)
 		return
 	}
-	n.cloud.setSyncer(syncer)
+	reporter, err := cloudsync.NewOverrideReporter(cloudsync.OverrideReporterConfig{
+		Client: client, Source: nodeOverrides{n}, Log: n.log,
+	})
+	if err != nil {
+		log.Error("cannot start the sdg override reports", "error", err)
+		return
+	}
+	n.cloud.setLeading(syncer, reporter)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); syncer.Run(ctx) }()
 	go func() { defer wg.Done(); uploader.Run(ctx) }()
+	go func() { defer wg.Done(); reporter.Run(ctx) }()
 	defer wg.Wait()
 
 	r := n.store.Reader()
@@ -293,35 +307,47 @@ func (n *Node) leadCloud(ctx context.Context, client *cloudsync.Client, log *slo
 	reachable := true
 	every(ctx, n.cfg.Cloud.ProbeInterval.Duration, func() bool {
 		rev, _ := r.Revision(ctx)
-		hello, err := client.Hello(ctx, protocol.Hello{NodeID: n.cfg.NodeID, Revision: rev,
-			PushURL: "http://" + n.httpAdvertise})
+		h := protocol.Hello{NodeID: n.cfg.NodeID, Revision: rev, PushURL: "http://" + n.httpAdvertise}
+		if ovs, err := r.SDGOverrides(ctx); err == nil {
+			count := len(ovs)
+			h.Overrides = &count
+		}
+		hello, err := client.Hello(ctx, h)
 		if ctx.Err() != nil {
 			return true
 		}
 		n.cloud.probed(err)
 		if err == nil && !reachable {
-			// Back: pull and upload now, not after the loops' backoff
-			// (up to 60 s) runs out.
+			// Back: pull, upload and report now, not after the loops'
+			// backoff (up to 60 s) runs out.
 			syncer.Wake()
 			uploader.Kick()
+			reporter.Kick()
 		}
 		reachable = err == nil
 		now := time.Now().UTC()
 		modes.Observe(err == nil, now)
 		if modes.Mode() == cloudsync.ModeRecovering {
-			// Recovering: pull what was missed and give back the journal,
-			// then normal. A cloud at the revision the cluster serves has
-			// nothing to pull, whatever the syncer has heard yet (its
-			// long poll may be held until the cloud changes or its wait,
-			// 30 s, ends). The journal is given back when no record is
-			// pending: the uploader's Drained is as old as its last look,
-			// which may predate the records journalled in the outage.
+			// Recovering: pull what was missed, give back the journal
+			// and report the SDG overrides in force, then normal. A
+			// cloud at the revision the cluster serves has nothing to
+			// pull, whatever the syncer has heard yet (its long poll may
+			// be held until the cloud changes or its wait, 30 s, ends).
+			// The journal is given back when no record is pending: the
+			// uploader's Drained is as old as its last look, which may
+			// predate the records journalled in the outage. The
+			// overrides are reported when the cloud took the very list
+			// in force now.
 			caughtUp := syncer.Status().CaughtUp || (err == nil && hello.Revision == rev)
 			pending, perr := r.CountPendingCallRecords(ctx)
-			if caughtUp && perr == nil && pending == 0 {
+			reported, rerr := reporter.UpToDate(ctx)
+			if caughtUp && perr == nil && pending == 0 && rerr == nil && reported {
 				modes.RecoveryDone()
 			} else {
 				uploader.Kick()
+				if !reported {
+					reporter.Kick()
+				}
 			}
 		}
 		// The replicated mode follows the machine; a failed proposal is

@@ -25,7 +25,10 @@ type Appliance struct {
 	Version       string     `json:"version,omitempty"`
 	LastHelloAt   *time.Time `json:"last_hello_at,omitempty"`
 	HelloRevision *int64     `json:"hello_revision,omitempty"`
-	LastAck       *AckState  `json:"last_ack,omitempty"`
+	// HelloOverrides is how many SDG overrides the last hello said were
+	// in force (GET /v1/admin/overrides lists the latest report).
+	HelloOverrides *int      `json:"hello_overrides,omitempty"`
+	LastAck        *AckState `json:"last_ack,omitempty"`
 }
 
 // AckState is an appliance's last acknowledgement.
@@ -120,12 +123,16 @@ func (s *Store) Authenticate(ctx context.Context, name, secret string) error {
 	return nil
 }
 
-// Hello records an appliance's probe: its node, version, revision and
-// push URL.
+// Hello records an appliance's probe: its node, version, revision, push
+// URL and how many SDG overrides are in force (NULL when it does not say).
 func (s *Store) Hello(ctx context.Context, name string, h protocol.Hello, now time.Time) error {
+	var overrides sql.NullInt64
+	if h.Overrides != nil {
+		overrides = sql.NullInt64{Int64: int64(*h.Overrides), Valid: true}
+	}
 	res, err := s.wdb.ExecContext(ctx, `UPDATE appliances SET node_id = ?, version = ?, push_url = ?,
-		hello_revision = ?, hello_ms = ? WHERE name = ?`,
-		h.NodeID, h.Version, h.PushURL, h.Revision, now.UnixMilli(), name)
+		hello_revision = ?, hello_ms = ?, hello_overrides = ? WHERE name = ?`,
+		h.NodeID, h.Version, h.PushURL, h.Revision, now.UnixMilli(), overrides, name)
 	if err != nil {
 		return fmt.Errorf("record hello of %s: %w", name, err)
 	}
@@ -165,7 +172,7 @@ func mustAffect(res sql.Result, name string) error {
 // Appliances lists the paired appliances by name.
 func (s *Store) Appliances(ctx context.Context) ([]Appliance, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT name, paired_ms, node_id, push_url, version, hello_revision, hello_ms,
-		ack_revision, ack_status, ack_problems, ack_node_id, ack_ms FROM appliances ORDER BY name`)
+		hello_overrides, ack_revision, ack_status, ack_problems, ack_node_id, ack_ms FROM appliances ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list appliances: %w", err)
 	}
@@ -174,16 +181,20 @@ func (s *Store) Appliances(ctx context.Context) ([]Appliance, error) {
 	for rows.Next() {
 		var a Appliance
 		var paired int64
-		var helloRev, helloMS, ackRev, ackMS sql.NullInt64
+		var helloRev, helloMS, helloOverrides, ackRev, ackMS sql.NullInt64
 		var ackStatus, ackProblems, ackNode string
 		if err := rows.Scan(&a.Name, &paired, &a.NodeID, &a.PushURL, &a.Version, &helloRev, &helloMS,
-			&ackRev, &ackStatus, &ackProblems, &ackNode, &ackMS); err != nil {
+			&helloOverrides, &ackRev, &ackStatus, &ackProblems, &ackNode, &ackMS); err != nil {
 			return nil, fmt.Errorf("list appliances: %w", err)
 		}
 		a.PairedAt = fromMS(paired)
 		if helloMS.Valid {
 			t := fromMS(helloMS.Int64)
 			a.LastHelloAt, a.HelloRevision = &t, &helloRev.Int64
+		}
+		if helloOverrides.Valid {
+			n := int(helloOverrides.Int64)
+			a.HelloOverrides = &n
 		}
 		if ackMS.Valid {
 			a.LastAck = &AckState{Revision: ackRev.Int64, Status: ackStatus, NodeID: ackNode, At: fromMS(ackMS.Int64)}

@@ -21,11 +21,12 @@ import (
 
 // Body limits.
 const (
-	maxSnapshotBody = account.MaxSnapshotBytes // PUT /v1/admin/snapshot
-	maxJournalBody  = 16 << 20                 // POST /v1/sync/journal
-	maxObjectBody   = 4 << 20                  // PUT /v1/admin/{kind}/{id}
-	maxSmallBody    = 1 << 20                  // pair, hello, ack, pairing codes
-	maxBlobBody     = protocol.MaxBlobBytes    // PUT /v1/admin/blobs/{sha256}
+	maxSnapshotBody  = account.MaxSnapshotBytes // PUT /v1/admin/snapshot
+	maxJournalBody   = 16 << 20                 // POST /v1/sync/journal
+	maxOverridesBody = 8 << 20                  // POST /v1/sync/overrides
+	maxObjectBody    = 4 << 20                  // PUT /v1/admin/{kind}/{id}
+	maxSmallBody     = 1 << 20                  // pair, hello, ack, pairing codes
+	maxBlobBody      = protocol.MaxBlobBytes    // PUT /v1/admin/blobs/{sha256}
 )
 
 // Config wires a server.
@@ -122,6 +123,7 @@ func (s *Server) routes() {
 	e.GET(protocol.PathChanges, s.requireAppliance, s.getChanges)
 	e.POST(protocol.PathAck, s.requireAppliance, s.postAck)
 	e.POST(protocol.PathJournal, s.requireAppliance, s.postJournal)
+	e.POST(protocol.PathOverrides, s.requireAppliance, s.postOverrides)
 	e.GET(protocol.PathBlobs+":id", s.requireAppliance, s.getBlob)
 
 	admin := e.Group("/v1/admin", s.requireAdmin)
@@ -129,6 +131,7 @@ func (s *Server) routes() {
 	admin.PUT("/snapshot", s.putSnapshot)
 	admin.POST("/pairing-codes", s.postPairingCode)
 	admin.GET("/journal", s.getJournal)
+	admin.GET("/overrides", s.getOverrides)
 	admin.GET("/appliances", s.getAppliances)
 	admin.PUT("/blobs/:id", s.putBlob)
 	admin.GET("/blobs/:id", s.getBlob)

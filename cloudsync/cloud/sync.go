@@ -74,6 +74,9 @@ func (s *Server) postHello(c *gin.Context) {
 	if h.Revision < 0 {
 		problems = append(problems, protocol.Problem{Path: "revision", Message: "must not be negative"})
 	}
+	if h.Overrides != nil && *h.Overrides < 0 {
+		problems = append(problems, protocol.Problem{Path: "overrides", Message: "must not be negative"})
+	}
 	if len(problems) > 0 {
 		refuse(c, "bad hello", problems)
 		return

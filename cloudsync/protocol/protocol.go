@@ -19,6 +19,9 @@ const (
 	PathChanges  = "/v1/sync/changes"  // GET ?since=N&wait=SECONDS -> Changes | 204 | 410 Gone
 	PathAck      = "/v1/sync/ack"      // POST Ack -> 204
 	PathJournal  = "/v1/sync/journal"  // POST JournalBatch with Idempotency-Key -> JournalReceipt
+	// PathOverrides: POST OverrideReport with Idempotency-Key ->
+	// OverrideReceipt: the SDG overrides in force on the appliance.
+	PathOverrides = "/v1/sync/overrides"
 	// PathBlobs + a blob id (a snapshot prompt's "blob"): GET -> the
 	// blob's bytes (a custom prompt's WAV), 404 when the cloud has none.
 	PathBlobs = "/v1/sync/blobs/"
@@ -32,8 +35,12 @@ const (
 	// HeaderRevision is the cloud's current revision on snapshot and
 	// changes answers (204 included).
 	HeaderRevision = "X-Outpost-Revision"
-	// HeaderIdempotencyKey makes a journal batch safe to retry.
+	// HeaderIdempotencyKey makes a journal batch, or an override report,
+	// safe to retry.
 	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderIdempotentReplayed is "true" on the cloud's answer to a
+	// request whose Idempotency-Key it had already answered.
+	HeaderIdempotentReplayed = "Idempotent-Replayed"
 
 	// Push headers (cloud -> appliance, POST PathPushReceiver).
 	HeaderPushID        = "X-Outpost-Push-Id"
@@ -54,6 +61,8 @@ const (
 	PushTolerance = 5 * time.Minute
 	// MaxJournalBatch is the most records one journal batch may carry.
 	MaxJournalBatch = 5000
+	// MaxOverrides is the most SDG overrides one report may carry.
+	MaxOverrides = 10_000
 	// MaxBlobBytes bounds a blob (a custom prompt's WAV: 5 MiB is about
 	// 5.5 minutes of 8 kHz 16-bit mono audio).
 	MaxBlobBytes = 5 << 20
@@ -81,6 +90,10 @@ type Hello struct {
 	Revision int64  `json:"revision"`           // the revision the appliance serves
 	PushURL  string `json:"push_url,omitempty"` // base URL of the node's HTTP listener
 	Version  string `json:"version,omitempty"`
+	// Overrides is how many SDG overrides are in force on the appliance
+	// (PathOverrides reports them); absent from appliances of releases
+	// before override reports.
+	Overrides *int `json:"overrides,omitempty"`
 }
 
 // HelloResponse is the cloud's answer to a probe.
@@ -153,6 +166,32 @@ type JournalBatch struct {
 type JournalReceipt struct {
 	Accepted   int `json:"accepted"`
 	Duplicates int `json:"duplicates"`
+}
+
+// Override is one emergency SDG override in force on the appliance, as
+// its GET /api/v1/sdgs/overrides shows it: calls to the SDG SDGID walk
+// Route (an account.Route) instead of the snapshot's route. By made it at
+// At, on the configuration of revision Revision.
+type Override struct {
+	SDGID    string          `json:"sdg_id"`
+	Route    json.RawMessage `json:"route"`
+	By       string          `json:"by"`
+	At       time.Time       `json:"at"`
+	Revision int64           `json:"revision"`
+}
+
+// OverrideReport is every SDG override in force on the appliance, by SDG
+// id, possibly none: it replaces the report the cloud had. Overrides is
+// never null on the wire.
+type OverrideReport struct {
+	Overrides []Override `json:"overrides"`
+}
+
+// OverrideReceipt says the cloud took a report: Accepted is how many
+// overrides it holds. A report sent again with the key of the report the
+// cloud holds gets the same answer.
+type OverrideReceipt struct {
+	Accepted int `json:"accepted"`
 }
 
 // Push wakes the appliance's pull: it is never applied as data.
