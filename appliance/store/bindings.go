@@ -99,6 +99,7 @@ var (
 	bindingsByAORSQL = liveBindingsSQL(bindingColumns, "t.aor = ?2", false)
 	allBindingsSQL   = liveBindingsSQL(bindingColumns, "", false) + ` ORDER BY 2, 1`
 	bindingCountsSQL = `SELECT site, count(*) FROM (` + liveBindingsSQL("t.site", "", true) + `) GROUP BY site`
+	nodeCountsSQL    = `SELECT node, count(*) FROM (` + liveBindingsSQL("t.node", "", true) + `) GROUP BY node`
 )
 
 // checkBindings refuses a batch holding a binding the store cannot version.
@@ -283,6 +284,29 @@ func (r *Reader) BindingCounts(ctx context.Context, now time.Time) (total int, p
 		return 0, nil, fmt.Errorf("count bindings: %w", err)
 	}
 	return total, perSite, nil
+}
+
+// BindingCountsByNode counts the live bindings at now, merged as in
+// Bindings, per node holding their flow (the DNS server's load weights).
+func (r *Reader) BindingCountsByNode(ctx context.Context, now time.Time) (map[string]int, error) {
+	rows, err := r.db.QueryContext(ctx, nodeCountsSQL, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("count bindings per node: %w", err)
+	}
+	defer rows.Close()
+	perNode := map[string]int{}
+	for rows.Next() {
+		var node string
+		var n int
+		if err := rows.Scan(&node, &n); err != nil {
+			return nil, fmt.Errorf("count bindings per node: %w", err)
+		}
+		perNode[node] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count bindings per node: %w", err)
+	}
+	return perNode, nil
 }
 
 func queryBindings(ctx context.Context, q querier, query string, args ...any) ([]Binding, error) {
