@@ -10,7 +10,7 @@ E2E_FLAGS ?=
 # (go.dev/issue/75804, fixed in go1.27). 40,000 inputs is about 10 s here.
 FUZZTIME  ?= 40000x
 
-.PHONY: all build deps run test unit fuzz e2e bench lint clean
+.PHONY: all build deps run test unit fuzz e2e bench lint phone-guides-check clean
 
 all: build
 
@@ -63,6 +63,12 @@ lint: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$$($(GO) env GOPATH)/bin/staticcheck ./...
+
+# The phone guides' example configurations (docs/phones/examples/) against
+# Outpost's own settings: realm, ports, transports, DNS names, timers. Its
+# tests (scripts/phonecheck) also run in `make unit`.
+phone-guides-check:
+	$(GO) run ./scripts/phonecheck
 
 clean:
 	rm -rf $(BIN) run-data
