@@ -312,6 +312,12 @@ func (c *checker) checkUsers() {
 			c.claimNumber(n, holder{"users", i, j})
 		}
 		c.checkUsername(i, usernames)
+		switch u.Priority {
+		case "", PriorityNormal, PriorityEmergency, PriorityCommonArea:
+		default:
+			c.addf(index("users", i)+".priority", "unknown priority %q; use %s (the default), %s or %s (lower case)",
+				u.Priority, PriorityNormal, PriorityEmergency, PriorityCommonArea)
+		}
 		switch {
 		case u.SIP.HA1MD5 == "":
 			c.add(index("users", i)+".sip.ha1_md5", "required: MD5(username:realm:password) as 32 lower-case hex digits")

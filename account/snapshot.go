@@ -99,6 +99,25 @@ type User struct {
 	Extension string         `json:"extension"`
 	Numbers   []string       `json:"numbers"`
 	SIP       SIPCredentials `json:"sip"`
+	// Priority is the user's admission priority when a site's node is
+	// near capacity (an extension of the contract): PriorityNormal (or
+	// empty, the default), PriorityEmergency or PriorityCommonArea. The
+	// canonical encoding omits it when empty.
+	Priority string `json:"priority,omitempty"`
+}
+
+// User priorities: who is admitted first when a site's node is near
+// capacity (docs/sip.md, "REGISTER, step by step", step 9).
+const (
+	PriorityNormal     = "normal"      // the default; "" means the same
+	PriorityEmergency  = "emergency"   // emergency-capable phones: lobby, security desk, elevator
+	PriorityCommonArea = "common_area" // common-area phones: break rooms, reception, hallways
+)
+
+// Prioritized reports whether the user is admitted ahead of normal users:
+// its priority is PriorityEmergency or PriorityCommonArea.
+func (u User) Prioritized() bool {
+	return u.Priority == PriorityEmergency || u.Priority == PriorityCommonArea
 }
 
 // SIPCredentials are digest credentials: HA1 = H(username:realm:password), hex.

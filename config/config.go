@@ -50,11 +50,26 @@ type SIP struct {
 	Advertise string `yaml:"advertise" json:"advertise"`
 	// MinExpires: REGISTERs asking for less get 423 Interval Too Brief.
 	MinExpires Duration `yaml:"min_expires" json:"min_expires"`
-	// MaxExpires caps the registration interval granted in normal mode.
+	// MaxExpires caps the registration interval granted in any mode (each
+	// mode caps it further) and is the interval of a REGISTER naming none.
 	MaxExpires Duration `yaml:"max_expires" json:"max_expires"`
-	// SurvivabilityExpires caps it while the mode is survivability, so phones
-	// go back to the cloud soon after it returns.
+	// SurvivabilityExpires caps it while the mode is survivability or
+	// recovering, so phones go back to the cloud soon after it returns.
 	SurvivabilityExpires Duration `yaml:"survivability_expires" json:"survivability_expires"`
+	// Failback is how the registrar sends phones back to the cloud once
+	// the mode is normal again: FailbackOff (only the short interval of
+	// FailbackExpires), FailbackNotify (also NOTIFY Event: check-sync to
+	// idle phones) or FailbackReject (also 503 with Retry-After to the
+	// re-REGISTER of an idle phone's binding). An extension of the
+	// contract; docs/sip.md, "Failback".
+	Failback string `yaml:"failback" json:"failback"`
+	// FailbackExpires caps the registration interval while the mode is
+	// normal, so phones that failed over re-register soon and find the
+	// cloud again.
+	FailbackExpires Duration `yaml:"failback_expires" json:"failback_expires"`
+	// FailbackRetryAfter is the Retry-After of the 503 that Failback
+	// "reject" answers.
+	FailbackRetryAfter Duration `yaml:"failback_retry_after" json:"failback_retry_after"`
 	// SiteCapacity is the most live registrations one site may hold on this
 	// node; beyond it REGISTER gets 503 with Retry-After. 0: no limit.
 	SiteCapacity uint64 `yaml:"site_capacity" json:"site_capacity"`
@@ -64,6 +79,13 @@ type SIP struct {
 	// challenge they do not know, even beside MD5.
 	DigestAlgorithms []string `yaml:"digest_algorithms" json:"digest_algorithms"`
 }
+
+// The values of sip.failback.
+const (
+	FailbackOff    = "off"
+	FailbackNotify = "notify"
+	FailbackReject = "reject"
+)
 
 // TLSEnabled reports whether the SIP TLS listener should run: it needs an
 // address, a certificate and a key. With the default address and no
@@ -199,6 +221,9 @@ func defaults(hostname string, euid int) Config {
 			MinExpires:           seconds(60),
 			MaxExpires:           seconds(3600),
 			SurvivabilityExpires: seconds(120),
+			Failback:             FailbackOff,
+			FailbackExpires:      seconds(60),
+			FailbackRetryAfter:   seconds(30),
 			SiteCapacity:         20000,
 			DigestAlgorithms:     []string{"MD5"},
 		},

@@ -199,13 +199,17 @@ func TestKeys(t *testing.T) {
 		{"raft.snapshot_threshold", "OUTPOST_RAFT_SNAPSHOT_THRESHOLD", "integer"},
 		{"cloud.probe_interval", "OUTPOST_CLOUD_PROBE_INTERVAL", "duration"},
 		{"bootstrap_snapshot", "OUTPOST_BOOTSTRAP_SNAPSHOT", "string"},
+		// Extensions: failback (docs/sip.md, "Failback").
+		{"sip.failback", "OUTPOST_SIP_FAILBACK", "string"},
+		{"sip.failback_expires", "OUTPOST_SIP_FAILBACK_EXPIRES", "duration"},
+		{"sip.failback_retry_after", "OUTPOST_SIP_FAILBACK_RETRY_AFTER", "duration"},
 	} {
 		k, ok := lookupKey(want.path)
 		if !ok || k.Env != want.env || k.Kind != want.kind {
 			t.Errorf("key %s = %+v, %v; want env %s kind %s", want.path, k, ok, want.env, want.kind)
 		}
 	}
-	if got, want := len(Keys()), 40; got != want {
+	if got, want := len(Keys()), 43; got != want {
 		t.Errorf("len(Keys()) = %d, want %d (update this test, the example and docs/configuration.md together)", got, want)
 	}
 }

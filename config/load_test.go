@@ -196,6 +196,10 @@ func TestLoadEnvOverrides(t *testing.T) {
 			func(c *Config) { c.NodeID, c.Site, c.DataDir = "pbx-9", "branch", "/srv/o" }},
 		{"top-level with underscore", []string{"OUTPOST_BOOTSTRAP_SNAPSHOT=" + certFile}, func(c *Config) { c.BootstrapSnapshot = certFile }},
 		{"value with =", []string{"OUTPOST_CLOUD_URL=https://cloud.example/?a=b"}, func(c *Config) { c.Cloud.URL = "https://cloud.example/?a=b" }},
+		{"failback", []string{"OUTPOST_SIP_FAILBACK=reject", "OUTPOST_SIP_FAILBACK_EXPIRES=5m", "OUTPOST_SIP_FAILBACK_RETRY_AFTER=45s"},
+			func(c *Config) {
+				c.SIP.Failback, c.SIP.FailbackExpires, c.SIP.FailbackRetryAfter = FailbackReject, Duration{5 * time.Minute}, Duration{45 * time.Second}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,6 +241,9 @@ func TestLoadEnvErrors(t *testing.T) {
 		{"bad duration", []string{"OUTPOST_CLOUD_PROBE_INTERVAL=5"}, []string{"OUTPOST_CLOUD_PROBE_INTERVAL", `"5" is not a duration`}},
 		{"bad integer", []string{"OUTPOST_RAFT_SNAPSHOT_THRESHOLD=-1"}, []string{"OUTPOST_RAFT_SNAPSHOT_THRESHOLD", "whole number"}},
 		{"all reported", []string{"OUTPOST_A=1", "OUTPOST_RAFT_BOOTSTRAP=x"}, []string{"OUTPOST_A", "OUTPOST_RAFT_BOOTSTRAP"}},
+		{"bad failback", []string{"OUTPOST_SIP_FAILBACK=bounce"}, []string{"sip.failback", `"bounce" is not one of off, notify, reject`}},
+		{"failback_expires below min_expires", []string{"OUTPOST_SIP_FAILBACK_EXPIRES=30s"},
+			[]string{"sip.failback_expires: must be at least sip.min_expires (1m0s)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -93,6 +93,16 @@ func (c Config) Validate() error {
 	if minOK && survOK && c.SIP.SurvivabilityExpires.Duration < c.SIP.MinExpires.Duration {
 		v.add("sip.survivability_expires", "must be at least sip.min_expires ("+c.SIP.MinExpires.String()+")")
 	}
+	v.check("sip.failback", oneOf(c.SIP.Failback, FailbackOff, FailbackNotify, FailbackReject))
+	failbackOK := v.check("sip.failback_expires", atLeast(c.SIP.FailbackExpires, time.Second))
+	if minOK && failbackOK && c.SIP.FailbackExpires.Duration < c.SIP.MinExpires.Duration {
+		v.add("sip.failback_expires", "must be at least sip.min_expires ("+c.SIP.MinExpires.String()+
+			"): shorter registrations would be refused with 423")
+	}
+	if v.check("sip.failback_retry_after", atLeast(c.SIP.FailbackRetryAfter, time.Second)) &&
+		c.SIP.FailbackRetryAfter.Duration%time.Second != 0 {
+		v.add("sip.failback_retry_after", c.SIP.FailbackRetryAfter.String()+": must be whole seconds (Retry-After counts seconds), e.g. 30s")
+	}
 
 	if len(c.SIP.DigestAlgorithms) == 0 {
 		v.add("sip.digest_algorithms", "list at least one of MD5, SHA-256")

@@ -167,6 +167,10 @@ func (n *Node) startSIP() error {
 	}
 	throttle := registrar.NewThrottle(20, time.Minute, time.Now)
 	dir := registrar.CachedDirectory(st.Reader(), n.cluster.FSM().ConfigGeneration)
+	client, err := sipgo.NewClient(e.ua, sipgo.WithClientHostname(host))
+	if err != nil {
+		return fmt.Errorf("sip client: %w", err)
+	}
 	e.reg = registrar.New(dir, digest, throttle, e.loc, registrar.Options{
 		NodeID:               n.cfg.NodeID,
 		MinExpires:           n.cfg.SIP.MinExpires.Duration,
@@ -174,15 +178,19 @@ func (n *Node) startSIP() error {
 		DefaultExpires:       n.cfg.SIP.MaxExpires.Duration,
 		SurvivabilityExpires: n.cfg.SIP.SurvivabilityExpires.Duration,
 		SiteCapacity:         int(min(n.cfg.SIP.SiteCapacity, 1<<31-1)),
-		LocalHost:            n.isLocalHost,
+		FailbackExpires:      n.cfg.SIP.FailbackExpires.Duration,
+		Failback:             n.cfg.SIP.Failback,
+		FailbackRetryAfter:   n.cfg.SIP.FailbackRetryAfter.Duration,
+		// e.calls is set below, before any request is served.
+		InCall: func(username string) bool { return e.calls.OnCallUser(username) },
+		Send: func(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+			return client.Do(ctx, req)
+		},
+		LocalHost: n.isLocalHost,
 	}, n.log.With("component", "registrar"))
 	e.srv.OnRegister(e.reg.OnRegister)
 	e.srv.OnOptions(e.reg.OnOptions)
 
-	client, err := sipgo.NewClient(e.ua, sipgo.WithClientHostname(host))
-	if err != nil {
-		return fmt.Errorf("sip client: %w", err)
-	}
 	port := 5060
 	if _, p, err := net.SplitHostPort(n.sipAdvertise); err == nil {
 		port, _ = strconv.Atoi(p)
@@ -231,7 +239,10 @@ func (n *Node) serveSIP(ctx context.Context) {
 	}
 	located := make(chan struct{})
 	go func() { defer close(located); e.loc.Run(ctx) }()
+	failback := make(chan struct{})
+	go func() { defer close(failback); e.reg.Run(ctx) }() // sip.failback "notify"
 	<-ctx.Done()
+	<-failback // its NOTIFYs end with ctx, before the user agent closes
 	e.close()
 	for range count {
 		<-done

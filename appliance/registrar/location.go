@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +67,27 @@ func (l *Location) Lookup(aor string, now time.Time) []store.Binding {
 			out = append(out, b)
 		}
 	}
+	return out
+}
+
+// Live returns every live binding held here, oldest refresh first.
+func (l *Location) Live(now time.Time) []store.Binding {
+	l.mu.Lock()
+	var out []store.Binding
+	for _, bs := range l.byAOR {
+		for _, b := range bs {
+			if b.Expires.After(now) {
+				out = append(out, b)
+			}
+		}
+	}
+	l.mu.Unlock()
+	slices.SortFunc(out, func(a, b store.Binding) int {
+		if c := a.UpdatedAt.Compare(b.UpdatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return out
 }
 

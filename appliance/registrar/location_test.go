@@ -466,3 +466,24 @@ func TestLocationRunExpires(t *testing.T) {
 		t.Errorf("persisted %+v, want only %+v", got, b)
 	}
 }
+
+// Live lists every live binding, oldest refresh first (ties by ID), and
+// leaves expired ones out.
+func TestLocationLive(t *testing.T) {
+	l := NewLocation(func([]store.Binding) error { return nil }, testLog)
+	l.Load([]store.Binding{
+		locBinding("b2", "bob@acme.example", "hq", locT0.Add(time.Hour), locT0.Add(-time.Minute)),
+		locBinding("a1", "alice@acme.example", "hq", locT0.Add(time.Hour), locT0.Add(-2*time.Minute)),
+		locBinding("a2", "alice@acme.example", "hq", locT0.Add(time.Second), locT0.Add(-time.Minute)),
+		locBinding("c1", "carol@acme.example", "branch", locT0.Add(time.Hour), locT0.Add(-3*time.Minute)),
+	}, locT0)
+	if got, want := ids(l.Live(locT0)), []string{"c1", "a1", "a2", "b2"}; !slices.Equal(got, want) {
+		t.Errorf("Live = %v, want %v", got, want)
+	}
+	if got, want := ids(l.Live(locT0.Add(time.Second))), []string{"c1", "a1", "b2"}; !slices.Equal(got, want) {
+		t.Errorf("Live a second later = %v, want %v", got, want)
+	}
+	if got := NewLocation(nil, testLog).Live(locT0); len(got) != 0 {
+		t.Errorf("Live of an empty location = %v", got)
+	}
+}

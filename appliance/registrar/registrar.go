@@ -33,8 +33,33 @@ type Options struct {
 	MinExpires           time.Duration // shorter requests get 423 (default 60 s)
 	MaxExpires           time.Duration // longer ones are cut to this (default 3600 s)
 	DefaultExpires       time.Duration // when the phone names none (default 3600 s)
-	SurvivabilityExpires time.Duration // the cap while the mode is survivability (default 120 s)
-	SiteCapacity         int           // live bindings per site on this node; 0: unlimited
+	SurvivabilityExpires time.Duration // the cap while the mode is survivability or recovering (default 120 s)
+	// SiteCapacity bounds the live bindings per site on this node; 0:
+	// unlimited. Its last PriorityReserve(SiteCapacity) places are kept
+	// for users whose priority is emergency or common_area.
+	SiteCapacity int
+	// FailbackExpires caps the interval while the mode is normal, so
+	// phones that failed over re-register soon and find the cloud again;
+	// 0: no cap beyond MaxExpires (the node sets sip.failback_expires).
+	FailbackExpires time.Duration
+	// Failback is what else sends idle phones back to the cloud in
+	// normal mode: FailbackOff (or ""), FailbackNotify or FailbackReject.
+	Failback string
+	// FailbackRetryAfter is the Retry-After of FailbackReject's 503
+	// (default 30 s).
+	FailbackRetryAfter time.Duration
+	// InCall reports whether a user, by SIP username, is in a call here:
+	// failback never disturbs them. nil: nobody is.
+	InCall func(username string) bool
+	// Send sends a request outside any dialog (to its destination, over
+	// its transport) and returns the final response: sipgo's Client.Do.
+	// FailbackNotify needs it.
+	Send func(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	// NotifyRate bounds FailbackNotify's NOTIFYs per second (default 50).
+	NotifyRate int
+	// FailbackScan is how often Run looks for bindings to notify
+	// (default 1 s).
+	FailbackScan time.Duration
 	// MaxInFlight bounds the REGISTERs handled at once; past it a REGISTER
 	// gets 503 with Retry-After at once instead of queueing, so a node that
 	// falls behind sheds load rather than collapsing under retransmissions
@@ -61,6 +86,18 @@ func (o *Options) defaults() {
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 1024
+	}
+	if o.FailbackRetryAfter == 0 {
+		o.FailbackRetryAfter = 30 * time.Second
+	}
+	if o.InCall == nil {
+		o.InCall = func(string) bool { return false }
+	}
+	if o.NotifyRate == 0 {
+		o.NotifyRate = 50
+	}
+	if o.FailbackScan == 0 {
+		o.FailbackScan = time.Second
 	}
 	if o.LocalHost == nil {
 		o.LocalHost = func(string) bool { return false }
@@ -134,9 +171,10 @@ func (r *Registrar) OnOptions(req *sip.Request, tx sip.ServerTransaction) {
 
 // errRefused carries a SIP answer out of the binding update.
 type errRefused struct {
-	code   int
-	reason string
-	hdrs   []sip.Header
+	code     int
+	reason   string
+	hdrs     []sip.Header
+	failback bool // refused by failback "reject"
 }
 
 func (e *errRefused) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
@@ -202,10 +240,17 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	aor := user.SIP.Username + "@" + acct.SIPRealm
 	callID, cseq := req.CallID().Value(), req.CSeq().SeqNo
-	maxExp := r.opt.MaxExpires
-	if mode, _, err := r.dir.Mode(ctx); err == nil && mode == store.ModeSurvivability {
-		maxExp = min(maxExp, r.opt.SurvivabilityExpires)
+	mode, _, err := r.dir.Mode(ctx)
+	if err != nil {
+		mode = store.ModeNormal // as when it was never set
 	}
+	maxExp := r.maxExpires(mode)
+	// Failback "reject" turns away the refresh of an existing binding so
+	// the phone goes back to its first server; a user in a call is left
+	// alone (asked here, outside the location's lock, and only when the
+	// AOR has a binding to refresh).
+	reject := mode == store.ModeNormal && r.opt.Failback == FailbackReject && len(contacts) > 0 &&
+		len(r.loc.Lookup(aor, now)) > 0 && !r.opt.InCall(user.SIP.Username)
 	src := flowSource(req)
 	bindings, err := r.loc.Update(aor, now, func(cur []store.Binding, siteCount func(string) int) ([]store.Binding, error) {
 		if wildcard {
@@ -238,6 +283,10 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 			if i >= 0 && next[i].CallID == callID && cseq < next[i].CSeq {
 				return nil, &errRefused{code: 500, reason: "Server Internal Error: out-of-order REGISTER"}
 			}
+			if reject && exp > 0 && i >= 0 {
+				return nil, &errRefused{code: 503, reason: reasonFailback, failback: true,
+					hdrs: []sip.Header{sip.NewHeader("Retry-After", r.retryAfter())}}
+			}
 			if exp == 0 {
 				if i >= 0 {
 					next = slices.Delete(next, i, i+1)
@@ -259,7 +308,7 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 				added++
 			}
 		}
-		if added > 0 && r.opt.SiteCapacity > 0 && siteCount(user.Site)+len(next) > r.opt.SiteCapacity {
+		if added > 0 && r.opt.SiteCapacity > 0 && siteCount(user.Site)+len(next) > admitted(r.opt.SiteCapacity, user) {
 			return nil, &errRefused{code: 503, reason: "Service Unavailable: site at capacity",
 				hdrs: []sip.Header{sip.NewHeader("Retry-After", "60")}}
 		}
@@ -267,6 +316,10 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 	})
 	var refused *errRefused
 	if errors.As(err, &refused) {
+		if refused.failback {
+			r.log.Info("failback: re-REGISTER refused so the phone returns to its primary server",
+				"aor", aor, "source", src, "retry_after", r.retryAfter())
+		}
 		respond(tx, req, refused.code, refused.reason, refused.hdrs...)
 		return
 	}
