@@ -197,10 +197,10 @@ func TestThreeNodeCluster(t *testing.T) {
 		}
 		code, resp := post(t, "http://"+follower.httpAddr+"/api/v1/snapshot", testToken, bad["dangling and loop"])
 		var e struct {
-			Problems []struct{ Path, Message string }
+			Details []struct{ Path, Message string }
 		}
 		_ = json.Unmarshal(resp, &e)
-		if code != http.StatusBadRequest || len(e.Problems) < 2 {
+		if code != http.StatusBadRequest || len(e.Details) < 2 {
 			t.Errorf("want every problem listed, got HTTP %d: %s", code, resp)
 		}
 		_, stderr, exit := cli(t, "apply", "--server", follower.httpAddr, "--token-file", tokenFile,

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/appliance/web"
+	"github.com/outpost-voice/outpost/appliance/web/embed"
 	"github.com/outpost-voice/outpost/cloudsync"
 	"github.com/outpost-voice/outpost/config"
 )
@@ -43,6 +45,7 @@ type Node struct {
 	httpLn    net.Listener
 	raftLn    net.Listener
 	sip       *sipEndpoint
+	dns       *dnsEndpoint // nil unless dns.listen is set
 
 	bindingSharer *sharer[store.Binding]
 	journal       *journal
@@ -110,6 +113,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(n.cloudLoop)
 	run(n.trunkLoop)
 	run(n.prompts.Run)
+	run(n.serveDNS)
 
 	var err error
 	select {
@@ -189,6 +193,9 @@ func (n *Node) start() error {
 		size, _ := n.store.SizeBytes()
 		return float64(size)
 	}))
+	if err := n.startDNS(reg); err != nil {
+		return err
+	}
 	n.web = web.New(web.Deps{
 		Trunks:         n.trunkStatus,
 		NodeID:         c.NodeID,
@@ -214,11 +221,14 @@ func (n *Node) start() error {
 		Registrations: func(ctx context.Context) (int, map[string]int, error) {
 			return n.store.Reader().BindingCounts(ctx, time.Now())
 		},
-		DataDir:  c.DataDir,
-		Config:   func() config.Config { return c },
-		Ready:    n.Ready,
-		Registry: reg,
-		Log:      n.log.With("component", "web"),
+		EmbedCalls:  n.embedCalls(),
+		Conferences: n.conferences(),
+		EmbedKey:    embedKey(n.token),
+		DataDir:     c.DataDir,
+		Config:      func() config.Config { return c },
+		Ready:       n.Ready,
+		Registry:    reg,
+		Log:         n.log.With("component", "web"),
 	})
 	n.log.Info("node started", "http_addr", n.httpLn.Addr().String(), "raft_addr", n.cluster.RaftAddr(),
 		"sip", strings.Join(n.sip.addrs(), ","), "data_dir", c.DataDir, "site", c.Site)
@@ -352,4 +362,28 @@ func readBootstrapSnapshot(path string) ([]byte, error) {
 		return nil, fmt.Errorf("bootstrap_snapshot %s: %w", filepath.Base(path), err)
 	}
 	return snap.Encode()
+}
+
+// embedCalls is the call engine behind the call widget; nil (not a nil
+// *calls.B2BUA in the interface) when SIP is not up.
+func (n *Node) embedCalls() embed.Backend {
+	if n.sip == nil || n.sip.calls == nil {
+		return nil
+	}
+	return n.sip.calls
+}
+
+// embedKey signs the call widget's tokens: the same on every node,
+// derived from the cluster token.
+func embedKey(token string) []byte {
+	k := sha256.Sum256([]byte("outpost embed token v1\x00" + token))
+	return k[:]
+}
+
+// conferences acts on calls' invitations; nil when SIP is not up.
+func (n *Node) conferences() web.Conferences {
+	if n.sip == nil || n.sip.calls == nil {
+		return nil
+	}
+	return n.sip.calls
 }

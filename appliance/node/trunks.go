@@ -16,6 +16,7 @@ import (
 	"github.com/outpost-voice/outpost/appliance/calls"
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/media"
+	"github.com/outpost-voice/outpost/appliance/media/conference"
 	"github.com/outpost-voice/outpost/appliance/media/g711"
 	"github.com/outpost-voice/outpost/appliance/media/ivr"
 	"github.com/outpost-voice/outpost/appliance/media/player"
@@ -81,6 +82,13 @@ func (n *Node) startTrunks(client *sipgo.Client, host string) error {
 		return err
 	}
 	n.sip.calls.SetIVR(ivrEndpoints{eps})
+	bridges, err := conference.New(conference.Config{IP: ip, Prompts: n.prompts.Library(), Log: n.log})
+	if err != nil {
+		pl.Close()
+		_ = relay.Close()
+		return fmt.Errorf("conference bridge: %w", err)
+	}
+	n.sip.calls.SetMixer(mixer{bridges})
 	tlsPort := 0
 	if n.sip.tls != nil {
 		tlsPort = n.sip.tls.Addr().(*net.TCPAddr).Port
@@ -244,6 +252,33 @@ type ivrEndpoints struct{ e *ivr.Endpoints }
 func (i ivrEndpoints) Open(callID string, peer netip.AddrPort, codec g711.Codec, dtmfPT uint8) (calls.IVRLeg, error) {
 	return i.e.Open(callID, peer, codec, dtmfPT)
 }
+
+// mixer gives the B2BUA the node's conference bridge.
+type mixer struct{ b *conference.Bridges }
+
+func (m mixer) Open(id string) (calls.Room, error) {
+	c, err := m.b.Open(id)
+	if err != nil {
+		return nil, err
+	}
+	return room{c}, nil
+}
+
+type room struct{ c *conference.Conference }
+
+func (r room) Join(partID string, peer netip.AddrPort, codec g711.Codec, dtmfPT uint8) (calls.RoomLeg, error) {
+	p, err := r.c.Join(partID, peer, codec, dtmfPT)
+	if err != nil {
+		return nil, err
+	}
+	return roomLeg{p}, nil
+}
+
+func (r room) Close() { r.c.Close() }
+
+type roomLeg struct{ *conference.Participant }
+
+func (l roomLeg) SetPeer(addr netip.AddrPort) { _ = l.Participant.SetPeer(addr) }
 
 type relayAnchor struct{ r *media.Relay }
 

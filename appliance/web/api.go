@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/json"
 	"errors"
-
 	"io"
 	"net/http"
 	"slices"
@@ -49,7 +48,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) postSnapshot(c *gin.Context) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, account.MaxSnapshotBytes))
 	if err != nil {
-		fail(c, http.StatusRequestEntityTooLarge, "read snapshot: %v (limit %d bytes)", err, account.MaxSnapshotBytes)
+		failRead(c, "read snapshot", err)
 		return
 	}
 	snap, err := account.DecodeBytes(body)
@@ -66,7 +65,7 @@ func (s *Server) postSnapshot(c *gin.Context) {
 	if err := account.Validate(snap, cur); err != nil {
 		var ve *account.ValidationError
 		if errors.As(err, &ve) {
-			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "snapshot refused: nothing changed", Problems: ve.Problems})
+			failDetails(c, http.StatusBadRequest, problemDetails(ve.Problems), "snapshot refused: nothing changed")
 			return
 		}
 		fail(c, http.StatusBadRequest, "%v", err)
@@ -94,15 +93,11 @@ func (s *Server) apply(c *gin.Context, cmd []byte) (cluster.ApplyResult, bool) {
 	case err != nil:
 		fail(c, http.StatusInternalServerError, "apply: %v", err)
 	case errors.Is(res.Err, cluster.ErrStaleRevision):
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{
-			Error:    "snapshot refused: nothing changed",
-			Problems: []account.Problem{{Path: "revision", Message: res.Err.Error()}},
-		})
+		failDetails(c, http.StatusBadRequest, []ErrorDetail{{Path: "revision", Message: res.Err.Error()}},
+			"snapshot refused: nothing changed")
 	case errors.Is(res.Err, store.ErrConflict):
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{
-			Error:    "snapshot refused: nothing changed",
-			Problems: []account.Problem{{Path: "", Message: res.Err.Error()}},
-		})
+		failDetails(c, http.StatusBadRequest, []ErrorDetail{{Message: res.Err.Error()}},
+			"snapshot refused: nothing changed")
 	case res.Err != nil:
 		fail(c, http.StatusInternalServerError, "apply: %v", res.Err)
 	default:
@@ -187,6 +182,17 @@ func (s *Server) getJournal(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"records": recs})
 }
 
+// failRead answers a request body that could not be read: 413 past the
+// endpoint's limit, else 400.
+func failRead(c *gin.Context, what string, err error) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		fail(c, http.StatusRequestEntityTooLarge, "%s: the body is larger than %d bytes", what, tooBig.Limit)
+		return
+	}
+	fail(c, http.StatusBadRequest, "%s: %v", what, err)
+}
+
 // bindJSON decodes a small request body strictly.
 func bindJSON(c *gin.Context, v any) bool {
 	dec := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10))
@@ -258,7 +264,7 @@ func (s *Server) postLeave(c *gin.Context) {
 func (s *Server) postApply(c *gin.Context) {
 	cmd, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 8<<20))
 	if err != nil {
-		fail(c, http.StatusRequestEntityTooLarge, "read command: %v", err)
+		failRead(c, "read command", err)
 		return
 	}
 	if err := cluster.CheckShared(cmd); err != nil {
@@ -271,6 +277,9 @@ func (s *Server) postApply(c *gin.Context) {
 		fail(c, http.StatusServiceUnavailable, "leadership changed while applying; retry: %v", err)
 	case err != nil:
 		fail(c, http.StatusInternalServerError, "apply: %v", err)
+	case errors.Is(res.Err, cluster.ErrHalted):
+		// The node's fault, not the command's: the same as any write.
+		fail(c, http.StatusInternalServerError, "apply: %v", res.Err)
 	case res.Err != nil:
 		fail(c, http.StatusBadRequest, "refused: %v", res.Err)
 	default:

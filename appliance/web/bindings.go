@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/outpost-voice/outpost/appliance/store"
 )
 
 // maxBindingQuery bounds ?q= of GET /api/v1/bindings.
@@ -30,6 +32,18 @@ type BindingStatus struct {
 	UserAgent string    `json:"user_agent,omitempty"`
 	Expires   time.Time `json:"expires"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// AfterRecovery: the phone registered (or refreshed) here after the
+	// mode last turned normal: it is still on Outpost although the cloud
+	// is back (see afterRecovery).
+	AfterRecovery bool `json:"after_recovery"`
+}
+
+// afterRecovery reports whether a binding last refreshed at updated was
+// made after the cloud came back: the mode is normal, it was entered at
+// since (after an outage: a mode never set has no since), and the
+// registration is newer.
+func afterRecovery(mode string, since, updated time.Time) bool {
+	return mode == store.ModeNormal && !since.IsZero() && updated.After(since)
 }
 
 // bindings is every live binding whose username, user name, extension,
@@ -45,6 +59,10 @@ func (s *Server) bindings(ctx context.Context, q string) ([]BindingStatus, error
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
 	}
+	mode, since, err := r.Mode(ctx)
+	if err != nil {
+		return nil, err
+	}
 	type who struct{ name, ext string }
 	byID := make(map[string]who, len(users))
 	for _, u := range users {
@@ -58,6 +76,7 @@ func (s *Server) bindings(ctx context.Context, q string) ([]BindingStatus, error
 			ID: b.ID, AOR: b.AOR, UserID: b.UserID, Username: b.Username, Name: w.name, Extension: w.ext,
 			Site: b.Site, Contact: b.Contact, Transport: b.Transport, Source: b.Source, Node: b.Node,
 			UserAgent: b.UserAgent, Expires: b.Expires, UpdatedAt: b.UpdatedAt,
+			AfterRecovery: afterRecovery(mode, since, b.UpdatedAt),
 		}
 		if q == "" || matches(q, v.Username, v.Name, v.Extension, v.Contact, v.UserAgent) {
 			out = append(out, v)

@@ -35,20 +35,22 @@ func NewClient(server, token string) *Client {
 	}
 }
 
-// APIError is a non-2xx answer.
+// APIError is a non-2xx answer: its status and error body.
 type APIError struct {
-	Status   int
-	Message  string
-	Problems []account.Problem
+	Status  int
+	Message string
+	// Details are the error's details, e.g. every problem of a refused
+	// snapshot.
+	Details []ErrorDetail
 }
 
 func (e *APIError) Error() string {
-	if len(e.Problems) == 0 {
+	if len(e.Details) == 0 {
 		return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
 	}
-	parts := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		parts[i] = p.String()
+	parts := make([]string, len(e.Details))
+	for i, d := range e.Details {
+		parts[i] = d.String()
 	}
 	return fmt.Sprintf("%s (HTTP %d): %s", e.Message, e.Status, strings.Join(parts, "; "))
 }
@@ -75,17 +77,20 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
-			Error    string            `json:"error"`
-			Reason   string            `json:"reason"`
-			Problems []account.Problem `json:"problems"`
+			Error   string        `json:"error"`
+			Details []ErrorDetail `json:"details"`
+			// Problems is what a node of an earlier release answers
+			// instead of details (a follower may forward to one while a
+			// cluster is upgraded).
+			Problems []ErrorDetail `json:"problems"`
 		}
-		if json.Unmarshal(data, &e) != nil || (e.Error == "" && e.Reason == "") {
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
-		if e.Error == "" {
-			e.Error = e.Reason
+		if len(e.Details) == 0 {
+			e.Details = e.Problems
 		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error, Problems: e.Problems}
+		return &APIError{Status: resp.StatusCode, Message: e.Error, Details: e.Details}
 	}
 	if out == nil {
 		return nil

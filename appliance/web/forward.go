@@ -42,7 +42,7 @@ func (s *Server) forwardToLeader(c *gin.Context) {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.deps.Log.Warn("forward to leader failed", "leader", target.Host, "error", err)
-			writeJSON(w, http.StatusBadGateway, apiError{Error: "forwarding to the leader at " + target.Host + " failed: " + err.Error()})
+			writeJSON(w, http.StatusBadGateway, newAPIError("forwarding to the leader at "+target.Host+" failed: "+err.Error(), nil))
 		},
 	}
 	proxy.ServeHTTP(c.Writer, c.Request)

@@ -28,17 +28,64 @@ type OverrideResponse struct {
 	Override *store.SDGOverride `json:"override"`
 }
 
-// getOverrides lists the SDG overrides in force.
+// OverridesReport is what the cloud holds of the SDG overrides, as the
+// node leading the cloud sync knows it: in its memory only (reports are
+// not replicated), so a new leader knows nothing until the cloud takes
+// its first report, which it sends at once. Status shows it under
+// cloud.overrides_report.
+type OverridesReport struct {
+	// ReportedAt is when the cloud took the last report; null before the
+	// first.
+	ReportedAt *time.Time `json:"reported_at"`
+	// Overrides are that report's, each with when the cloud first had it.
+	Overrides []ReportedOverride `json:"overrides"`
+	// Unsupported: the cloud does not take override reports.
+	Unsupported bool   `json:"unsupported,omitempty"`
+	LastError   string `json:"last_error,omitempty"`
+}
+
+// ReportedOverride is an override the cloud holds: the override of SDGID
+// made at At, first reported at ReportedAt.
+type ReportedOverride struct {
+	SDGID      string    `json:"sdg_id"`
+	At         time.Time `json:"at"`
+	ReportedAt time.Time `json:"reported_at"`
+}
+
+// OverrideItem is an override in force as GET /api/v1/sdgs/overrides
+// lists it: ReportedAt is when the cloud got it, null while it has not
+// (or while the node leading the cloud sync cannot say).
+type OverrideItem struct {
+	store.SDGOverride
+	ReportedAt *time.Time `json:"reported_at"`
+}
+
+// getOverrides lists the SDG overrides in force, each with whether and
+// when the cloud got it (the leader's view, as status's cloud part).
 func (s *Server) getOverrides(c *gin.Context) {
-	os, err := s.deps.Reader.SDGOverrides(c.Request.Context())
+	ctx := c.Request.Context()
+	os, err := s.deps.Reader.SDGOverrides(ctx)
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	if os == nil {
-		os = []store.SDGOverride{}
+	var reported []ReportedOverride
+	if len(os) > 0 {
+		if rep := s.cloudStatus(ctx).OverridesReport; rep != nil {
+			reported = rep.Overrides
+		}
 	}
-	c.JSON(http.StatusOK, gin.H{"overrides": os})
+	items := make([]OverrideItem, len(os))
+	for i, o := range os {
+		items[i] = OverrideItem{SDGOverride: o}
+		for _, r := range reported {
+			if r.SDGID == o.SDGID && r.At.Equal(o.At) {
+				at := r.ReportedAt
+				items[i].ReportedAt = &at
+			}
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"overrides": items})
 }
 
 // putOverride re-points an SDG's route (the body is an account.Route)
@@ -133,18 +180,16 @@ func knownSDG(snap *account.Snapshot, others []store.SDGOverride, id string) boo
 }
 
 // overrideRefused answers a refused override: 404 for an unknown SDG, 400
-// listing the route's problems, 409 when the configuration changed in
-// between (retry).
+// with the route's problems as details, 409 when the configuration
+// changed in between (retry).
 func overrideRefused(c *gin.Context, err error) {
 	var ve *account.ValidationError
 	switch {
 	case errors.Is(err, store.ErrUnknownSDG):
 		fail(c, http.StatusNotFound, "%v", err)
 	case errors.As(err, &ve):
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{
-			Error:    "override refused: nothing changed: the route does not pass the snapshot's rules once it replaces the SDG's",
-			Problems: ve.Problems,
-		})
+		failDetails(c, http.StatusBadRequest, problemDetails(ve.Problems),
+			"override refused: nothing changed: the route does not pass the snapshot's rules once it replaces the SDG's")
 	case errors.Is(err, store.ErrInvalidOverride), errors.Is(err, cluster.ErrMalformedCommand):
 		fail(c, http.StatusBadRequest, "override refused: nothing changed: %v", err)
 	case errors.Is(err, cluster.ErrStaleRevision):

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,8 +10,8 @@ import (
 
 // PUT and DELETE /api/v1/sdgs/{id}/override: the bearer token is
 // required; a good route is applied through Raft and listed; a route that
-// does not pass the snapshot's rules is 400 with its problems, an unknown
-// SDG 404; the UI's form goes through the same endpoint.
+// does not pass the snapshot's rules is 400 with its problems as details,
+// an unknown SDG 404; the UI's form goes through the same endpoint.
 func TestSDGOverrideAPI(t *testing.T) {
 	n := startNode(t, "n1", true)
 	if code, body := do(t, "POST", n.srv.URL+"/api/v1/snapshot", token, demo(t, 1)); code != http.StatusOK {
@@ -29,8 +30,8 @@ func TestSDGOverrideAPI(t *testing.T) {
 		t.Errorf("list: %d %v", code, body)
 	}
 	code, body = do(t, "PUT", u, token, []byte(`{"type":"user","id":"u-zed"}`))
-	if ps, _ := body["problems"].([]any); code != http.StatusBadRequest || len(ps) == 0 {
-		t.Errorf("unknown user: %d %v, want 400 with problems", code, body)
+	if ds, _ := body["details"].([]any); code != http.StatusBadRequest || len(ds) == 0 {
+		t.Errorf("unknown user: %d %v, want 400 with the problems as details", code, body)
 	}
 	if code, body := do(t, "PUT", u, token, []byte(`{"type":"user","id":"u-carol","colour":"red"}`)); code != http.StatusBadRequest {
 		t.Errorf("unknown field: %d %v, want 400", code, body)
@@ -67,8 +68,13 @@ func TestSDGOverrideAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("ui override to an unknown user: %d, want 400", resp.StatusCode)
+	}
+	// The API's details reach the page.
+	if !strings.Contains(string(page), "sdgs[1].route.id: no user has id") {
+		t.Errorf("the page does not show the route's problem:\n%s", page)
 	}
 }

@@ -7,13 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outpost-voice/outpost/account"
 	"github.com/outpost-voice/outpost/appliance/cluster"
 	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/appliance/web/embed"
 	"github.com/outpost-voice/outpost/appliance/web/ui"
 	"github.com/outpost-voice/outpost/config"
 	"github.com/outpost-voice/outpost/docs"
@@ -75,6 +79,17 @@ type Deps struct {
 	// Config is the node's effective configuration, for the UI's Settings
 	// page (shown Redacted); nil: the page says it is not available.
 	Config func() config.Config
+	// Conferences acts on calls' invitations and owners (*calls.B2BUA);
+	// nil: those endpoints answer 503.
+	Conferences Conferences
+	// EmbedCalls is the call engine the call widget (/embed) acts through
+	// (*calls.B2BUA); nil: the widget's page and sign-in work, its event
+	// stream and actions answer 503.
+	EmbedCalls embed.Backend
+	// EmbedKey signs the call widget's tokens, the same on every node of
+	// the cluster (derived from the cluster token); empty: a random key
+	// per process (tokens die with it and work on this node only).
+	EmbedKey []byte
 	// Ready returns nil once the node can serve (store open, leader known,
 	// listeners up), else why not.
 	Ready    func() error
@@ -86,6 +101,7 @@ type Deps struct {
 type Server struct {
 	deps    Deps
 	engine  *gin.Engine
+	widget  *embed.Widget
 	http    *http.Server
 	started time.Time
 }
@@ -94,7 +110,12 @@ type Server struct {
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.Use(gin.Recovery(), requestLog(d.Log))
+	e.Use(gin.CustomRecoveryWithWriter(nil, recovered(d.Log)), requestLog(d.Log))
+	// A path no route serves is 404, a method a path does not take 405
+	// (with Allow): under /api/v1 with the API's error body.
+	e.HandleMethodNotAllowed = true
+	e.NoRoute(unrouted)
+	e.NoMethod(unrouted)
 	s := &Server{deps: d, engine: e, started: time.Now()}
 	s.http = &http.Server{
 		Handler:           e,
@@ -113,7 +134,12 @@ func (s *Server) routes() {
 	e.GET("/metrics", gin.WrapH(metricsHandler(s.deps.Registry)))
 	// The web UI (/, /login, /ui/events, /static/); from here on, requests
 	// made with its session cookie must carry its CSRF token.
-	s.http.RegisterOnShutdown(ui.Mount(e, s.uiDeps()).Close)
+	uiDeps := s.uiDeps()
+	uiDeps.WidgetToken = s.uiWidgetToken
+	s.http.RegisterOnShutdown(ui.Mount(e, uiDeps).Close)
+	// The call widget (/embed, /embed/api/, POST /api/v1/embed/tokens).
+	s.widget = embed.Mount(e, s.embedDeps())
+	s.http.RegisterOnShutdown(s.widget.Close)
 
 	api := e.Group("/api/v1")
 	api.GET("/status", s.getStatus)
@@ -134,6 +160,13 @@ func (s *Server) routes() {
 	// Profiles for diagnosing a node in the field (bearer token only).
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 
+	// A call's invitations and owner: its owner's widget token or the admin's.
+	owned := api.Group("/calls/:id", s.requireOwnerOrAdmin)
+	owned.POST("/invitations", s.postInvitation)
+	owned.DELETE("/invitations/:inv", s.deleteInvitation)
+	owned.POST("/invitations/:inv/retry", s.retryInvitation)
+	owned.POST("/owner", s.postOwner)
+
 	writes := admin.Group("", s.forwardToLeader)
 	writes.POST("/snapshot", s.postSnapshot)
 	writes.POST("/cluster/join", s.postJoin)
@@ -143,6 +176,15 @@ func (s *Server) routes() {
 	writes.POST("/cluster/apply", s.postApply)
 	writes.PUT("/sdgs/:id/override", s.putOverride)
 	writes.DELETE("/sdgs/:id/override", s.deleteOverride)
+}
+
+// embedDeps is what the call widget needs from the node.
+func (s *Server) embedDeps() embed.Deps {
+	d := embed.Deps{Calls: s.deps.EmbedCalls, Key: s.deps.EmbedKey, RequireAdmin: s.requireToken, Log: s.deps.Log}
+	if s.deps.Reader != nil {
+		d.Directory = s.deps.Reader
+	}
+	return d
 }
 
 // Handler is the routed handler, for tests.
@@ -179,12 +221,91 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// apiError is every error body of the API.
+// apiError is every error body of the API: one line saying what was
+// wrong and what to do, and the details behind it, never null ([] when
+// there is nothing more to say).
 type apiError struct {
-	Error    string `json:"error"`
-	Problems any    `json:"problems,omitempty"`
+	Error   string        `json:"error"`
+	Details []ErrorDetail `json:"details"`
 }
 
+// ErrorDetail is one item of an error's details. A validation problem (an
+// account.Problem) names the snapshot path it is about; a detail about no
+// path in particular has none.
+type ErrorDetail struct {
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+}
+
+func (d ErrorDetail) String() string {
+	if d.Path == "" {
+		return d.Message
+	}
+	return d.Path + ": " + d.Message
+}
+
+// problemDetails lists validation problems as details, in their order.
+func problemDetails(ps []account.Problem) []ErrorDetail {
+	out := make([]ErrorDetail, len(ps))
+	for i, p := range ps {
+		out[i] = ErrorDetail{Path: p.Path, Message: p.Message}
+	}
+	return out
+}
+
+var newlines = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
+
+// newAPIError is the body for msg (kept on one line) and details.
+func newAPIError(msg string, details []ErrorDetail) apiError {
+	if details == nil {
+		details = []ErrorDetail{}
+	}
+	return apiError{Error: newlines.Replace(msg), Details: details}
+}
+
+// fail answers status with the error body and no details, and stops the
+// request's handlers.
 func fail(c *gin.Context, status int, format string, args ...any) {
-	c.AbortWithStatusJSON(status, apiError{Error: fmt.Sprintf(format, args...)})
+	failDetails(c, status, nil, format, args...)
+}
+
+// failDetails is fail with details.
+func failDetails(c *gin.Context, status int, details []ErrorDetail, format string, args ...any) {
+	c.AbortWithStatusJSON(status, newAPIError(fmt.Sprintf(format, args...), details))
+}
+
+// isAPI: path is the API's (its errors have the API's body).
+func isAPI(path string) bool {
+	return path == "/api/v1" || strings.HasPrefix(path, "/api/v1/")
+}
+
+// unrouted answers, under /api/v1, a path no route serves (404) or a
+// method the path does not take (405, gin has set Allow). Elsewhere gin's
+// plain-text answer stands.
+func unrouted(c *gin.Context) {
+	r := c.Request
+	switch {
+	case !isAPI(r.URL.Path):
+	case c.Writer.Status() == http.StatusMethodNotAllowed:
+		fail(c, http.StatusMethodNotAllowed, "%s %s: method not allowed: use %s", r.Method, r.URL.Path, c.Writer.Header().Get("Allow"))
+	default:
+		fail(c, http.StatusNotFound, "%s %s: no such endpoint: the API's paths are in /api/v1/openapi.yaml", r.Method, r.URL.Path)
+	}
+}
+
+// recovered logs a handler's panic and answers 500 (under /api/v1 with
+// the API's error body) unless the answer has begun.
+func recovered(log *slog.Logger) gin.RecoveryFunc {
+	return func(c *gin.Context, v any) {
+		log.Error("http handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		switch {
+		case c.Writer.Written():
+			c.Abort()
+		case isAPI(c.Request.URL.Path):
+			fail(c, http.StatusInternalServerError, "internal error: the node failed serving this request; its log has the details")
+		default:
+			c.AbortWithStatus(http.StatusInternalServerError)
+		}
+	}
 }

@@ -189,12 +189,13 @@ func TestSnapshotApplyAndRefusals(t *testing.T) {
 			t.Errorf("%s: no error message", name)
 		}
 		var paths []string
-		for _, p := range asSlice(body["problems"]) {
-			paths = append(paths, p.(map[string]any)["path"].(string))
+		for _, d := range asSlice(body["details"]) {
+			p, _ := d.(map[string]any)["path"].(string)
+			paths = append(paths, p)
 		}
 		for _, want := range tc.wantPaths {
 			if !strings.Contains(strings.Join(paths, ","), want) {
-				t.Errorf("%s: problems %v lack %q", name, paths, want)
+				t.Errorf("%s: details %v lack %q", name, paths, want)
 			}
 		}
 	}
@@ -302,7 +303,7 @@ func TestFollowerForwardsWrites(t *testing.T) {
 	// Validation errors come back through the proxy unchanged.
 	_, err = f.api.ApplySnapshot(t.Context(), demo(t, 2))
 	var apiErr *APIError
-	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest || len(apiErr.Problems) == 0 {
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest || len(apiErr.Details) == 0 {
 		t.Errorf("stale snapshot through follower: %v", err)
 	}
 	req, _ := http.NewRequest("POST", f.srv.URL+"/api/v1/snapshot", bytes.NewReader(demo(t, 9)))

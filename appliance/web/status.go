@@ -65,6 +65,10 @@ type CloudStatus struct {
 	Reachable  bool       `json:"reachable"`
 	LastSyncAt *time.Time `json:"last_sync_at"`
 	LastError  string     `json:"last_error"`
+	// OverridesReport is what the cloud holds of the SDG overrides, as
+	// the leader knows it; absent when not paired, or when the node
+	// cannot hear from the leader.
+	OverridesReport *OverridesReport `json:"overrides_report,omitempty"`
 }
 
 func (s *Server) cloudStatus(ctx context.Context) CloudStatus {
@@ -171,9 +175,11 @@ func (s *Server) livez(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "alive", "node_id": s.deps.NodeID})
 }
 
+// readyz answers 200 once the node can serve, else 503 with the API's
+// error body saying why not.
 func (s *Server) readyz(c *gin.Context) {
 	if err := s.deps.Ready(); err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "reason": err.Error()})
+		fail(c, http.StatusServiceUnavailable, "not ready: %v", err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

@@ -167,7 +167,7 @@ func (s *Server) uiJoin(ctx context.Context, id, raftAddr string) (int, error) {
 // serveAPI serves one API request in process with the node's admin token
 // (the UI's forms act through the API's own handlers); what for says, in
 // the error when there is no token, what could not be done. A refusal
-// comes back as its status and the API's error, each route problem
+// comes back as its status and the API's error, each of its details
 // appended.
 func (s *Server) serveAPI(ctx context.Context, method, path string, body []byte, header http.Header, whatFor string) (int, error) {
 	if s.deps.AdminToken == "" {
@@ -190,15 +190,24 @@ func (s *Server) serveAPI(ctx context.Context, method, path string, body []byte,
 	if rec.Code == http.StatusOK {
 		return rec.Code, nil
 	}
-	var e struct {
-		Error    string            `json:"error"`
-		Problems []account.Problem `json:"problems"`
-	}
+	var e apiError
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
 		e.Error = fmt.Sprintf("%s %s answered %d", method, path, rec.Code)
 	}
-	for _, p := range e.Problems {
-		e.Error += "; " + p.String()
+	for _, d := range e.Details {
+		e.Error += "; " + d.String()
 	}
 	return rec.Code, errors.New(e.Error)
+}
+
+// uiWidgetToken issues a call-widget sign-in token for the Phones page's
+// form with the logic of POST /api/v1/embed/tokens (embed.Widget.Issue),
+// called directly: the API's answer is the token, which serveAPI does
+// not return.
+func (s *Server) uiWidgetToken(ctx context.Context, user string, days int, by string) (ui.WidgetToken, int, error) {
+	t, status, err := s.widget.Issue(ctx, user, days, by)
+	if err != nil {
+		return ui.WidgetToken{}, status, err
+	}
+	return ui.WidgetToken{Token: t.Token, UserID: t.User, Username: t.Username, Name: t.Name, ExpiresAt: t.ExpiresAt}, status, nil
 }

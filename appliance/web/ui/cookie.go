@@ -64,7 +64,7 @@ func (u *UI) requirePage(c *gin.Context) {
 func (u *UI) requireStream(c *gin.Context) {
 	sess, ok := u.current(c, false)
 	if !ok {
-		c.AbortWithStatusJSON(http.StatusUnauthorized, errorBody{Error: "not signed in, or the session ended: sign in at /login"})
+		c.AbortWithStatusJSON(http.StatusUnauthorized, errorBody{Error: "not signed in, or the session ended: sign in at /login", Details: []any{}})
 		return
 	}
 	c.Set(sessionKey, sess)
@@ -79,5 +79,6 @@ func sessionOf(c *gin.Context) session {
 
 // errorBody is the UI's JSON error.
 type errorBody struct {
-	Error string `json:"error"`
+	Error   string `json:"error"`
+	Details []any  `json:"details"` // always [] here: the API's error shape
 }

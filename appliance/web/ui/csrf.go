@@ -77,7 +77,7 @@ func (u *UI) refuse(c *gin.Context, status int, title, msg string) {
 	setSecurityHeaders(c)
 	c.Header("Cache-Control", "no-store")
 	if !wantsHTML(c.Request) {
-		c.AbortWithStatusJSON(status, errorBody{Error: msg})
+		c.AbortWithStatusJSON(status, errorBody{Error: msg, Details: []any{}})
 		return
 	}
 	u.render(c, status, "refused", page{Title: title, Message: msg})

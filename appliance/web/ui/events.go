@@ -52,7 +52,7 @@ func (u *UI) events(c *gin.Context) {
 	sess := sessionOf(c)
 	view, ok := liveViews[c.Query("view")]
 	if !ok {
-		c.AbortWithStatusJSON(http.StatusBadRequest, errorBody{Error: "view: want status, calls or sdgs"})
+		c.AbortWithStatusJSON(http.StatusBadRequest, errorBody{Error: "view: want status, calls or sdgs", Details: []any{}})
 		return
 	}
 	h := c.Writer.Header()

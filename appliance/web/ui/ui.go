@@ -50,6 +50,11 @@ type Deps struct {
 	// (POST /api/v1/cluster/join) and returns its HTTP status; nil: the
 	// Cluster page has no form.
 	Join func(ctx context.Context, id, raftAddr string) (int, error)
+	// WidgetToken issues a call-widget sign-in token (embed.Widget.Issue:
+	// POST /api/v1/embed/tokens's logic) for user (an id or SIP username),
+	// valid for days (0: the default), asked by the admin by, and returns
+	// its HTTP status; nil: the Phones page has no widget token form.
+	WidgetToken func(ctx context.Context, user string, days int, by string) (WidgetToken, int, error)
 	// Settings is the node's effective configuration as YAML, secrets
 	// hidden (config.Config.Redacted); nil: the page says it is unknown.
 	Settings func() (string, error)
@@ -111,6 +116,7 @@ func Mount(e *gin.Engine, d Deps) *UI {
 	g.POST("/logout", u.signOut)
 	g.GET("/", u.requirePage, u.statusPage)
 	g.GET("/phones", u.requirePage, u.phonesPage)
+	g.POST("/phones/widget-token", u.requirePage, u.issueWidgetToken)
 	g.GET("/calls", u.requirePage, u.callsPage)
 	g.GET("/sdgs", u.requirePage, u.sdgsPage)
 	g.POST("/sdgs/override", u.requirePage, u.overrideSDG)
