@@ -288,6 +288,14 @@ func (e *sipEndpoint) addrs() []string {
 // or another member, so an AOR may use it instead of the realm.
 func (n *Node) isLocalHost(host string) bool {
 	host = strings.Trim(host, "[]")
+	// The DNS zone the nodes answer for phones (dns.domain) and its
+	// per-site names: phones pointed at the SRV records register there.
+	if d := strings.TrimSuffix(strings.ToLower(n.cfg.DNS.Domain), "."); d != "" {
+		h := strings.TrimSuffix(strings.ToLower(host), ".")
+		if h == d || strings.HasSuffix(h, "."+d) && !strings.Contains(strings.TrimSuffix(h, "."+d), ".") {
+			return true
+		}
+	}
 	if ip := net.ParseIP(host); ip != nil {
 		if ip.IsLoopback() {
 			return true
