@@ -154,7 +154,7 @@ func scanUsers(rows *sql.Rows) ([]account.User, error) {
 		var numbersNull bool
 		var numbers []byte
 		if err := rows.Scan(&u.ID, &u.Site, &u.Name, &u.Email, &u.Extension, &numbersNull,
-			&u.SIP.Username, &u.SIP.HA1MD5, &u.SIP.HA1SHA256, &numbers); err != nil {
+			&u.SIP.Username, &u.SIP.HA1MD5, &u.SIP.HA1SHA256, &u.Priority, &numbers); err != nil {
 			return nil, fmt.Errorf("users: %w", err)
 		}
 		u.Numbers = emptyOrNil[string](numbersNull)

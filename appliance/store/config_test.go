@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -402,5 +403,27 @@ func TestReplaceConfigNil(t *testing.T) {
 	err := s.Write(func(tx *Tx) error { return tx.ReplaceConfig(nil, nil) })
 	if err == nil || !strings.Contains(err.Error(), "nil snapshot") {
 		t.Errorf("ReplaceConfig(nil) error = %v, want one naming the nil snapshot", err)
+	}
+}
+
+// TestUserPriorityStored: users[].priority survives the store (schema 10),
+// read back by the registrar's lookups and in the snapshot.
+func TestUserPriorityStored(t *testing.T) {
+	s := openTest(t)
+	snap, _ := demoSnapshot(t)
+	snap.Users[0].Priority = account.PriorityEmergency
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, snap, raw)
+	ctx := context.Background()
+	u, err := s.Reader().UserByUsername(ctx, snap.Users[0].SIP.Username)
+	if err != nil || u.Priority != account.PriorityEmergency {
+		t.Fatalf("UserByUsername: %+v, %v", u, err)
+	}
+	back, err := s.Reader().Snapshot(ctx)
+	if err != nil || back.Users[0].Priority != account.PriorityEmergency || back.Users[1].Priority != "" {
+		t.Fatalf("Snapshot users: %+v, %v", back.Users[:2], err)
 	}
 }

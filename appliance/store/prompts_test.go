@@ -160,6 +160,7 @@ func v7Database(t *testing.T, path string) []byte {
 	for _, q := range []string{
 		`DROP TABLE prompts`,
 		`DROP TABLE sdg_overrides`,
+		`ALTER TABLE users DROP COLUMN priority`,
 		`DELETE FROM schema_migrations WHERE version >= 8`,
 		`PRAGMA journal_mode = DELETE`, // one file, as a backup is
 	} {
@@ -213,7 +214,8 @@ func TestOpenMigratesEmptyVersion7(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP TABLE prompts`, `DROP TABLE sdg_overrides`, `DELETE FROM schema_migrations WHERE version >= 8`} {
+	for _, q := range []string{`DROP TABLE prompts`, `DROP TABLE sdg_overrides`, `ALTER TABLE users DROP COLUMN priority`,
+		`DELETE FROM schema_migrations WHERE version >= 8`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
