@@ -90,16 +90,53 @@ func ctcNode(t *testing.T) (*simNode, *simPhone, *simPhone) {
 // next reads the next engagement event.
 func next(t *testing.T, ch <-chan EngagementEvent, kind string) EngagementEvent {
 	t.Helper()
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Kind == EvAgentStatus && kind != EvAgentStatus {
+				continue // Occupied and back: TestAgentOccupied
+			}
+			if ev.Kind != kind {
+				t.Fatalf("event %s (%+v), want %s", ev.Kind, ev.Engagement, kind)
+			}
+			return ev
+		case <-time.After(waitFor):
+			t.Fatalf("no %s event", kind)
+		}
+	}
+}
+
+// TestAgentOccupied: a user's first live call makes them Occupied, the
+// last one ending gives back what they set.
+func TestAgentOccupied(t *testing.T) {
+	b := &B2BUA{}
+	ch, stop := b.Subscribe("alice")
+	defer stop()
+	if err := b.SetAgentStatus("alice", AgentNotReady); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-ch; ev.Kind != EvAgentStatus || ev.AgentStatus != AgentNotReady {
+		t.Fatalf("%+v", ev)
+	}
+	b.engage("alice", Engagement{ID: "e1", State: EngRinging}, EvRinging, nil, EngagementEvent{})
+	<-ch
+	if ev := <-ch; ev.Kind != EvAgentStatus || ev.AgentStatus != AgentOccupied {
+		t.Fatalf("after the first call: %+v", ev)
+	}
+	b.engage("alice", Engagement{ID: "e2", State: EngRinging}, EvRinging, nil, EngagementEvent{})
+	<-ch
+	b.engage("alice", Engagement{ID: "e1"}, EvNotConnected, nil, EngagementEvent{})
+	<-ch
 	select {
 	case ev := <-ch:
-		if ev.Kind != kind {
-			t.Fatalf("event %s (%+v), want %s", ev.Kind, ev.Engagement, kind)
-		}
-		return ev
-	case <-time.After(waitFor):
-		t.Fatalf("no %s event", kind)
+		t.Fatalf("status changed with a call left: %+v", ev)
+	default:
 	}
-	return EngagementEvent{}
+	b.engage("alice", Engagement{ID: "e2"}, EvNotConnected, nil, EngagementEvent{})
+	<-ch
+	if ev := <-ch; ev.Kind != EvAgentStatus || ev.AgentStatus != AgentNotReady {
+		t.Fatalf("after the last call: %+v", ev)
+	}
 }
 
 // TestClickToCall: the widget's click-to-call rings alice's own phone,
@@ -227,6 +264,7 @@ func TestRejectRinging(t *testing.T) {
 	defer stop()
 	call := a.dial(t, node, "1002", a.sdp("sendrecv"))
 	bob.expect(t, "INVITE", "180")
+	call.progress(t, 180) // before the reject: a 180 right before the 486 may be taken after it
 	ringing := next(t, events, EvRinging)
 	if ringing.Engagement.Direction != "inbound" || ringing.Engagement.From != "1001" {
 		t.Fatalf("ringing %+v", ringing.Engagement)
@@ -238,7 +276,6 @@ func TestRejectRinging(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.expect(t, "CANCEL")
-	call.progress(t, 180)
 	if _, err := call.result(t); err == nil {
 		t.Fatal("the call was answered")
 	}

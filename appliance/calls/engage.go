@@ -162,6 +162,7 @@ func (b *B2BUA) engage(username string, e Engagement, kind string, update func(*
 	}
 	h := &b.engaged
 	h.mu.Lock()
+	before := len(h.active[username])
 	if h.active == nil {
 		h.active = map[string]map[string]*Engagement{}
 	}
@@ -190,7 +191,25 @@ func (b *B2BUA) engage(username string, e Engagement, kind string, update func(*
 		h.forgetLocked(username, e.ID)
 	}
 	h.sendLocked(username, ev)
+	h.occupiedLocked(username, before)
 	h.mu.Unlock()
+}
+
+// occupiedLocked tells username's subscribers their agent status when
+// they went from no call to one (Occupied) or back (what they set).
+func (h *engagements) occupiedLocked(username string, before int) {
+	after := len(h.active[username])
+	if (before == 0) == (after == 0) {
+		return
+	}
+	status := AgentOccupied
+	if after == 0 {
+		status = AgentReady
+		if s, ok := h.agent[username]; ok {
+			status = s
+		}
+	}
+	h.sendLocked(username, EngagementEvent{Kind: EvAgentStatus, AgentStatus: status})
 }
 
 // forgetLocked drops username's engagement id from the live ones (the
@@ -361,6 +380,7 @@ func (b *B2BUA) engClosed(rec store.CallRecord) {
 	defer h.mu.Unlock()
 	for key, e := range h.byID[rec.ID] {
 		if h.active[key][rec.ID] != nil {
+			before := len(h.active[key])
 			ev := EngagementEvent{Kind: EvNotConnected, Status: rec.Status, Reason: rec.Disposition}
 			if e.State == EngConnected || e.State == EngHeld {
 				ev.Kind = EvEnded
@@ -369,6 +389,7 @@ func (b *B2BUA) engClosed(rec store.CallRecord) {
 			ev.Engagement = *e
 			h.forgetLocked(key, rec.ID)
 			h.sendLocked(key, ev)
+			h.occupiedLocked(key, before)
 		}
 		r := rec
 		h.sendLocked(key, EngagementEvent{Kind: EvCallLog, Engagement: *e, Record: &r})
