@@ -71,6 +71,7 @@ type B2BUA struct {
 	confs       map[string]*conf             // calls with invitations, by record ID (conference.go)
 	confDialogs map[string]*conf             // their participants' dialogs
 	confRecs    map[string]*store.CallRecord // call-outs' own records, by dialog ID
+	consults    map[string]string            // the widget's consult invitations, by consultKey
 	groupIdx    struct {                     // the SDGs and numbers[] entries, briefly cached (groups)
 		sync.Mutex
 		idx *groupIndex

@@ -686,6 +686,11 @@ func (b *B2BUA) leaveConf(cf *conf, id string) {
 	}
 	b.mu.Lock()
 	delete(b.confs, cf.id)
+	for k := range b.consults {
+		if strings.HasSuffix(k, "\x00"+cf.id) {
+			delete(b.consults, k)
+		}
+	}
 	b.mu.Unlock()
 	b.active.Add(-1)
 	b.finish(cf.rec, 200, DispAnswered)

@@ -241,3 +241,44 @@ func TestConferenceCancelInvitation(t *testing.T) {
 		return !ok
 	})
 }
+
+// TestConsultCompleteTransfer: the widget's add-call invites carol into
+// alice's call with bob; completing the transfer hands the call to carol
+// and hangs up alice; bob and carol talk on.
+func TestConsultCompleteTransfer(t *testing.T) {
+	dir := userBook{newPhoneBook()}
+	node := startNode(t, "n1", dir)
+	node.b.SetMixer(&fakeMixer{t: t, rooms: map[string]*fakeRoom{}})
+	a := startPhone(t, "alice", onCue)
+	bob := startPhone(t, "bob", onCue)
+	dir.bind("bob", "b-1", bob.contactURI, bob.addr, "n1")
+	carol := withCarol(t, node, dir)
+	connect(t, node, a, "1002", bob)
+	id := node.b.Calls()[0].ID
+	ctx := context.Background()
+	if err := node.b.CompleteTransfer(ctx, "alice", id); !errors.Is(err, ErrNoEngagement) {
+		t.Fatalf("complete without a consult: %v", err)
+	}
+	if _, err := node.b.AddCall(ctx, "alice", id, "1003"); err != nil {
+		t.Fatal(err)
+	}
+	carol.expect(t, "INVITE", "180")
+	if err := node.b.MergeConsult(ctx, "alice", id); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("merge before the answer: %v", err)
+	}
+	carol.pickUp(t)
+	carol.expect(t, "200", "ACK")
+	a.expect(t, "INVITE", "200", "ACK")
+	bob.expect(t, "INVITE", "200", "ACK")
+	if err := node.b.MergeConsult(ctx, "alice", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.b.CompleteTransfer(ctx, "alice", id); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(t, "BYE")
+	v, ok := node.b.Conference(id)
+	if !ok || len(v.Participants) != 2 || v.Owner != "u-carol" {
+		t.Fatalf("after the transfer: %+v", v)
+	}
+}

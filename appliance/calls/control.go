@@ -15,6 +15,7 @@ import (
 
 	"github.com/outpost-voice/outpost/account"
 	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/invite"
 )
 
 // Actions on a user's engagements (the call widget's requests). Each acts
@@ -315,6 +316,11 @@ func (b *B2BUA) userCall(username, id string) (*call, *party) {
 // Hangup ends the user's call: connected, ringing the user (as Reject),
 // or a click-to-call still ringing.
 func (b *B2BUA) Hangup(ctx context.Context, username, id string) error {
+	if cf, part := b.confPartOf(username, id); part != nil { // a conference: the user leaves it
+		b.hangUp(part.p)
+		b.leaveConf(cf, part.p.id)
+		return nil
+	}
 	if c, _ := b.userCall(username, id); c != nil {
 		if b.end(c, DispAnswered) {
 			for _, p := range c.parties {
@@ -470,6 +476,21 @@ func (b *B2BUA) Mute(ctx context.Context, username, id string, on bool) error {
 // redirect applies change to the engagement and re-INVITEs the other
 // party with the direction that follows from hold and mute.
 func (b *B2BUA) redirect(ctx context.Context, username, id string, change func(*Engagement)) error {
+	if _, part := b.confPartOf(username, id); part != nil {
+		// In a conference: mute takes the user out of the mix; hold is
+		// the phone's own (it re-INVITEs, and is then not mixed).
+		e, ok := b.engagement(username, id)
+		if !ok {
+			return ErrNoEngagement
+		}
+		change(&e)
+		if e.Held {
+			return fmt.Errorf("%w: hold a conference from the phone", ErrNotSupported)
+		}
+		part.leg.SetMute(e.Muted)
+		b.engage(username, Engagement{ID: id}, EvChanged, func(x *Engagement) { x.Muted = e.Muted }, EngagementEvent{})
+		return nil
+	}
 	c, p := b.userCall(username, id)
 	if c == nil {
 		return ErrNoEngagement
@@ -562,11 +583,12 @@ func (b *B2BUA) SendDTMF(ctx context.Context, username, id string, digit byte) e
 }
 
 // Transfer connects the other party to dest and hangs up the user
-// (direct). A warm transfer needs a consult call (AddCall), which comes
-// with the conference bridge.
+// (direct); warm, it consults dest first (AddCall): the widget then
+// completes or cancels it.
 func (b *B2BUA) Transfer(ctx context.Context, username, id, dest string, warm bool) error {
 	if warm {
-		return fmt.Errorf("%w: warm transfer needs consult calls, not built yet", ErrNotSupported)
+		_, err := b.AddCall(ctx, username, id, dest)
+		return err
 	}
 	if !validDial(dest) {
 		return ErrBadDestination
@@ -587,20 +609,163 @@ func (b *B2BUA) Transfer(ctx context.Context, username, id, dest string, warm bo
 	return nil
 }
 
-// errConsult: consult calls (add-call, warm transfer, merge) come with the
-// conference bridge.
-var errConsult = fmt.Errorf("%w: consult calls are not built yet", ErrNotSupported)
+// Consults (the widget's add-call, merge, complete and cancel) are
+// invitations into the user's call (conference.go): adding a call invites
+// dest (an extension rings that user, an SDG's its group, a number is a
+// call-out) and the call is mixed when they answer, so merging is already
+// done; completing hands the call to them (ownership, when a user) and
+// hangs up the user; cancelling ends the invitation, or hangs up the
+// consulted party once they joined.
 
-// AddCall would put the call on hold and call dest from the user.
+// consultKey names a user's consult in a call.
+func consultKey(username, id string) string { return username + "\x00" + id }
+
+// AddCall invites dest into the user's call (the user must own it).
 func (b *B2BUA) AddCall(ctx context.Context, username, id, dest string) (Engagement, error) {
-	return Engagement{}, errConsult
+	if !validDial(dest) {
+		return Engagement{}, ErrBadDestination
+	}
+	user, err := b.userByName(ctx, username)
+	if err != nil {
+		return Engagement{}, err
+	}
+	if _, ok := b.engagement(username, id); !ok {
+		return Engagement{}, ErrNoEngagement
+	}
+	r := invite.Request{Kind: invite.KindCallout, Name: dest, Number: dest}
+	d := Resolve(Dial{CallerSite: user.Site, Digits: dest}, storePlan{ctx, b.dir})
+	switch d.Kind {
+	case DestUser:
+		r = invite.Request{Kind: invite.KindUser, User: d.ID}
+	case DestSDG:
+		r = invite.Request{Kind: invite.KindGroup, SDG: d.ID}
+	case DestExternal:
+		r.Number = d.Number
+	default:
+		return Engagement{}, fmt.Errorf("%w: %s cannot be added to a call", ErrBadDestination, dest)
+	}
+	inv, err := b.Invite(ctx, user.ID, id, r)
+	if err != nil {
+		return Engagement{}, err
+	}
+	b.mu.Lock()
+	if b.consults == nil {
+		b.consults = map[string]string{}
+	}
+	b.consults[consultKey(username, id)] = inv.ID
+	b.mu.Unlock()
+	e, _ := b.engagement(username, id)
+	return e, nil
 }
 
-// CancelConsult would end the consult call.
-func (b *B2BUA) CancelConsult(ctx context.Context, username, id string) error { return errConsult }
+// consult finds the user's consult in call id: its conf and invitation.
+func (b *B2BUA) consult(username, id string) (*conf, invite.Invitation, error) {
+	b.mu.Lock()
+	invID := b.consults[consultKey(username, id)]
+	cf := b.confs[id]
+	b.mu.Unlock()
+	if invID == "" || cf == nil {
+		return nil, invite.Invitation{}, fmt.Errorf("%w: no consult call in this engagement", ErrNoEngagement)
+	}
+	cf.mu.Lock()
+	inv, ok := cf.st.Invitation(invID)
+	cf.mu.Unlock()
+	if !ok {
+		return nil, invite.Invitation{}, ErrNoEngagement
+	}
+	return cf, inv, nil
+}
 
-// CompleteTransfer would connect the held party to the consulted one.
-func (b *B2BUA) CompleteTransfer(ctx context.Context, username, id string) error { return errConsult }
+// joinedPart is the participant who accepted inv.
+func (cf *conf) joinedPart(inv invite.Invitation) *confPart {
+	cf.mu.Lock()
+	defer cf.mu.Unlock()
+	for _, p := range cf.st.Participants() {
+		if (p.User != "" && p.User == inv.Joined) || (p.User == "" && p.Name == inv.Joined) {
+			return cf.parts[p.ID]
+		}
+	}
+	return nil
+}
 
-// MergeConsult would join the held party and the consulted one with the user.
-func (b *B2BUA) MergeConsult(ctx context.Context, username, id string) error { return errConsult }
+// CancelConsult ends the consult: the invitation, or the consulted
+// party's leg once they joined.
+func (b *B2BUA) CancelConsult(ctx context.Context, username, id string) error {
+	cf, inv, err := b.consult(username, id)
+	if err != nil {
+		return err
+	}
+	if inv.Active() {
+		_, err := b.CancelInvitation(ctx, inv.By, id, inv.ID)
+		return err
+	}
+	if part := cf.joinedPart(inv); part != nil {
+		b.hangUp(part.p)
+		b.leaveConf(cf, part.p.id)
+		return nil
+	}
+	return fmt.Errorf("%w: the consulted party is not in the call", ErrNoEngagement)
+}
+
+// CompleteTransfer leaves the call to the consulted party (and the
+// others): ownership goes to them when they are a user; the user is hung
+// up.
+func (b *B2BUA) CompleteTransfer(ctx context.Context, username, id string) error {
+	cf, inv, err := b.consult(username, id)
+	if err != nil {
+		return err
+	}
+	if inv.State != invite.Accepted {
+		return fmt.Errorf("%w: the consulted party has not answered", ErrNotSupported)
+	}
+	if inv.Kind != invite.KindCallout && inv.Joined != "" {
+		if err := b.HandOver(ctx, inv.By, id, inv.Joined); err != nil {
+			return err
+		}
+	}
+	cf.mu.Lock()
+	var mine *confPart
+	for _, p := range cf.parts {
+		if p.p.user.SIP.Username == username && p.p.user.ID != "" {
+			mine = p
+		}
+	}
+	cf.mu.Unlock()
+	if mine == nil {
+		return ErrNoEngagement
+	}
+	b.hangUp(mine.p)
+	b.leaveConf(cf, mine.p.id)
+	return nil
+}
+
+// MergeConsult: the consulted party is in the call already once they
+// answered (the call is mixed).
+func (b *B2BUA) MergeConsult(ctx context.Context, username, id string) error {
+	_, inv, err := b.consult(username, id)
+	if err != nil {
+		return err
+	}
+	if inv.State != invite.Accepted {
+		return fmt.Errorf("%w: the consulted party has not answered", ErrNotSupported)
+	}
+	return nil
+}
+
+// confPartOf finds username's leg in the conference of call id.
+func (b *B2BUA) confPartOf(username, id string) (*conf, *confPart) {
+	b.mu.Lock()
+	cf := b.confs[id]
+	b.mu.Unlock()
+	if cf == nil {
+		return nil, nil
+	}
+	cf.mu.Lock()
+	defer cf.mu.Unlock()
+	for _, p := range cf.parts {
+		if p.p.user.ID != "" && p.p.user.SIP.Username == username {
+			return cf, p
+		}
+	}
+	return nil, nil
+}
