@@ -25,7 +25,8 @@ func (s *Server) uiBindings(ctx context.Context, q string) ([]ui.Binding, error)
 	out := make([]ui.Binding, 0, len(bs))
 	for _, b := range bs {
 		out = append(out, ui.Binding{User: b.Username, Name: b.Name, Extension: b.Extension, Site: b.Site,
-			Contact: b.Contact, Transport: b.Transport, UserAgent: b.UserAgent, Node: b.Node, Expires: b.Expires})
+			Contact: b.Contact, Transport: b.Transport, UserAgent: b.UserAgent, Node: b.Node, Expires: b.Expires,
+			AfterRecovery: b.AfterRecovery})
 	}
 	return out, nil
 }
@@ -42,6 +43,14 @@ type callJSON struct {
 	Start    time.Time `json:"start"`
 	Answer   time.Time `json:"answer"`
 	Anchored bool      `json:"anchored"`
+	ID       string    `json:"id"`
+	Owner    string    `json:"owner"`
+	Parts    []struct {
+		User, Name, Number string
+	} `json:"participants"`
+	Invs []struct {
+		Type, User, SDG, Name, Number, State, Reason string
+	} `json:"invitations"`
 }
 
 func (s *Server) uiCalls(context.Context) ([]ui.Call, error) {
@@ -54,7 +63,29 @@ func (s *Server) uiCalls(context.Context) ([]ui.Call, error) {
 	}
 	out := make([]ui.Call, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, ui.Call(c))
+		u := ui.Call{CallID: c.CallID, Caller: c.Caller, Callee: c.Callee, Dialled: c.Dialled, State: c.State,
+			Route: c.Route, Start: c.Start, Answer: c.Answer, Anchored: c.Anchored, ID: c.ID, Owner: c.Owner}
+		if len(c.Invs) > 0 || len(c.Parts) > 2 {
+			for _, p := range c.Parts {
+				who := p.Name
+				if who == "" {
+					who = p.Number
+				}
+				u.Participants = append(u.Participants, who)
+			}
+		}
+		for _, inv := range c.Invs {
+			who := inv.User + inv.SDG
+			if inv.Type == "callout" {
+				who = inv.Name + " " + inv.Number
+			}
+			line := inv.Type + " " + who + ": " + inv.State
+			if inv.Reason != "" && inv.Reason != inv.State {
+				line += " (" + inv.Reason + ")"
+			}
+			u.Invitations = append(u.Invitations, line)
+		}
+		out = append(out, u)
 	}
 	return out, nil
 }

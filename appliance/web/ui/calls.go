@@ -26,6 +26,12 @@ type Call struct {
 	Start    time.Time
 	Answer   time.Time
 	Anchored bool
+	ID       string // the call's record ID (the API's call id)
+	Owner    string // the owner's user ID
+	// Participants (names) and Invitations (one line each) of a call
+	// someone was invited to; empty for a plain call.
+	Participants []string
+	Invitations  []string
 }
 
 // CallRecord is a call of the outage journal (store.CallRecord).

@@ -18,7 +18,7 @@ func pagesFixture(t *testing.T, mod func(*Deps)) *fixture {
 	return newFixture(t, func(d *Deps) {
 		now := time.Date(2030, 1, 2, 3, 5, 35, 0, time.UTC)
 		all := []Binding{
-			{User: "alice", Name: evilName, Extension: "1001", Site: "hq", Contact: "sip:alice@192.0.2.10:5060", Transport: "udp", UserAgent: "Yealink T54W", Node: "n1", Expires: now.Add(time.Hour)},
+			{User: "alice", Name: evilName, Extension: "1001", Site: "hq", Contact: "sip:alice@192.0.2.10:5060", Transport: "udp", UserAgent: "Yealink T54W", Node: "n1", Expires: now.Add(time.Hour), AfterRecovery: true},
 			{User: "bob", Name: "Bob Brown", Extension: "1002", Site: "hq", Contact: "sip:bob@192.0.2.11:5060", Transport: "tcp", UserAgent: evilName, Node: "n2", Expires: now.Add(time.Minute)},
 		}
 		d.Bindings = func(_ context.Context, q string) ([]Binding, error) {
@@ -31,7 +31,9 @@ func pagesFixture(t *testing.T, mod func(*Deps)) *fixture {
 			return out, nil
 		}
 		d.Calls = func(context.Context) ([]Call, error) {
-			return []Call{{CallID: "c1", Caller: evilName, Dialled: "1900", State: "routing", Route: "sdg:sdg-frontdesk > group:simultaneous", Start: now.Add(-time.Minute)}}, nil
+			return []Call{{CallID: "c1", Caller: evilName, Dialled: "1900", State: "routing", Route: "sdg:sdg-frontdesk > group:simultaneous", Start: now.Add(-time.Minute)},
+				{CallID: "c2", ID: "r2", Owner: "u-alice", Caller: "alice", State: "conference", Start: now,
+					Participants: []string{"Alice", evilName}, Invitations: []string{"callout " + evilName + ": pending"}}}, nil
 		}
 		d.History = func(_ context.Context, off, limit int) ([]CallRecord, bool, error) {
 			if off > 0 {
@@ -81,8 +83,8 @@ func TestEveryPageRendersEscapedWithItsNavigation(t *testing.T) {
 		wants []string
 	}{
 		{"/", []string{`id="mode"`}},
-		{"/phones", []string{`id="bindings"`, "Yealink T54W", "sip:bob@192.0.2.11:5060", "1001", "tcp", "n2", "1h 00m", `id="binding-count">2<`}},
-		{"/calls", []string{`data-live="/ui/events?view=calls"`, `data-call-id="c1"`, "sdg:sdg-frontdesk &gt; group:simultaneous", "routing",
+		{"/phones", []string{`id="bindings"`, "Yealink T54W", "sip:bob@192.0.2.11:5060", "1001", "tcp", "n2", "1h 00m", `id="binding-count">2<`, `id="after-recovery"`, "after recovery"}},
+		{"/calls", []string{`data-live="/ui/events?view=calls"`, `data-call-id="c1"`, "sdg:sdg-frontdesk &gt; group:simultaneous", "routing", `data-call-conf="r2"`, "Owner",
 			`id="history"`, "sdg:sdg-x &gt; member:u-bob", "answered", "2m 00s", `href="/calls?offset=100"`}},
 		{"/sdgs", []string{`data-live="/ui/events?view=sdgs"`, `data-sdg="sdg-frontdesk"`, "1900",
 			"group of u-alice, u-bob (sequential, ring 20s); no answer → [IVR after-hours: 1 → user u-carol; no input → number &#43;15550100]",

@@ -25,6 +25,20 @@ type Binding struct {
 	UserAgent string
 	Node      string // the node that holds the phone's flow
 	Expires   time.Time
+	// AfterRecovery: registered or refreshed here since the mode went
+	// back to normal (a phone not yet back on the cloud).
+	AfterRecovery bool
+}
+
+// StillLocal counts the phones registered here after recovery.
+func (p phones) StillLocal() int {
+	n := 0
+	for _, b := range p.Bindings {
+		if b.AfterRecovery {
+			n++
+		}
+	}
+	return n
 }
 
 // WidgetToken is a call-widget sign-in token issued for a user, shown
