@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/outpost-voice/outpost/appliance/web/lockout"
 	"io"
 	"net/http"
 	"strings"
@@ -85,12 +86,12 @@ func (w *Widget) signIn(c *gin.Context) {
 		return
 	}
 	ip := c.RemoteIP()
-	keys := []string{ipKey(ip)}
+	keys := []string{lockout.IPKey(ip)}
 	if !byToken && len(req.Username) <= maxUsername { // a longer one is no user: not worth a key
-		keys = append(keys, userKey(req.Username))
+		keys = append(keys, lockout.UserKey(req.Username))
 	}
 	logUser := truncate(req.Username, maxUsername)
-	if locked, until := w.lockout.locked(keys...); locked {
+	if locked, until := w.lockouts.Locked(keys...); locked {
 		w.d.Log.Warn("embed: sign-in refused: locked out", "user", logUser, "remote", ip, "until", until.UTC().Format(time.RFC3339))
 		w.refuseLocked(c, until)
 		return
@@ -110,7 +111,7 @@ func (w *Widget) signIn(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		lockedNow := w.lockout.fail(keys...)
+		lockedNow := w.lockouts.Fail(keys...)
 		w.d.Log.Warn("embed: sign-in failed", "user", logUser, "via", via, "remote", ip, "reason", err.Error(), "locked_out", lockedNow)
 		if lockedNow {
 			w.refuseLocked(c, w.d.Now().Add(LockoutFor))
@@ -125,7 +126,7 @@ func (w *Widget) signIn(c *gin.Context) {
 		return
 	}
 	if !byToken {
-		w.lockout.succeed(userKey(req.Username))
+		w.lockouts.Succeed(lockout.UserKey(req.Username))
 	}
 	tok, exp := w.sign(kindSession, u, SessionTTL)
 	w.d.Log.Info("embed: signed in", "user", u.SIP.Username, "via", via, "remote", ip)

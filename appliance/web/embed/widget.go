@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	goembed "embed"
+	"github.com/outpost-voice/outpost/appliance/web/lockout"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -77,10 +78,10 @@ type Deps struct {
 
 // Widget is the mounted call widget.
 type Widget struct {
-	d       Deps
-	key     []byte
-	lockout *lockout
-	streams *streamLimit
+	d        Deps
+	key      []byte
+	lockouts *lockout.Tracker
+	streams  *streamLimit
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -105,7 +106,7 @@ func Mount(e *gin.Engine, d Deps) *Widget {
 			fail(c, http.StatusUnauthorized, "this node issues no widget tokens through the API")
 		}
 	}
-	w := &Widget{d: d, key: d.Key, lockout: newLockout(d.Now), streams: newStreamLimit(), done: make(chan struct{})}
+	w := &Widget{d: d, key: d.Key, lockouts: lockout.New(d.Now), streams: newStreamLimit(), done: make(chan struct{})}
 	if len(w.key) < 16 {
 		w.key = make([]byte, 32)
 		_, _ = rand.Read(w.key) // never fails on Linux (Go 1.24+)

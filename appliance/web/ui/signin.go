@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"github.com/outpost-voice/outpost/appliance/web/lockout"
 	"net/http"
 	"sync"
 	"time"
@@ -73,19 +74,19 @@ func (u *UI) signIn(c *gin.Context) {
 		return
 	}
 	ip := c.RemoteIP()
-	keys := []string{ipKey(ip)}
+	keys := []string{lockout.IPKey(ip)}
 	if len(username) <= maxUsername { // a longer one is no login: not worth a key
-		keys = append(keys, userKey(username))
+		keys = append(keys, lockout.UserKey(username))
 	}
 	logUser := truncate(username, maxUsername)
-	if locked, until := u.lockout.locked(keys...); locked {
+	if locked, until := u.lockouts.Locked(keys...); locked {
 		u.d.Log.Warn("ui: sign-in refused: locked out", "user", logUser, "remote", ip, "until", until.UTC().Format(time.RFC3339))
 		u.renderLogin(c, http.StatusTooManyRequests, username, lockedMessage(u.d.Now(), until))
 		return
 	}
 	role, via, ok := u.verify(c.Request.Context(), username, password)
 	if !ok {
-		lockedNow := u.lockout.fail(keys...)
+		lockedNow := u.lockouts.Fail(keys...)
 		u.d.Log.Warn("ui: sign-in failed", "user", logUser, "remote", ip, "locked_out", lockedNow)
 		if lockedNow {
 			u.renderLogin(c, http.StatusTooManyRequests, username, lockedMessage(u.d.Now(), u.d.Now().Add(LockoutFor)))
@@ -94,7 +95,7 @@ func (u *UI) signIn(c *gin.Context) {
 		u.renderLogin(c, http.StatusUnauthorized, username, msgWrong)
 		return
 	}
-	u.lockout.succeed(userKey(username))
+	u.lockouts.Succeed(lockout.UserKey(username))
 	sess := u.sessions.create(username, role)
 	setCookie(c, SessionCookie, sess.id, 0)
 	setCookie(c, loginCookie, "", -1)

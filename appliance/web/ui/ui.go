@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"github.com/outpost-voice/outpost/appliance/web/lockout"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -72,7 +73,7 @@ type Deps struct {
 type UI struct {
 	d        Deps
 	sessions *sessions
-	lockout  *lockout
+	lockouts *lockout.Tracker
 	htmx     bool // the vendored htmx is embedded and matches its pin
 
 	done      chan struct{}
@@ -103,7 +104,7 @@ func Mount(e *gin.Engine, d Deps) *UI {
 	u := &UI{
 		d:        d,
 		sessions: newSessions(d.Now),
-		lockout:  newLockout(d.Now),
+		lockouts: lockout.New(d.Now),
 		done:     make(chan struct{}),
 	}
 	u.htmx = vendoredHTMX(d.Log)

@@ -492,21 +492,6 @@ func TestLockoutPerAddressAndNoEnumeration(t *testing.T) {
 	}
 }
 
-func TestLockoutWindowForgetsOldFailures(t *testing.T) {
-	now := time.Unix(0, 0)
-	l := newLockout(func() time.Time { return now })
-	for range MaxFailures - 1 {
-		l.fail("user:a")
-	}
-	now = now.Add(FailureWindow)
-	if l.fail("user:a") {
-		t.Error("failures older than the window counted")
-	}
-	if locked, _ := l.locked("user:a"); locked {
-		t.Error("locked out")
-	}
-}
-
 func TestNamesAreEscaped(t *testing.T) {
 	f := newFixture(t, func(d *Deps) {
 		d.Account = func(context.Context) (Account, error) {

@@ -1,4 +1,7 @@
-package embed
+// Package lockout counts failed sign-ins and locks out a username or a
+// client address that fails too often: the web UI's and the call widget's
+// sign-ins share it.
+package lockout
 
 import (
 	"strings"
@@ -6,11 +9,9 @@ import (
 	"time"
 )
 
-// Sign-in lockout, as the admin UI's (ui/lockout.go): MaxFailures failed
-// sign-ins for one username, or from one client address, within
-// FailureWindow refuse every further attempt for that username or from
-// that address, right or wrong, for LockoutFor. The counts are this
-// node's own.
+// Sign-in lockout: MaxFailures failed sign-ins for one username, or from
+// one client address, within FailureWindow refuse every further attempt
+// for that username or from that address, right or wrong, for LockoutFor.
 const (
 	MaxFailures   = 5
 	FailureWindow = 15 * time.Minute
@@ -20,8 +21,8 @@ const (
 // maxLockoutKeys bounds the memory an attacker can make the tracker use.
 const maxLockoutKeys = 50000
 
-// lockout counts recent failed sign-ins per key ("user:NAME", "ip:ADDR").
-type lockout struct {
+// Tracker counts recent failed sign-ins per key ("user:NAME", "ip:ADDR").
+type Tracker struct {
 	now func() time.Time
 
 	mu   sync.Mutex
@@ -33,15 +34,19 @@ type failures struct {
 	lockedUntil time.Time
 }
 
-func newLockout(now func() time.Time) *lockout {
-	return &lockout{now: now, keys: map[string]*failures{}}
+// New returns an empty tracker reading the clock now.
+func New(now func() time.Time) *Tracker {
+	return &Tracker{now: now, keys: map[string]*failures{}}
 }
 
-func userKey(username string) string { return "user:" + strings.ToLower(username) }
-func ipKey(ip string) string         { return "ip:" + ip }
+// UserKey is the key of a username.
+func UserKey(username string) string { return "user:" + strings.ToLower(username) }
 
-// locked reports whether any of keys is locked out now, and until when.
-func (l *lockout) locked(keys ...string) (bool, time.Time) {
+// IPKey is the key of a client address.
+func IPKey(ip string) string { return "ip:" + ip }
+
+// Locked reports whether any of keys is locked out now, and until when.
+func (l *Tracker) Locked(keys ...string) (bool, time.Time) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -54,9 +59,9 @@ func (l *lockout) locked(keys ...string) (bool, time.Time) {
 	return !until.IsZero(), until
 }
 
-// fail records one failed sign-in against each key and reports whether it
+// Fail records one failed sign-in against each key and reports whether it
 // locked any of them.
-func (l *lockout) fail(keys ...string) bool {
+func (l *Tracker) Fail(keys ...string) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -83,8 +88,8 @@ func (l *lockout) fail(keys ...string) bool {
 	return lockedNow
 }
 
-// succeed forgets the failures of a key after a successful sign-in.
-func (l *lockout) succeed(key string) {
+// Succeed forgets the failures of a key after a successful sign-in.
+func (l *Tracker) Succeed(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if f, ok := l.keys[key]; ok && !l.now().Before(f.lockedUntil) {
@@ -101,7 +106,7 @@ func recent(at []time.Time, now time.Time) []time.Time {
 	return at[i:]
 }
 
-func (l *lockout) sweepLocked(now time.Time) {
+func (l *Tracker) sweepLocked(now time.Time) {
 	for k, f := range l.keys {
 		f.at = recent(f.at, now)
 		if len(f.at) == 0 && !now.Before(f.lockedUntil) {
