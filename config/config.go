@@ -94,15 +94,32 @@ func (s SIP) TLSEnabled() bool {
 	return s.TLS != "" && s.TLSCert != "" && s.TLSKey != ""
 }
 
-// HTTP configures the HTTP API, web UI, health and metrics listener.
+// HTTP configures the HTTP API, web UI, health and metrics listener, and
+// the HTTPS listener that serves the same.
 type HTTP struct {
 	Listen string `yaml:"listen" json:"listen"`
+	// TLSListen is the HTTPS listener's address, serving what Listen
+	// serves; empty: no HTTPS. An extension of the contract; docs/ui.md,
+	// "HTTPS".
+	TLSListen string `yaml:"tls_listen" json:"tls_listen"`
+	// TLSCert and TLSKey are the HTTPS certificate (PEM, its chain after
+	// it) and key, loaded again when they change. Both empty: a
+	// self-signed certificate the node makes in <data_dir>/http-tls.
+	TLSCert string `yaml:"tls_cert" json:"tls_cert"`
+	TLSKey  string `yaml:"tls_key" json:"tls_key"`
 	// Advertise is the host:port other nodes use to reach this node's HTTP
 	// API. Empty: derived from Listen (see Advertised).
 	Advertise string `yaml:"advertise" json:"advertise"`
 	// AdminTokenFile holds the bearer token for the API and `outpost apply`.
 	AdminTokenFile string `yaml:"admin_token_file" json:"admin_token_file"`
 }
+
+// TLSEnabled reports whether the HTTPS listener should run.
+func (h HTTP) TLSEnabled() bool { return h.TLSListen != "" }
+
+// SelfSigned reports whether HTTPS runs on a certificate the node makes
+// itself (no http.tls_cert and http.tls_key given).
+func (h HTTP) SelfSigned() bool { return h.TLSEnabled() && h.TLSCert == "" && h.TLSKey == "" }
 
 // Raft configures cluster membership and consensus.
 type Raft struct {
@@ -268,6 +285,10 @@ func (c Config) DBPath() string { return filepath.Join(c.DataDir, "outpost.db") 
 
 // RaftDir holds the Raft log and snapshots: <data_dir>/raft.
 func (c Config) RaftDir() string { return filepath.Join(c.DataDir, "raft") }
+
+// HTTPTLSDir holds the self-signed HTTPS certificate the node makes when
+// http.tls_listen is set without http.tls_cert: <data_dir>/http-tls.
+func (c Config) HTTPTLSDir() string { return filepath.Join(c.DataDir, "http-tls") }
 
 // CloudCredentialsFile is cloud.credentials_file, or <data_dir>/cloud.json
 // when that is empty.

@@ -98,6 +98,7 @@ func TestPaths(t *testing.T) {
 	tests := []struct{ name, got, want string }{
 		{"DBPath", c.DBPath(), "/srv/outpost/outpost.db"},
 		{"RaftDir", c.RaftDir(), "/srv/outpost/raft"},
+		{"HTTPTLSDir", c.HTTPTLSDir(), "/srv/outpost/http-tls"},
 		{"CloudCredentialsFile default", c.CloudCredentialsFile(), "/srv/outpost/cloud.json"},
 	}
 	c.Cloud.CredentialsFile = "/etc/outpost/cloud.json"
@@ -203,13 +204,17 @@ func TestKeys(t *testing.T) {
 		{"sip.failback", "OUTPOST_SIP_FAILBACK", "string"},
 		{"sip.failback_expires", "OUTPOST_SIP_FAILBACK_EXPIRES", "duration"},
 		{"sip.failback_retry_after", "OUTPOST_SIP_FAILBACK_RETRY_AFTER", "duration"},
+		// Extensions: HTTPS (docs/ui.md, "HTTPS").
+		{"http.tls_listen", "OUTPOST_HTTP_TLS_LISTEN", "string"},
+		{"http.tls_cert", "OUTPOST_HTTP_TLS_CERT", "string"},
+		{"http.tls_key", "OUTPOST_HTTP_TLS_KEY", "string"},
 	} {
 		k, ok := lookupKey(want.path)
 		if !ok || k.Env != want.env || k.Kind != want.kind {
 			t.Errorf("key %s = %+v, %v; want env %s kind %s", want.path, k, ok, want.env, want.kind)
 		}
 	}
-	if got, want := len(Keys()), 43; got != want {
+	if got, want := len(Keys()), 46; got != want {
 		t.Errorf("len(Keys()) = %d, want %d (update this test, the example and docs/configuration.md together)", got, want)
 	}
 }
@@ -228,6 +233,25 @@ func TestHelpers(t *testing.T) {
 			s := SIP{TLS: tt.tls, TLSCert: tt.cert, TLSKey: tt.key}
 			if got := s.TLSEnabled(); got != tt.want {
 				t.Errorf("%+v.TLSEnabled() = %v, want %v", s, got, tt.want)
+			}
+		}
+	})
+	t.Run("HTTPS", func(t *testing.T) {
+		tests := []struct {
+			listen, cert, key   string
+			enabled, selfSigned bool
+		}{
+			{"", "", "", false, false},
+			{"0.0.0.0:443", "", "", true, true},
+			{"0.0.0.0:443", "c.pem", "k.pem", true, false},
+		}
+		for _, tt := range tests {
+			h := HTTP{TLSListen: tt.listen, TLSCert: tt.cert, TLSKey: tt.key}
+			if got := h.TLSEnabled(); got != tt.enabled {
+				t.Errorf("%+v.TLSEnabled() = %v, want %v", h, got, tt.enabled)
+			}
+			if got := h.SelfSigned(); got != tt.selfSigned {
+				t.Errorf("%+v.SelfSigned() = %v, want %v", h, got, tt.selfSigned)
 			}
 		}
 	})

@@ -184,6 +184,8 @@ func TestLoadEnvOverrides(t *testing.T) {
 		{"string with underscore key", []string{"OUTPOST_SIP_TLS_CERT=" + certFile, "OUTPOST_SIP_TLS_KEY=" + keyFile},
 			func(c *Config) { c.SIP.TLSCert, c.SIP.TLSKey = certFile, keyFile }},
 		{"empty string clears", []string{"OUTPOST_SIP_TLS="}, func(c *Config) { c.SIP.TLS = "" }},
+		{"https", []string{"OUTPOST_HTTP_TLS_LISTEN=0.0.0.0:8443", "OUTPOST_HTTP_TLS_CERT=" + certFile, "OUTPOST_HTTP_TLS_KEY=" + keyFile},
+			func(c *Config) { c.HTTP.TLSListen, c.HTTP.TLSCert, c.HTTP.TLSKey = "0.0.0.0:8443", certFile, keyFile }},
 		{"bool false", []string{"OUTPOST_RAFT_BOOTSTRAP=false"}, func(c *Config) { c.Raft.Bootstrap = false }},
 		{"bool 0", []string{"OUTPOST_RAFT_BOOTSTRAP=0"}, func(c *Config) { c.Raft.Bootstrap = false }},
 		{"bool 1", []string{"OUTPOST_RAFT_BOOTSTRAP=0", "OUTPOST_RAFT_BOOTSTRAP=1"}, func(c *Config) { c.Raft.Bootstrap = true }},

@@ -118,6 +118,7 @@ func (c Config) Validate() error {
 
 	// http
 	v.check("http.listen", required(c.HTTP.Listen, checkHostPort))
+	v.checkHTTPS(c.HTTP)
 	v.check("http.advertise", optional(c.HTTP.Advertise, checkAdvertise))
 	v.check("http.admin_token_file", optional(c.HTTP.AdminTokenFile, checkReadable))
 
@@ -204,6 +205,29 @@ func (v *validator) checkSBC(s SBC) {
 	}
 }
 
+// checkHTTPS checks the HTTPS listener and its files: the certificate and
+// key go together and load, and are only given with an address to serve
+// them on.
+func (v *validator) checkHTTPS(h HTTP) {
+	v.check("http.tls_listen", optional(h.TLSListen, checkHostPort))
+	switch {
+	case h.TLSCert != "" && h.TLSKey == "":
+		v.add("http.tls_key", "must be set when http.tls_cert is set")
+	case h.TLSCert == "" && h.TLSKey != "":
+		v.add("http.tls_cert", "must be set when http.tls_key is set")
+	case h.TLSCert != "" && h.TLSListen == "":
+		v.add("http.tls_listen", "must be set when http.tls_cert and http.tls_key are set: "+
+			"the address to serve HTTPS on (e.g. 0.0.0.0:443); or clear them")
+	}
+	certOK := v.check("http.tls_cert", optional(h.TLSCert, checkReadable))
+	keyOK := v.check("http.tls_key", optional(h.TLSKey, checkReadable))
+	if h.TLSCert != "" && h.TLSKey != "" && certOK && keyOK {
+		if _, err := tls.LoadX509KeyPair(h.TLSCert, h.TLSKey); err != nil {
+			v.add("http.tls_cert", "is not a usable certificate for http.tls_key: "+err.Error())
+		}
+	}
+}
+
 func (v *validator) add(key, msg string) { v.problems = append(v.problems, Problem{key, msg}) }
 
 // check records err under key and reports whether there was none.
@@ -226,6 +250,7 @@ func (v *validator) checkPortClashes(c Config) {
 		{"sip.udp", c.SIP.UDP, false, true},
 		{"sip.tcp", c.SIP.TCP, true, false},
 		{"http.listen", c.HTTP.Listen, true, false},
+		{"http.tls_listen", c.HTTP.TLSListen, true, false},
 		{"raft.listen", c.Raft.Listen, true, false},
 		{"dns.listen", c.DNS.Listen, true, true},
 	}

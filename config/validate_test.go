@@ -81,6 +81,27 @@ func TestValidate(t *testing.T) {
 		{"http.advertise ok", func(c *Config) { c.HTTP.Advertise = "10.0.0.1:8080" }, nil},
 		{"http.admin_token_file exists", func(c *Config) { c.HTTP.AdminTokenFile = tokenFile }, nil},
 		{"http.admin_token_file missing", func(c *Config) { c.HTTP.AdminTokenFile = missing }, []string{"http.admin_token_file"}},
+		{"http.tls_listen self-signed", func(c *Config) { c.HTTP.TLSListen = "0.0.0.0:443" }, nil},
+		{"http.tls_listen with key pair", func(c *Config) {
+			c.HTTP.TLSListen, c.HTTP.TLSCert, c.HTTP.TLSKey = "0.0.0.0:8443", certFile, keyFile
+		}, nil},
+		{"http.tls_listen not host:port", func(c *Config) { c.HTTP.TLSListen = "443" }, []string{"http.tls_listen"}},
+		{"http.tls_listen bad port", func(c *Config) { c.HTTP.TLSListen = "0.0.0.0:https" }, []string{"http.tls_listen"}},
+		{"http.tls_cert without key", func(c *Config) { c.HTTP.TLSListen, c.HTTP.TLSCert = ":443", certFile }, []string{"http.tls_key"}},
+		{"http.tls_key without cert", func(c *Config) { c.HTTP.TLSListen, c.HTTP.TLSKey = ":443", keyFile }, []string{"http.tls_cert"}},
+		{"http.tls_cert without tls_listen", func(c *Config) { c.HTTP.TLSCert, c.HTTP.TLSKey = certFile, keyFile }, []string{"http.tls_listen"}},
+		{"http.tls_cert missing", func(c *Config) {
+			c.HTTP.TLSListen, c.HTTP.TLSCert, c.HTTP.TLSKey = ":443", missing, keyFile
+		}, []string{"http.tls_cert"}},
+		{"http.tls_key is a directory", func(c *Config) {
+			c.HTTP.TLSListen, c.HTTP.TLSCert, c.HTTP.TLSKey = ":443", certFile, dir
+		}, []string{"http.tls_key"}},
+		{"http.tls_cert not a certificate", func(c *Config) {
+			c.HTTP.TLSListen, c.HTTP.TLSCert, c.HTTP.TLSKey = ":443", garbage, keyFile
+		}, []string{"http.tls_cert"}},
+		{"http.tls_cert for another key", func(c *Config) {
+			c.HTTP.TLSListen, c.HTTP.TLSCert, c.HTTP.TLSKey = ":443", otherCert, keyFile
+		}, []string{"http.tls_cert"}},
 
 		{"raft.listen empty", func(c *Config) { c.Raft.Listen = "" }, []string{"raft.listen"}},
 		{"raft.listen bad", func(c *Config) { c.Raft.Listen = "0.0.0.0:7000:1" }, []string{"raft.listen"}},
@@ -162,6 +183,11 @@ func TestValidate(t *testing.T) {
 		{"same port, different protocols", func(c *Config) { c.SIP.UDP, c.HTTP.Listen = "0.0.0.0:8080", "0.0.0.0:8080" }, nil},
 		{"port 0 twice", func(c *Config) { c.HTTP.Listen, c.Raft.Listen = "127.0.0.1:0", "127.0.0.1:0" }, nil},
 		{"tls port unused while tls off", func(c *Config) { c.HTTP.Listen = "0.0.0.0:5061" }, nil},
+		{"port clash http.tls_listen and http.listen", func(c *Config) { c.HTTP.TLSListen = "127.0.0.1:8080" }, []string{"http.tls_listen"}},
+		{"port clash raft.listen and http.tls_listen", func(c *Config) { c.HTTP.TLSListen = ":7000" }, []string{"raft.listen"}},
+		{"http.tls_listen beside plain http on another host", func(c *Config) {
+			c.HTTP.Listen, c.HTTP.TLSListen = "127.0.0.1:8080", "10.0.0.1:8080"
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

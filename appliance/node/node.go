@@ -43,6 +43,7 @@ type Node struct {
 	health    *cluster.Health
 	web       *web.Server
 	httpLn    net.Listener
+	httpsLn   net.Listener // nil unless http.tls_listen is set
 	raftLn    net.Listener
 	sip       *sipEndpoint
 	dns       *dnsEndpoint // nil unless dns.listen is set
@@ -94,8 +95,11 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(bg) }()
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- n.web.Serve(n.httpLn) }()
+	if n.httpsLn != nil {
+		go func() { serveErr <- n.web.Serve(n.httpsLn) }()
+	}
 	run(func(ctx context.Context) { n.health.Run(ctx, n.store.Reader().Members) })
 	run(n.joinLoop)
 	run(n.announceLoop)
@@ -150,6 +154,9 @@ func (n *Node) start() error {
 	}
 	if n.httpLn, err = net.Listen("tcp", c.HTTP.Listen); err != nil {
 		return fmt.Errorf("listen http on %s: %w", c.HTTP.Listen, err)
+	}
+	if err := n.listenHTTPS(); err != nil {
+		return err
 	}
 	n.httpAdvertise = config.Advertised(c.HTTP.Advertise, n.httpLn.Addr().String(), fallbackHost(c))
 	n.cluster, err = cluster.Open(cluster.Config{
@@ -225,6 +232,7 @@ func (n *Node) start() error {
 		Conferences: n.conferences(),
 		EmbedKey:    embedKey(n.token),
 		DataDir:     c.DataDir,
+		HTTPSAddr:   n.HTTPSAddr(),
 		Config:      func() config.Config { return c },
 		Ready:       n.Ready,
 		Registry:    reg,
@@ -263,6 +271,9 @@ func (n *Node) closeAll() error {
 	}
 	if n.httpLn != nil {
 		_ = n.httpLn.Close()
+	}
+	if n.httpsLn != nil {
+		_ = n.httpsLn.Close()
 	}
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {

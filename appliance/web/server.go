@@ -72,6 +72,9 @@ type Deps struct {
 	// PromptsMissing lists the prompt names that fall back to a built-in
 	// prompt on this node (status.prompts_missing); nil reports none.
 	PromptsMissing func() []string
+	// HTTPSAddr is the HTTPS listener's bound address (status.https_addr);
+	// empty when http.tls_listen is off.
+	HTTPSAddr string
 	// DataDir is the node's data directory, where the web UI's
 	// break-glass admin lives (ui.BreakGlassFile); empty: no break-glass
 	// admin.
@@ -110,7 +113,7 @@ type Server struct {
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.Use(gin.CustomRecoveryWithWriter(nil, recovered(d.Log)), requestLog(d.Log))
+	e.Use(gin.CustomRecoveryWithWriter(nil, recovered(d.Log)), requestLog(d.Log), hsts)
 	// A path no route serves is 404, a method a path does not take 405
 	// (with Allow): under /api/v1 with the API's error body.
 	e.HandleMethodNotAllowed = true
@@ -120,6 +123,7 @@ func New(d Deps) *Server {
 	s.http = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.Log.Handler(), slog.LevelDebug), // TLS handshake errors and the like
 		IdleTimeout:       120 * time.Second,
 	}
 	s.routes()
@@ -204,6 +208,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("shut down http: %w", err)
 	}
 	return nil
+}
+
+// hsts tells a browser that reached the node over HTTPS to come back over
+// HTTPS only, for a year. Over plain HTTP it is not sent: it would mean
+// nothing there (RFC 6797 §7.2), and the plain listener stays usable.
+func hsts(c *gin.Context) {
+	if c.Request.TLS != nil {
+		c.Header("Strict-Transport-Security", "max-age=31536000")
+	}
+	c.Next()
 }
 
 func requestLog(log *slog.Logger) gin.HandlerFunc {

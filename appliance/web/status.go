@@ -30,6 +30,9 @@ type Status struct {
 	UptimeSeconds        int64          `json:"uptime_s"`
 	Ready                bool           `json:"ready"`
 	NotReadyReason       string         `json:"not_ready_reason,omitempty"`
+	// HTTPSAddr is the HTTPS listener's address (http.tls_listen, bound);
+	// absent when HTTPS is off.
+	HTTPSAddr string `json:"https_addr,omitempty"`
 
 	// PromptsMissing lists, sorted, the prompt names this node plays a
 	// built-in prompt for instead of what the account configured (a
@@ -115,6 +118,7 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 		Trunks:        []TrunkStatus{},
 		Cloud:         s.cloudStatus(ctx),
 		UptimeSeconds: int64(time.Since(s.started).Seconds()),
+		HTTPSAddr:     s.deps.HTTPSAddr,
 	}
 	if !since.IsZero() {
 		st.ModeSince = &since
