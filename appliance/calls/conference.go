@@ -228,8 +228,16 @@ func (b *B2BUA) Invite(ctx context.Context, by, id string, r invite.Request) (in
 			return invite.Invitation{}, err
 		}
 	}
+	return b.launch(cf, acct, func() (invite.Invitation, error) {
+		return cf.st.Invite(by, r, availability{ctx: ctx, b: b, acct: acct}, b.now().UTC())
+	})
+}
+
+// launch records an invitation made by send (under the conf's lock) and
+// rings it.
+func (b *B2BUA) launch(cf *conf, acct account.Account, send func() (invite.Invitation, error)) (invite.Invitation, error) {
 	cf.mu.Lock()
-	inv, err := cf.st.Invite(by, r, availability{ctx: ctx, b: b, acct: acct}, b.now().UTC())
+	inv, err := send()
 	if err != nil {
 		cf.mu.Unlock()
 		return invite.Invitation{}, err
@@ -251,17 +259,7 @@ func (b *B2BUA) RetryInvitation(ctx context.Context, by, id, invID string) (invi
 	if err != nil {
 		return invite.Invitation{}, fmt.Errorf("read account: %w", err)
 	}
-	cf.mu.Lock()
-	inv, err := cf.st.Retry(by, invID, b.now().UTC())
-	if err != nil {
-		cf.mu.Unlock()
-		return invite.Invitation{}, err
-	}
-	ictx, cancel := context.WithCancel(context.Background())
-	cf.stops[inv.ID] = cancel
-	cf.mu.Unlock()
-	go b.runInvitation(ictx, cf, inv, acct)
-	return inv, nil
+	return b.launch(cf, acct, func() (invite.Invitation, error) { return cf.st.Retry(by, invID, b.now().UTC()) })
 }
 
 func (b *B2BUA) existingConf(id string) (*conf, error) {
