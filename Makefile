@@ -48,6 +48,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseWAV -fuzztime=$(FUZZTIME) ./appliance/media/wav/
 	$(GO) test -run='^$$' -fuzz=FuzzParseInfo -fuzztime=$(FUZZTIME) ./appliance/media/dtmf/
 	$(GO) test -run='^$$' -fuzz=FuzzReceiver -fuzztime=$(FUZZTIME) ./appliance/media/dtmf/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeAction -fuzztime=$(FUZZTIME) ./appliance/web/embed/
+	$(GO) test -run='^$$' -fuzz=FuzzServeDNS -fuzztime=$(FUZZTIME) ./appliance/dnssrv/
+	$(GO) test -run='^$$' -fuzz=FuzzParseNumber -fuzztime=$(FUZZTIME) ./invite/
 
 e2e:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/
