@@ -88,7 +88,7 @@ func (n *Node) startTrunks(client *sipgo.Client, host string) error {
 		_ = relay.Close()
 		return fmt.Errorf("conference bridge: %w", err)
 	}
-	n.sip.calls.SetMixer(mixer{bridges})
+	n.sip.calls.SetMixer(mixer{bridges, ip})
 	tlsPort := 0
 	if n.sip.tls != nil {
 		tlsPort = n.sip.tls.Addr().(*net.TCPAddr).Port
@@ -254,19 +254,37 @@ func (i ivrEndpoints) Open(callID string, peer netip.AddrPort, codec g711.Codec,
 }
 
 // mixer gives the B2BUA the node's conference bridge.
-type mixer struct{ b *conference.Bridges }
+type mixer struct {
+	b  *conference.Bridges
+	ip netip.Addr // the media IP the bridge binds
+}
 
 func (m mixer) Open(id string) (calls.Room, error) {
 	c, err := m.b.Open(id)
 	if err != nil {
 		return nil, err
 	}
-	return room{c}, nil
+	return room{c, m.ip}, nil
 }
 
-type room struct{ c *conference.Conference }
+type room struct {
+	c  *conference.Conference
+	ip netip.Addr
+}
 
+// Join adds a participant. An invitee is offered its leg before it
+// answers, so its peer is not known yet: the bridge's socket, which is
+// connected to its peer, is pointed at the discard port of the media
+// address's loopback until SetPeer (nothing comes from there; what the
+// bridge sends there is dropped).
 func (r room) Join(partID string, peer netip.AddrPort, codec g711.Codec, dtmfPT uint8) (calls.RoomLeg, error) {
+	if !peer.IsValid() {
+		lo := netip.IPv6Loopback()
+		if r.ip.Is4() {
+			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		peer = netip.AddrPortFrom(lo, 9)
+	}
 	p, err := r.c.Join(partID, peer, codec, dtmfPT)
 	if err != nil {
 		return nil, err
