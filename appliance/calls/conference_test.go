@@ -159,6 +159,10 @@ func TestConferenceInvite(t *testing.T) {
 	if node.b.Active() != 1 {
 		t.Errorf("active %d, want 1: a conference is one call", node.b.Active())
 	}
+	// A joiner sees the call's recent events.
+	if cs := node.b.Calls(); len(cs) != 1 || len(cs[0].History) < 2 || cs[0].History[0].Kind != "invited" {
+		t.Errorf("calls: %+v", cs)
+	}
 	// Bob leaves; the call goes on.
 	if err := bobSess.Bye(ctx); err != nil {
 		t.Fatal(err)

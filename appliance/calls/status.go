@@ -70,6 +70,9 @@ type CallStatus struct {
 	// was invited to it.
 	Participants []invite.Participant `json:"participants,omitempty"`
 	Invitations  []invite.Invitation  `json:"invitations,omitempty"`
+	// History is the call's events and notes of the last five minutes:
+	// what a participant who joins now sees.
+	History []invite.Event `json:"history,omitempty"`
 }
 
 // walkView is a group call being routed, for CallStatus.
@@ -212,7 +215,7 @@ func (b *B2BUA) Calls() []CallStatus {
 	for i := range out {
 		if cf := confs[out[i].ID]; cf != nil {
 			v := cf.view(now)
-			out[i].Owner, out[i].Participants, out[i].Invitations = v.Owner, v.Participants, v.Invitations
+			out[i].Owner, out[i].Participants, out[i].Invitations, out[i].History = v.Owner, v.Participants, v.Invitations, v.History
 			delete(confs, out[i].ID)
 		}
 	}
@@ -227,7 +230,7 @@ func (b *B2BUA) Calls() []CallStatus {
 		r := cf.rec
 		out = append(out, CallStatus{ID: r.ID, CallID: r.CallID, Caller: r.Caller, Callee: r.Callee, Dialled: r.Dialled,
 			State: "conference", Route: r.Route, Start: r.Start, Answer: r.Answer, Anchored: true,
-			Owner: v.Owner, Participants: v.Participants, Invitations: v.Invitations})
+			Owner: v.Owner, Participants: v.Participants, Invitations: v.Invitations, History: v.History})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
