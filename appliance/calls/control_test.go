@@ -299,3 +299,25 @@ func TestWithDirection(t *testing.T) {
 		t.Errorf("add: %q", got)
 	}
 }
+
+// TestOriginatedSignature: a click-to-call INVITE's signature is good once,
+// within the window, and a hop signature does not pass for it.
+func TestOriginatedSignature(t *testing.T) {
+	b := &B2BUA{hopKey: testHopKey, now: time.Now}
+	now := time.Now().Unix()
+	good := "u-alice rec-1 " + b.originateMAC("cid-1", "u-alice", "rec-1", now)
+	if u, r, ok := b.originated("cid-1", good); !ok || u != "u-alice" || r != "rec-1" {
+		t.Fatalf("a good signature: %q %q %v", u, r, ok)
+	}
+	for name, v := range map[string]string{
+		"replayed":       good,
+		"another user":   "u-bob rec-1 " + b.originateMAC("cid-1", "u-alice", "rec-1", now),
+		"a hop's":        "u-alice rec-2 " + b.hopMAC("cid-2", "u-alice", "rec-2", now),
+		"stale":          "u-alice rec-3 " + b.originateMAC("cid-3", "u-alice", "rec-3", now-3600),
+		"missing fields": "u-alice",
+	} {
+		if _, _, ok := b.originated(map[string]string{"replayed": "cid-1", "another user": "cid-1x", "a hop's": "cid-2", "stale": "cid-3"}[name], v); ok {
+			t.Errorf("%s signature accepted", name)
+		}
+	}
+}
