@@ -72,6 +72,7 @@ type B2BUA struct {
 	confDialogs map[string]*conf             // their participants' dialogs
 	confRecs    map[string]*store.CallRecord // call-outs' own records, by dialog ID
 	consults    map[string]string            // the widget's consult invitations, by consultKey
+	confCount   atomic.Int64                 // len(confs), read without b.mu (finish)
 	groupIdx    struct {                     // the SDGs and numbers[] entries, briefly cached (groups)
 		sync.Mutex
 		idx *groupIndex
@@ -1097,7 +1098,10 @@ func (b *B2BUA) finish(rec *store.CallRecord, status int, disposition string) {
 	rec.End, rec.Status, rec.Disposition = time.Now().UTC(), status, disposition
 	b.journal.Record(*rec)
 	b.engClosed(*rec)
-	if b.hasConf(rec.ID) { // a call ended while its invitations rang
+	// A call that ended while its invitations rang ends them. finish may
+	// run under b.mu, so the conf is looked up elsewhere, and only when
+	// there is one at all.
+	if b.confCount.Load() > 0 {
 		go b.endPairConf(rec.ID)
 	}
 }

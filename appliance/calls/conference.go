@@ -138,6 +138,7 @@ func (b *B2BUA) confOf(id string) (*conf, error) {
 		b.confs, b.confDialogs = map[string]*conf{}, map[string]*conf{}
 	}
 	b.confs[id] = cf
+	b.confCount.Add(1)
 	return cf, nil
 }
 
@@ -684,6 +685,7 @@ func (b *B2BUA) leaveConf(cf *conf, id string) {
 	}
 	b.mu.Lock()
 	delete(b.confs, cf.id)
+	b.confCount.Add(-1)
 	for k := range b.consults {
 		if strings.HasSuffix(k, "\x00"+cf.id) {
 			delete(b.consults, k)
@@ -947,16 +949,6 @@ func (b *B2BUA) calloutRoute(ctx context.Context, co account.Callout, number str
 	return id.Number, trunks
 }
 
-// hasConf reports whether call id has invitations. It may be called with
-// b.mu held (finish is).
-func (b *B2BUA) hasConf(id string) bool {
-	if !b.mu.TryLock() {
-		return true // endPairConf checks again
-	}
-	defer b.mu.Unlock()
-	return b.confs[id] != nil
-}
-
 // endPairConf ends the invitations of a call that ended before anyone
 // joined (its two parties hung up).
 func (b *B2BUA) endPairConf(id string) {
@@ -983,6 +975,9 @@ func (b *B2BUA) endPairConf(id string) {
 		room.Close()
 	}
 	b.mu.Lock()
-	delete(b.confs, id)
+	if b.confs[id] == cf {
+		delete(b.confs, id)
+		b.confCount.Add(-1)
+	}
 	b.mu.Unlock()
 }
