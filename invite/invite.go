@@ -310,6 +310,22 @@ func (c *Call) Accept(id string, p Participant, now time.Time) error {
 	return nil
 }
 
+// Join: p joins without an invitation — a call the owner's phone merged
+// into this one, or a caller who dialled in with the PIN; how says which,
+// for the history. It fails once the call has ended.
+func (c *Call) Join(p Participant, how string, now time.Time) error {
+	if c.ended {
+		return ErrCallEnded
+	}
+	if slices.ContainsFunc(c.participants, func(q Participant) bool { return q.ID == p.ID }) {
+		return ErrAlreadyIn
+	}
+	p.Joined = now
+	c.participants = append(c.participants, p)
+	c.log(now, "joined", p.User, p.Name+" joined ("+how+")")
+	return nil
+}
+
 // Decline: the invitee said no (reason ReasonDeclined or ReasonNoPress1),
 // or could not be reached (state Failed, with ReasonNoAnswer or
 // ReasonUnreachable). An invitation no longer active is left as it is.

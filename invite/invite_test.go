@@ -275,3 +275,30 @@ func TestCallerID(t *testing.T) {
 		t.Error("no caller IDs at all, yet one was chosen")
 	}
 }
+
+// TestJoinWithoutInvitation: a merged call's party or a caller with the
+// PIN joins without an invitation; once, and not after the call ended;
+// the history says how.
+func TestJoinWithoutInvitation(t *testing.T) {
+	c := call()
+	bob := Participant{ID: "leg-bob", User: "u-bob", Name: "Bob"}
+	if err := c.Join(bob, "merged", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Join(bob, "merged", t0); !errors.Is(err, ErrAlreadyIn) {
+		t.Errorf("the same leg joined twice: %v", err)
+	}
+	if got := len(c.Participants()); got != 3 {
+		t.Errorf("%d participants, want 3", got)
+	}
+	if h := c.History(t0); len(h) != 1 || h[0].Kind != "joined" || h[0].Text != "Bob joined (merged)" {
+		t.Errorf("history %+v", h)
+	}
+	if c.Owner() != "u-alice" {
+		t.Errorf("a join changed the owner to %q", c.Owner())
+	}
+	c.End(t0)
+	if err := c.Join(Participant{ID: "leg-x", Name: "+15550100"}, "dialled in", t0); !errors.Is(err, ErrCallEnded) {
+		t.Errorf("joined an ended call: %v", err)
+	}
+}

@@ -272,6 +272,10 @@ func (b *B2BUA) OnInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !ok {
 		return
 	}
+	if id, factory, ok := focusTarget(req.Recipient.User); ok {
+		b.onConferenceInvite(req, tx, caller, id, factory)
+		return
+	}
 	rec := &store.CallRecord{
 		ID: newRecordID(), CallID: req.CallID().Value(), Caller: caller.SIP.Username, CallerName: caller.Name,
 		Dialled: req.Recipient.User, Start: time.Now().UTC(), Node: b.nodeID, Site: caller.Site,

@@ -411,7 +411,7 @@ func (b *B2BUA) runInvitation(ctx context.Context, cf *conf, inv invite.Invitati
 		leg.SetPeer(peer)
 	}
 	p := placedParty(winner, user)
-	if err := b.join(cf, inv.ID, p, leg, codec, pt); err != nil {
+	if err := b.join(cf, inv.ID, "", p, leg, codec, pt); err != nil {
 		log.Info("invitation: the invitee answered too late", "error", err)
 		b.hangUp(p)
 		leg.Leave()
@@ -527,15 +527,23 @@ func (b *B2BUA) closeRoomIfIdle(cf *conf) {
 }
 
 // join adds p, answered on leg, to the call: the call is mixed first if
-// it was not.
-func (b *B2BUA) join(cf *conf, invID string, p *party, leg RoomLeg, codec g711.Codec, pt uint8) error {
+// it was not. invID is the invitation p accepted; "" for one who joins
+// without (how says why: "merged", "dialled in").
+func (b *B2BUA) join(cf *conf, invID, how string, p *party, leg RoomLeg, codec g711.Codec, pt uint8) error {
 	now := b.now().UTC()
 	cf.mu.Lock()
 	if cf.ended {
 		cf.mu.Unlock()
 		return errNotJoined
 	}
-	if err := cf.st.Accept(invID, invite.Participant{ID: p.id, User: p.user.ID, Name: p.user.Name, Number: numberOf(p.user)}, now); err != nil {
+	part := invite.Participant{ID: p.id, User: p.user.ID, Name: p.user.Name, Number: numberOf(p.user)}
+	var err error
+	if invID == "" {
+		err = cf.st.Join(part, how, now)
+	} else {
+		err = cf.st.Accept(invID, part, now)
+	}
+	if err != nil {
 		cf.mu.Unlock()
 		return err
 	}
@@ -884,7 +892,7 @@ func (b *B2BUA) callOutInvitation(ctx context.Context, cf *conf, inv invite.Invi
 	leg.SetPeer(ms.Local(0))
 	ms.SetRemote(0, leg.Addr())
 	to.user = account.User{Name: inv.Name, Extension: inv.Number, SIP: account.SIPCredentials{Username: inv.Number}}
-	if err := b.join(cf, inv.ID, to, leg, codec, pt); err != nil {
+	if err := b.join(cf, inv.ID, "", to, leg, codec, pt); err != nil {
 		_ = sess.Bye(context.Background())
 		leg.Leave()
 		b.finish(rec, 200, DispCancelled)

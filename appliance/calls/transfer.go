@@ -47,8 +47,8 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 403, "Forbidden: REFER outside a call is not accepted")
 		return
 	}
-	if cf, _ := b.confOfRequest(req); cf != nil {
-		respond(tx, req, 403, "Forbidden: a conference's participants cannot transfer it")
+	if cf, id := b.confOfRequest(req); cf != nil {
+		b.onConfRefer(cf, id, req, tx)
 		return
 	}
 	c, transferor := b.match(req)
@@ -149,6 +149,12 @@ func (b *B2BUA) replaces(raw string, transferor *party) (*call, *party, int, str
 	if err != nil {
 		return nil, nil, 400, "Bad Request: malformed Replaces"
 	}
+	return b.replacesDialog(v, transferor)
+}
+
+// replacesDialog is replaces for a Replaces header's value (an INVITE's,
+// not URL-encoded).
+func (b *B2BUA) replacesDialog(v string, transferor *party) (*call, *party, int, string) {
 	parts := strings.Split(v, ";")
 	callID, tags := strings.TrimSpace(parts[0]), map[string]string{}
 	for _, p := range parts[1:] {

@@ -68,6 +68,9 @@ type goPhone struct {
 	contact        sip.ContactHeader
 	dialogs        *sipgo.DialogClientCache
 	notifies       chan string // the sipfrag of each NOTIFY received
+	// media is where the phone's SDP says it receives RTP (an rtpPhone's
+	// socket); nil: a port nobody listens on.
+	media *rtpPhone
 }
 
 func newGoPhone(t *testing.T, n *node, user, password string) *goPhone {
@@ -109,15 +112,24 @@ func newGoPhone(t *testing.T, n *node, user, password string) *goPhone {
 
 // sdp is a minimal audio offer from the phone, with a direction attribute.
 func (p *goPhone) sdp(version int, direction string) []byte {
+	port := "40000"
+	if p.media != nil {
+		port = p.media.port()
+	}
 	return fmt.Appendf(nil, "v=0\r\no=%s 1 %d IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
-		"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=%s\r\n", p.user, version, direction)
+		"m=audio %s RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=%s\r\n",
+		p.user, version, port, direction)
 }
 
 // call dials through the phone's node, answering the 407 with its
-// credentials, and acknowledges the answer.
-func (p *goPhone) call(ctx context.Context, t *testing.T, dial string) *sipgo.DialogClientSession {
+// credentials, and acknowledges the answer; headers are added to the
+// INVITE.
+func (p *goPhone) call(ctx context.Context, t *testing.T, dial string, headers ...sip.Header) *sipgo.DialogClientSession {
 	t.Helper()
 	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: dial, Host: "acme.example"})
+	for _, h := range headers {
+		req.AppendHeader(h)
+	}
 	req.SetDestination(p.node.sipUDP)
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: p.user, Host: "acme.example"}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(10))

@@ -14,7 +14,7 @@ import (
 //	KEY = TEMPLATE
 //	    The value equals TEMPLATE, where {name} stands for an Outpost value
 //	    (realm, site, dns.domain, sip.host, sip.udp.port, sip.tcp.port,
-//	    sip.tls.port) and * for any text. Without braces it is a fixed
+//	    sip.tls.port, conference.factory) and * for any text. Without braces it is a fixed
 //	    value the guide requires (Dual_Registration_1_ = Yes).
 //	KEY in LO..HI [seconds|minutes]
 //	    The value is a whole number of seconds (or minutes) from LO to HI

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/calls"
 	"github.com/outpost-voice/outpost/config"
 )
 
@@ -46,7 +47,8 @@ func loadSettings(configPath, snapshotPath string, environ []string) (settings, 
 }
 
 // valueNames are the names a check's template may use in braces.
-var valueNames = []string{"realm", "site", "dns.domain", "sip.host", "sip.udp.port", "sip.tcp.port", "sip.tls.port"}
+var valueNames = []string{"realm", "site", "dns.domain", "sip.host", "sip.udp.port", "sip.tcp.port", "sip.tls.port",
+	"conference.factory"}
 
 // value is the Outpost value a template name stands for, or why the
 // configuration has none.
@@ -55,6 +57,8 @@ func (s settings) value(name string) (string, error) {
 	switch name {
 	case "realm":
 		return s.realm, nil
+	case "conference.factory":
+		return calls.ConferenceFactory, nil
 	case "site":
 		if !slices.Contains(s.sites, c.Site) {
 			return "", fmt.Errorf("the node's site %q is not a site of the account (%s)", c.Site, strings.Join(s.sites, ", "))
