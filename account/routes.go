@@ -14,7 +14,7 @@ const (
 	MaxIVRRetries   = 10
 )
 
-const routeTypes = "user, group, ivr, number or sdg"
+const routeTypes = "user, group, ivr, number, sdg or conference"
 const strategies = "simultaneous, sequential, rotating or longest_idle"
 
 // routeField is one optional field of a Route, as a bit.
@@ -51,6 +51,10 @@ var allowedFields = map[string]routeField{
 	RouteNumber: fieldNumber,
 	RouteGroup:  fieldMembers | fieldStrategy | fieldRingTimeout | fieldNoAnswer,
 	RouteIVR:    fieldPrompt | fieldTimeout | fieldRetries | fieldOptions | fieldNoInput,
+	// A conference route is its type alone: it ends the route (the caller
+	// joins a live call by its PIN), so it makes no graph edge and cannot
+	// loop.
+	RouteConference: 0,
 }
 
 // presentFields lists the fields set on r. An empty list or object counts as

@@ -374,7 +374,7 @@ func (c *checker) checkSDGs() {
 		c.claimExtension(g.Extension, holder{"sdgs", i, -1})
 		c.graph.begin(c.graph.sdgNode(i))
 		if g.Route == nil {
-			c.add(index("sdgs", i)+".route", "required: say where calls to this sdg go (a user, group, ivr, number or sdg route)")
+			c.add(index("sdgs", i)+".route", "required: say where calls to this sdg go (a user, group, ivr, number, sdg or conference route)")
 			continue
 		}
 		c.route = append(c.route[:0], elem("sdgs", i), elem(".route", -1))

@@ -150,6 +150,11 @@ const (
 	RouteIVR    = "ivr"
 	RouteNumber = "number"
 	RouteSDG    = "sdg"
+	// RouteConference is the dial-in to a live call (an extension of the
+	// contract; docs/sip.md, "Dialling in to a call"): the node answers,
+	// asks for the PIN of a call in progress on it and joins the caller
+	// to that call. It has no fields beyond its type and ends the route.
+	RouteConference = "conference"
 )
 
 // Group ringing strategies.

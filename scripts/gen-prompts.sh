@@ -45,6 +45,9 @@ speech=(
   "vm-greeting-default|The person you are calling is not available. Please leave a message after the tone."
   "vm-no-messages|You have no messages."
   "vm-menu|Press 1 for the next message, 2 to repeat it, 7 to delete it, or 9 to save it."
+  "conference-pin|Please enter the conference PIN, followed by the pound key."
+  "conference-pin-invalid|Sorry, that PIN is not valid."
+  "conference-joining|Joining the call."
 )
 
 # Tones: name|frequencies in Hz, one segment each, played in turn. Join

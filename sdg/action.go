@@ -2,9 +2,9 @@ package sdg
 
 import "time"
 
-// Action is what the engine asks the SIP layer to do next: Ring, Menu or
-// Dial, each waiting for events carrying its Step; Connected or Fail, which
-// end the call's routing; or Wait, which asks for nothing new.
+// Action is what the engine asks the SIP layer to do next: Ring, Menu,
+// Dial or DialIn, each waiting for events carrying its Step; Connected or
+// Fail, which end the call's routing; or Wait, which asks for nothing new.
 type Action interface{ action() }
 
 // Ring rings users' phones: for a simultaneous group all available members
@@ -59,10 +59,25 @@ type Dial struct {
 	DisplayName string // as Ring.DisplayName
 }
 
+// DialIn joins the caller to a call in progress (a conference route). The
+// caller answers the call if it has not yet, asks for the PIN of a live
+// call (PINPrompt; PINInvalidPrompt before asking again after a wrong
+// one), collects keys until # (at most MaxPINDigits, each within
+// PINDigitTimeout) at most PINAttempts times, and joins the caller to the
+// call whose PIN it is, playing JoiningPrompt first. Which PINs are valid
+// is the SIP layer's: they belong to live calls, not to the
+// configuration. It reports Answered when the caller joined, NoAnswer
+// when they did not (wrong PINs, no input, no such call), or Hangup.
+type DialIn struct {
+	Step int
+}
+
 // Connected ends the routing: someone answered.
 type Connected struct {
-	Member string   // the user who answered; "" for a Dial
-	Number string   // the number dialled, for a Dial
+	Member string // the user who answered; "" for a Dial or a DialIn
+	Number string // the number dialled, for a Dial
+	// DialIn is true when the caller joined a call in progress (DialIn).
+	DialIn bool
 	Path   []string // the route taken (Call.Path)
 	// Rotation, when the member answered a rotating group, is the state
 	// to store for the group's next call.
@@ -96,6 +111,7 @@ type Wait struct {
 func (Ring) action()      {}
 func (Menu) action()      {}
 func (Dial) action()      {}
+func (DialIn) action()    {}
 func (Connected) action() {}
 func (Fail) action()      {}
 func (Wait) action()      {}

@@ -17,6 +17,7 @@ const (
 	waitGroup                  // a group's Ring
 	waitMenu                   // an IVR's Menu
 	waitDial                   // a number route's Dial
+	waitDialIn                 // a conference route's DialIn
 )
 
 // Call is one call's walk through the routes. It is not safe for
@@ -68,6 +69,8 @@ func (c *Call) Next(ev Event) Action {
 		return c.groupEvent(ev)
 	case waitMenu:
 		return c.menuEvent(ev)
+	case waitDialIn:
+		return c.dialInEvent(ev)
 	default:
 		return c.dialEvent(ev)
 	}
@@ -104,6 +107,8 @@ func (c *Call) Result() Action { return c.result }
 //	                        added when the caller leaves it
 //	user:ID                 a user route rung
 //	dial:+E164              a number dialled out
+//	conference              a conference route: the caller was asked for
+//	                        the PIN of a call in progress
 func (c *Call) Path() []string { return slices.Clone(c.path) }
 
 // Step is the current action's step.
@@ -142,6 +147,8 @@ func (c *Call) enter(r *account.Route, loc string) Action {
 				return a
 			}
 			r, loc = n.Route, node+"/route"
+		case account.RouteConference:
+			return c.dialIn()
 		case account.RouteSDG:
 			if r.ID == "" {
 				return c.fail(statusServerError, fmt.Errorf("%s: %w: an sdg route needs an id", loc, ErrBadRoute))
@@ -236,6 +243,24 @@ func (c *Call) dialEvent(ev Event) Action {
 		return c.fail(failStatus(e.Status), fmt.Errorf("dial %s: %w with status %d", c.number, ErrDialFailed, e.Status))
 	}
 	return Wait{Reason: fmt.Sprintf("%T while dialling", ev)}
+}
+
+// dialIn asks the caller for the PIN of a call in progress (a conference
+// route, which ends the walk: there is no fallback).
+func (c *Call) dialIn() Action {
+	c.path = append(c.path, "conference")
+	c.wait = waitDialIn
+	return DialIn{Step: c.next()}
+}
+
+func (c *Call) dialInEvent(ev Event) Action {
+	switch e := ev.(type) {
+	case Answered:
+		return c.connect(Connected{DialIn: true})
+	case NoAnswer:
+		return c.fail(failStatus(e.Status), fmt.Errorf("conference: %w", ErrNoPIN))
+	}
+	return Wait{Reason: fmt.Sprintf("%T while asking for a PIN", ev)}
 }
 
 // next starts a new step and returns it.

@@ -23,6 +23,27 @@ const (
 	PromptInvalid = "invalid-option"
 )
 
+// A DialIn's PIN entry (conference routes): the built-in prompts and the
+// limits the SIP layer applies.
+const (
+	// PINPrompt asks for the PIN: "Please enter the conference PIN,
+	// followed by the pound key."
+	PINPrompt = "conference-pin"
+	// PINInvalidPrompt comes before PINPrompt again after a wrong PIN.
+	PINInvalidPrompt = "conference-pin-invalid"
+	// JoiningPrompt is played before the caller joins the call.
+	JoiningPrompt = "conference-joining"
+	// PINAttempts is how many PINs a caller may enter on one call (a
+	// timeout without a key uses one too); then they hear goodbye.
+	PINAttempts = 3
+	// MaxPINDigits ends a PIN without its #.
+	MaxPINDigits = 8
+	// PINDigitTimeout is how long the caller has for each key, the first
+	// counted from the end of the prompt; when it passes, the keys
+	// entered so far are the PIN (none: no input).
+	PINDigitTimeout = 10 * time.Second
+)
+
 // maxRoutes bounds the routes one call may enter: as many SDGs as allowed,
 // each with routes nested as deep as allowed. A walk goes only deeper, so a
 // legal call never reaches it; a hand-built graph stops there.

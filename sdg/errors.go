@@ -9,6 +9,7 @@ var (
 	ErrBusy        = errors.New("user busy")        // a user route's user is busy
 	ErrNoInput     = errors.New("no valid input")   // an IVR used all attempts and has no no_input
 	ErrDialFailed  = errors.New("number failed")    // a number route's outbound call failed
+	ErrNoPIN       = errors.New("no valid pin")     // a conference route's caller did not join a call
 	ErrLoop        = errors.New("route loop")       // the walk came back to where it had been
 	ErrTooDeep     = errors.New("sdgs nested too deep")
 	ErrNotFound    = errors.New("sdg not found")

@@ -6,16 +6,18 @@ package sdg
 // answer does no harm.
 type Event interface{ event() }
 
-// Answered: User answered a Ring (ignored if User was not rung), or the
-// number of a Dial answered (User is then ignored).
+// Answered: User answered a Ring (ignored if User was not rung), the
+// number of a Dial answered, or the caller of a DialIn joined the call
+// (User is then ignored).
 type Answered struct {
 	Step int
 	User string
 }
 
-// NoAnswer: a Ring's Timeout passed or every leg failed, or a Dial failed.
-// Status is the SIP final status the legs failed with, 0 on a timeout; a
-// user route or a Dial that fails ends the call with it (480 if 0).
+// NoAnswer: a Ring's Timeout passed or every leg failed, a Dial failed,
+// or the caller of a DialIn did not join. Status is the SIP final status
+// the legs failed with, 0 on a timeout; a user route, a Dial or a DialIn
+// that fails ends the call with it (480 if 0).
 type NoAnswer struct {
 	Step   int
 	Status int

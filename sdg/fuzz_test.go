@@ -14,6 +14,7 @@ var (
 		sdgRoute("front"), sdgRoute("menu"), sdgRoute("sales"), sdgRoute("operator"),
 		sdgRoute("loop-a"), sdgRoute("rot"), sdgRoute("idle"), sdgRoute("c1"), sdgRoute("nope"),
 		numberRoute("+16505550100"), numberRoute("+15550009999"), userRoute("u-alice"),
+		sdgRoute("dial-in"), conferenceRoute(),
 	}
 	fuzzKeys = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#", "", "12", "A"}
 )
@@ -32,7 +33,8 @@ func fuzzFixture() *fixture {
 	}, sdgRoute("loop-a")))
 	f.dir.add("rot", "Rotating", groupRoute(account.StrategyRotating, 5, sdgRoute("menu"), "a", "b", "c"))
 	f.dir.add("idle", "Idle", groupRoute(account.StrategyLongestIdle, 5,
-		ivrRoute("idle-menu", 2, 99, map[string]*account.Route{"#": sdgRoute("rot")}, sdgRoute("c1")), "c", "b", "a"))
+		ivrRoute("idle-menu", 2, 99, map[string]*account.Route{"#": sdgRoute("rot"), "5": conferenceRoute()}, sdgRoute("c1")), "c", "b", "a"))
+	f.dir.add("dial-in", "Dial-in", conferenceRoute())
 	chain(f, account.MaxSDGDepth+1)
 	self := groupRoute(account.StrategySimultaneous, 5, nil, "u-alice", "c")
 	self.NoAnswer = self
@@ -134,7 +136,7 @@ func (k *checker) action(a Action) {
 		t.Fatal("nil action")
 	}
 	switch a := a.(type) {
-	case Ring, Menu, Dial:
+	case Ring, Menu, Dial, DialIn:
 		if s := stepOf(a); s <= k.step {
 			t.Fatalf("%s has step %d after step %d", describe(a), s, k.step)
 		} else {
@@ -152,7 +154,7 @@ func (k *checker) action(a Action) {
 			t.Fatalf("menu attempt %d of %d", m.Attempt, m.Attempts)
 		}
 	case Connected:
-		if !k.c.Done() || a.Member == "" && a.Number == "" {
+		if !k.c.Done() || a.Member == "" && a.Number == "" && !a.DialIn {
 			t.Fatalf("bad Connected %#v", a)
 		}
 		if a.Rotation != nil && a.Rotation.Member != a.Member {

@@ -119,7 +119,12 @@ func describe(a Action) string {
 		return s
 	case Dial:
 		return "dial " + a.Number
+	case DialIn:
+		return "dial-in"
 	case Connected:
+		if a.DialIn {
+			return "connected dial-in"
+		}
 		if a.Member != "" {
 			return "connected " + a.Member
 		}
@@ -140,6 +145,8 @@ func stepOf(a Action) int {
 	case Menu:
 		return a.Step
 	case Dial:
+		return a.Step
+	case DialIn:
 		return a.Step
 	}
 	return 0

@@ -72,6 +72,7 @@ type B2BUA struct {
 	confDialogs map[string]*conf             // their participants' dialogs
 	confRecs    map[string]*store.CallRecord // call-outs' own records, by dialog ID
 	consults    map[string]string            // the widget's consult invitations, by consultKey
+	dialins     *dialInState                 // live calls' PINs, PIN guessers, SMS sent (dialin.go)
 	confCount   atomic.Int64                 // len(confs), read without b.mu (finish)
 	groupIdx    struct {                     // the SDGs and numbers[] entries, briefly cached (groups)
 		sync.Mutex
@@ -205,6 +206,7 @@ func NewB2BUA(client *sipgo.Client, contact sip.ContactHeader, auth Authenticato
 		ivrs:        map[string]*ivrCall{},
 		ringing:     map[string]int{},
 		walking:     map[string]*walkView{},
+		dialins:     newDialInState(),
 	}
 }
 
@@ -581,6 +583,16 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	stop := context.AfterFunc(parent, cancel)
 	results := make(chan legResult, len(rt.targets))
+	// onRinging runs in the legs' goroutines; none runs once fork has
+	// returned, when the caller may be answered (a late 180 from a losing
+	// leg must not race the final response on the caller's dialog).
+	var ringMu sync.Mutex
+	ringDone := false
+	defer func() {
+		ringMu.Lock()
+		ringDone = true
+		ringMu.Unlock()
+	}()
 	var mu sync.Mutex
 	started := map[*sipgo.DialogClientSession]bool{}
 	rang := map[string]account.User{} // users whose phones rang, by username
@@ -612,7 +624,11 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 					rang[user.SIP.Username] = user
 					mu.Unlock()
 					b.engRinging(rt, caller, user)
-					onRinging(res)
+					ringMu.Lock()
+					if !ringDone {
+						onRinging(res)
+					}
+					ringMu.Unlock()
 				}
 			})
 			results <- legResult{sess, tg, err, b.declined(rl)}

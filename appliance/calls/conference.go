@@ -888,22 +888,14 @@ func (b *B2BUA) callOutInvitation(ctx context.Context, cf *conf, inv invite.Invi
 		}
 	}
 	iv.Close()
-	leg.SetCodec(codec, pt)
-	leg.SetPeer(ms.Local(0))
-	ms.SetRemote(0, leg.Addr())
 	to.user = account.User{Name: inv.Name, Extension: inv.Number, SIP: account.SIPCredentials{Username: inv.Number}}
-	if err := b.join(cf, inv.ID, "", to, leg, codec, pt); err != nil {
+	if err := b.joinAnchored(cf, inv.ID, "", to, ms, leg, codec, pt); err != nil {
 		_ = sess.Bye(context.Background())
 		leg.Leave()
 		b.finish(rec, 200, DispCancelled)
 		return
 	}
-	b.mu.Lock()
-	if b.confRecs == nil {
-		b.confRecs = map[string]*store.CallRecord{}
-	}
-	b.confRecs[to.id] = rec
-	b.mu.Unlock()
+	b.keepConfRecord(to, rec)
 	log.Info("call-out joined", "number", inv.Number)
 }
 

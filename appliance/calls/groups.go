@@ -20,7 +20,9 @@ import (
 // actions into SIP. A Ring forks the call to the members' phones (the
 // caller ID shows the SDG's name) for the action's timeout; a Dial sends
 // the call to a user's DID or out through the trunks; a Menu plays an IVR
-// (ivr.go). The path through SDGs and IVRs goes in the call record.
+// (ivr.go); a DialIn asks for the PIN of a live call and joins the caller
+// to it (dialin.go). The path through SDGs and IVRs goes in the call
+// record.
 
 // GroupDirectory is what group calls read beyond Directory: the account's
 // SDGs and numbers[] entries.
@@ -266,6 +268,11 @@ func (b *B2BUA) walk(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 			}
 		case sdg.Menu:
 			act = b.menu(ds, req, &rt, a, c)
+		case sdg.DialIn:
+			var done bool
+			if act, done = b.dialIn(ds, req, caller, &rt, a, c, rec); done {
+				return
+			}
 		case sdg.Fail:
 			rec.Route = strings.Join(a.Path, " > ")
 			log.Info("group call not answered", "status", a.Status, "reason", a.Reason(), "route", rec.Route)
@@ -328,6 +335,8 @@ func failDisposition(err error) string {
 		return DispUnavailable
 	case errors.Is(err, sdg.ErrLoop), errors.Is(err, sdg.ErrTooDeep), errors.Is(err, sdg.ErrBadRoute):
 		return DispFailed
+	case errors.Is(err, sdg.ErrNoPIN):
+		return DispRefused
 	}
 	return DispNoAnswer
 }
@@ -340,9 +349,9 @@ func sipReason(status int) string {
 	return "Temporarily Unavailable"
 }
 
-var groupReasons = map[int]string{404: "Not Found", 408: "Request Timeout", 480: "Temporarily Unavailable",
+var groupReasons = map[int]string{403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 480: "Temporarily Unavailable",
 	482: "Loop Detected", 483: "Too Many Hops", 486: "Busy Here", 487: "Request Terminated",
-	500: "Server Internal Error", 503: "Service Unavailable"}
+	488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable"}
 
 // dialFromGroup sends a group call to a number a route names (sdg.Dial): a
 // user's DID rings that user; another number goes out through the

@@ -314,15 +314,8 @@ func (b *B2BUA) trunkLeg(ctx context.Context, t *Trunks, trunk account.Trunk, ep
 		return nil, outcome{attempt: att, err: err, reason: "Not Acceptable Here: no codec of the trunk"}
 	}
 	sdp := to.told(offer)
-	host := ep.Host
-	if host == "" || trunk.Host == ep.IP.String() {
-		host = ep.IP.String()
-	}
-	uri := sip.Uri{Scheme: "sip", User: out.dest.Number, Host: host, Port: ep.Port, UriParams: sip.NewParams()}
-	transport := strings.ToUpper(ep.Transport)
-	if transport != "UDP" {
-		uri.UriParams.Add("transport", strings.ToLower(ep.Transport))
-	}
+	ta := trunkAddressOf(t, trunk, ep, out.dest.Number, out.callerID, out.caller.Name)
+	transport := ta.transport
 	if transport == "TLS" {
 		if t.TLS == nil {
 			att.TransportError = true
@@ -333,20 +326,12 @@ func (b *B2BUA) trunkLeg(ctx context.Context, t *Trunks, trunk account.Trunk, ep
 			return nil, outcome{attempt: att, err: fmt.Errorf("trunk %s at %s: %w", trunk.ID, ep.Addr(), err)}
 		}
 	}
-	inv := sip.NewRequest(sip.INVITE, uri)
-	inv.SetDestination(ep.Addr())
-	inv.SetTransport(transport)
+	inv := ta.request(sip.INVITE)
 	if transport == "TLS" && t.TLSPort != 0 {
 		contact := sip.Uri{Scheme: "sip", User: "outpost", Host: t.Host, Port: t.TLSPort, UriParams: sip.NewParams()}
 		contact.UriParams.Add("transport", "tls")
 		inv.AppendHeader(&sip.ContactHeader{Address: contact})
 	}
-	fromParams := sip.NewParams()
-	fromParams.Add("tag", sip.GenerateTagN(16))
-	fromURI := sip.Uri{Scheme: "sip", User: out.callerID, Host: t.Host}
-	inv.AppendHeader(&sip.FromHeader{DisplayName: out.caller.Name, Address: fromURI, Params: fromParams})
-	inv.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: out.dest.Number, Host: host}, Params: sip.NewParams()})
-	inv.AppendHeader(sip.NewHeader("P-Asserted-Identity", fmt.Sprintf("%q <%s>", out.caller.Name, fromURI.String())))
 	mf := sip.MaxForwardsHeader(out.hops)
 	inv.AppendHeader(&mf)
 	if out.pidf != nil {

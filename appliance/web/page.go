@@ -26,6 +26,9 @@ func (s *Server) uiDeps() ui.Deps {
 		Join:     s.uiJoin,
 		Users:    s.deps.Reader.Users,
 		Override: s.uiOverride,
+
+		InviteInfo: s.uiInviteInfo,
+		SendSMS:    s.uiSMS,
 	}
 	if s.deps.Config != nil {
 		d.Settings = func() (string, error) {

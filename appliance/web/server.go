@@ -170,6 +170,8 @@ func (s *Server) routes() {
 	owned.DELETE("/invitations/:inv", s.deleteInvitation)
 	owned.POST("/invitations/:inv/retry", s.retryInvitation)
 	owned.POST("/owner", s.postOwner)
+	owned.GET("/invite-info", s.getInviteInfo)
+	owned.POST("/sms", s.postSMS)
 
 	writes := admin.Group("", s.forwardToLeader)
 	writes.POST("/snapshot", s.postSnapshot)

@@ -17,6 +17,7 @@ var required = []string{
 	"main-menu", "invalid-option", "no-input", "goodbye", "please-hold",
 	"transferring", "callout-greeting", "not-available", "beep",
 	"join-tone", "leave-tone", "vm-greeting-default", "vm-no-messages", "vm-menu",
+	"conference-pin", "conference-pin-invalid", "conference-joining",
 }
 
 func TestBuiltin(t *testing.T) {

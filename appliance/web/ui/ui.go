@@ -56,6 +56,14 @@ type Deps struct {
 	// valid for days (0: the default), asked by the admin by, and returns
 	// its HTTP status; nil: the Phones page has no widget token form.
 	WidgetToken func(ctx context.Context, user string, days int, by string) (WidgetToken, int, error)
+	// InviteInfo is a call's dial-in numbers, PIN and default SMS text
+	// (GET /api/v1/calls/{id}/invite-info's logic, as the call's owner)
+	// and its HTTP status; nil (or SendSMS nil): no invite panel.
+	InviteInfo func(ctx context.Context, callID string) (InviteInfo, int, error)
+	// SendSMS sends an SMS invitation to a call (POST
+	// /api/v1/calls/{id}/sms's logic, as the call's owner; text "": the
+	// default) and returns its HTTP status.
+	SendSMS func(ctx context.Context, callID, number, text string) (SMSSent, int, error)
 	// Settings is the node's effective configuration as YAML, secrets
 	// hidden (config.Config.Redacted); nil: the page says it is unknown.
 	Settings func() (string, error)
@@ -119,6 +127,8 @@ func Mount(e *gin.Engine, d Deps) *UI {
 	g.GET("/phones", u.requirePage, u.phonesPage)
 	g.POST("/phones/widget-token", u.requirePage, u.issueWidgetToken)
 	g.GET("/calls", u.requirePage, u.callsPage)
+	g.GET("/calls/:id/invite", u.requirePage, u.invitePage)
+	g.POST("/calls/:id/sms", u.requirePage, u.sendSMS)
 	g.GET("/sdgs", u.requirePage, u.sdgsPage)
 	g.POST("/sdgs/override", u.requirePage, u.overrideSDG)
 	g.POST("/sdgs/override/clear", u.requirePage, u.clearOverride)

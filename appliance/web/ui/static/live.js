@@ -49,6 +49,21 @@
     };
   }
 
+  // Copy buttons (data-copy names the field whose value they copy): hidden
+  // in the page, shown here where the clipboard can be written.
+  function copyButtons() {
+    if (!navigator.clipboard) return;
+    document.querySelectorAll('button[data-copy][hidden]').forEach(function (b) { b.hidden = false; });
+  }
+  document.addEventListener('click', function (e) {
+    var b = e.target.closest && e.target.closest('button[data-copy]');
+    var field = b && document.querySelector(b.getAttribute('data-copy'));
+    if (!field || !navigator.clipboard) return;
+    navigator.clipboard.writeText(field.value).then(function () { b.textContent = 'Copied'; });
+  });
+  document.addEventListener('DOMContentLoaded', copyButtons);
+  document.addEventListener('htmx:afterSettle', copyButtons);
+
   document.addEventListener('DOMContentLoaded', connect);
   document.addEventListener('htmx:afterSettle', connect);
   window.addEventListener('pagehide', close);
