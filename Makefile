@@ -10,7 +10,7 @@ E2E_FLAGS ?=
 # (go.dev/issue/75804, fixed in go1.27). 40,000 inputs is about 10 s here.
 FUZZTIME  ?= 40000x
 
-.PHONY: all build deps run test unit fuzz e2e bench lint phone-guides-check clean
+.PHONY: all build deps run test unit fuzz e2e bench lint phone-guides-check clean deb deb-test image image-test
 
 all: build
 
@@ -72,6 +72,21 @@ lint: deps
 # tests (scripts/phonecheck) also run in `make unit`.
 phone-guides-check:
 	$(GO) run ./scripts/phonecheck
+
+# The appliance package, its install/upgrade/remove test in a chroot, the VM
+# image (qcow2 + OVA) and its boot test under qemu (docs/install.md). Not
+# part of `make test`: they need debootstrap and take minutes.
+deb: build
+	image/deb/build.sh
+
+deb-test: deb
+	image/deb/test.sh
+
+image: deb
+	image/build.sh
+
+image-test: image
+	image/test.sh
 
 clean:
 	rm -rf $(BIN) run-data

@@ -12,6 +12,9 @@ command -v baresip >/dev/null || need_apt+=(baresip-core)   # baresip, a headles
 command -v chromium >/dev/null || need_apt+=(chromium)      # headless browser for the web UI tests (appliance/e2e/ui_browser_test.go)
 command -v node >/dev/null || need_apt+=(nodejs)            # runs playwright-core, which drives chromium
 command -v npm >/dev/null || need_apt+=(npm)                # fetches htmx and playwright-core (below)
+command -v tmux >/dev/null || need_apt+=(tmux)              # a terminal for TestSetupUnderTmux (the console setup)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || need_apt+=(nftables)   # nft -c and the namespace test of the package's firewall (image/deb/deb_test.go)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)                   # the package's scripts (image/deb/deb_test.go)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: installing ${need_apt[*]}"
   sudo_cmd=""

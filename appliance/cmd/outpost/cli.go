@@ -27,7 +27,12 @@ commands:
   status  --server URL [--json]         the node's status
   cluster join  --server URL --id ID --raft-addr HOST:PORT
   cluster leave --server URL --id ID
-  setup                                 interactive first-boot setup (network, pairing)
+  setup   [--nocloud DIR | --ovf FILE | --auto] [--root DIR] [--no-apply]
+                                        first-boot setup: on the console, or unattended
+                                        from NoCloud seed data or vApp properties
+  migrate [--check [--temp-dir DIR]] [--force]
+                                        check (on a copy) or apply the store's schema
+                                        migrations; applying refuses while the node runs
   pair    --cloud URL --code CODE       pair with a control plane
   admin set-password --user NAME        set this node's break-glass web UI admin;
                                         the password is read from standard input
@@ -81,7 +86,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "admin":
 		return admin(rest, stdout)
 	case "setup":
-		return fmt.Errorf("setup: not in this build yet: it arrives with the VM image; use `outpost pair` and `outpost apply`")
+		return setup(ctx, rest, stdout)
+	case "migrate":
+		return migrate(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

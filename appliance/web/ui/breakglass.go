@@ -81,7 +81,19 @@ func WriteBreakGlass(path, username, password string) error {
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
-	data, err := json.MarshalIndent(BreakGlass{Username: username, Bcrypt: string(hash)}, "", "  ")
+	return WriteBreakGlassHash(path, username, string(hash))
+}
+
+// WriteBreakGlassHash is WriteBreakGlass from a bcrypt hash made elsewhere
+// (unattended set-up's admin_password_hash).
+func WriteBreakGlassHash(path, username, hash string) error {
+	if err := checkUsername(username); err != nil {
+		return err
+	}
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return fmt.Errorf("break-glass admin: not a bcrypt hash: %w", err)
+	}
+	data, err := json.MarshalIndent(BreakGlass{Username: username, Bcrypt: hash}, "", "  ")
 	if err != nil {
 		return err
 	}
