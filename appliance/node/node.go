@@ -38,6 +38,7 @@ type Node struct {
 	bootstrapDoc []byte
 
 	store     *store.Store
+	unlockDir func() error // releases the data directory's lock (store.LockDir)
 	rotations *rotations // rotating groups' state, shared through Raft
 	cluster   *cluster.Cluster
 	health    *cluster.Health
@@ -136,6 +137,11 @@ func (n *Node) start() error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	unlock, err := store.LockDir(c.DataDir)
+	if err != nil {
+		return err
+	}
+	n.unlockDir = unlock
 	token, err := loadToken(c)
 	if err != nil {
 		return err
@@ -279,6 +285,9 @@ func (n *Node) closeAll() error {
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
+	}
+	if n.unlockDir != nil {
+		_ = n.unlockDir()
 	}
 	return errors.Join(errs...)
 }

@@ -396,7 +396,7 @@ check "outpost migrate --check: no store yet, nothing to migrate" nothing_to_mig
 
 # A store of this version: an empty file migrated in place, as the service's user.
 check "a store made by outpost migrate, as the user outpost" inside sh -c \
-	"install -o outpost -g outpost -m 600 /dev/null $store && cd /var/lib/outpost && setpriv --reuid=outpost --regid=outpost --clear-groups -- outpost migrate --force --config $config"
+	"install -o outpost -g outpost -m 600 /dev/null $store && cd /var/lib/outpost && setpriv --reuid=outpost --regid=outpost --clear-groups -- outpost migrate --config $config"
 check "outpost migrate --check on it: ok" inside outpost migrate --check --config "$config"
 check "outpost migrate --check on a damaged store fails, in one line" damaged_check_fails
 

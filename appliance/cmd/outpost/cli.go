@@ -30,7 +30,7 @@ commands:
   setup   [--nocloud DIR | --ovf FILE | --auto] [--root DIR] [--no-apply]
                                         first-boot setup: on the console, or unattended
                                         from NoCloud seed data or vApp properties
-  migrate [--check [--temp-dir DIR]] [--force]
+  migrate [--check [--temp-dir DIR]]
                                         check (on a copy) or apply the store's schema
                                         migrations; applying refuses while the node runs
   pair    --cloud URL --code CODE       pair with a control plane

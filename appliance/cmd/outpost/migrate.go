@@ -5,34 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"io/fs"
 	"os"
 	"syscall"
-	"time"
 
 	"github.com/outpost-voice/outpost/appliance/store"
-	"github.com/outpost-voice/outpost/config"
 )
-
-// livezTimeout bounds how long `outpost migrate` waits for a running node
-// to answer before it concludes there is none.
-const livezTimeout = 2 * time.Second
 
 // migrate checks or applies the store's schema migrations (docs/upgrade.md):
 //
 //	outpost migrate --check [--config F] [--temp-dir DIR]
-//	outpost migrate [--config F] [--force]
+//	outpost migrate [--config F]
 //
 // --check works on a copy of the store and changes nothing, so it runs
 // beside a live node: the package's postinst runs the new binary's check
 // before it switches /usr/bin/outpost to it. Without --check the store is
-// migrated in place, as `outpost serve` would at its start; no node may
-// have it open meanwhile.
+// migrated in place, as `outpost serve` would at its start, holding the
+// data directory's lock (store.LockDir): it is refused while a node runs
+// on it, and no node can start on it meanwhile.
 func migrate(ctx context.Context, args []string, stdout io.Writer) error {
 	f := newFlags("migrate")
 	check := f.Bool("check", false, "check that this binary can open and migrate the store, on a copy; change nothing")
 	tempDir := f.String("temp-dir", "", "where --check puts its copy of the store (default: the system's temporary directory)")
-	force := f.Bool("force", false, "migrate in place even though a node answers on http.listen")
 	if pos, err := f.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -46,11 +40,18 @@ func migrate(ctx context.Context, args []string, stdout io.Writer) error {
 	if *check {
 		return checkMigration(ctx, path, *tempDir, stdout)
 	}
-	if !*force {
-		if err := refuseRunningNode(ctx, cfg); err != nil {
-			return err
-		}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(stdout, "no store at %s: nothing to migrate\n", path)
+		return nil
 	}
+	unlock, err := store.LockDir(cfg.DataDir)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("a node is running on %s: stop it first (systemctl stop outpost), "+
+			"or check without changing anything with `outpost migrate --check`", cfg.DataDir)
+	} else if err != nil {
+		return err
+	}
+	defer unlock()
 	from, to, err := store.MigrateFile(ctx, path)
 	keepOwner(path)
 	switch {
@@ -84,28 +85,6 @@ func checkMigration(ctx context.Context, path, tempDir string, stdout io.Writer)
 		fmt.Fprintf(stdout, "store %s: schema version %d, this binary migrates it to %d: ok\n", path, from, to)
 	}
 	return nil
-}
-
-// refuseRunningNode fails when a node answers /livez on the configured
-// HTTP listener: migrating its store under it would break it.
-func refuseRunningNode(ctx context.Context, cfg config.Config) error {
-	url := "http://" + localAddr(cfg.HTTP.Listen) + "/livez"
-	ctx, cancel := context.WithTimeout(ctx, livezTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil // nothing listening: no node
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	return fmt.Errorf("a node is running (%s answers): stop it first (systemctl stop outpost), "+
-		"or check without changing anything with `outpost migrate --check`; --force skips this test", url)
 }
 
 // keepOwner gives the SQLite files beside the store (its WAL and WAL
