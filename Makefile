@@ -10,7 +10,7 @@ E2E_FLAGS ?=
 # (go.dev/issue/75804, fixed in go1.27). 40,000 inputs is about 10 s here.
 FUZZTIME  ?= 40000x
 
-.PHONY: all build deps run test unit fuzz e2e bench lint phone-guides-check clean deb deb-test image image-test
+.PHONY: all build deps run test unit fuzz e2e bench lint phone-guides-check clean deb deb-test image image-test attack
 
 all: build
 
@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeAction -fuzztime=$(FUZZTIME) ./appliance/web/embed/
 	$(GO) test -run='^$$' -fuzz=FuzzServeDNS -fuzztime=$(FUZZTIME) ./appliance/dnssrv/
 	$(GO) test -run='^$$' -fuzz=FuzzParseNumber -fuzztime=$(FUZZTIME) ./invite/
+	$(GO) test -run='^$$' -fuzz=FuzzFramer -fuzztime=$(FUZZTIME) ./appliance/guard/
 
 e2e:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(E2E_FLAGS) ./appliance/e2e/
@@ -72,6 +73,13 @@ lint: deps
 # tests (scripts/phonecheck) also run in `make unit`.
 phone-guides-check:
 	$(GO) run ./scripts/phonecheck
+
+# The attack suite (docs/reliability.md): floods and bans, connection caps
+# and slowloris, sipvicious, digest attacks, toll fraud, oversized and
+# torture messages, the API's and the sync's refusals, testssl.sh. The fast
+# part also runs in `make e2e`; OUTPOST_ATTACK_FULL=1 adds the slow floods.
+attack: deps
+	OUTPOST_ATTACK_FULL=1 $(GO) test $(RACE) -count=1 -timeout 20m -run 'TestAttack|TestTortureMessages' ./appliance/e2e/
 
 # The appliance package, its install/upgrade/remove test in a chroot, the VM
 # image (qcow2 + OVA) and its boot test under qemu (docs/install.md). Not

@@ -78,6 +78,31 @@ type SIP struct {
 	// come from uses MD5, and some SIP stacks fail a 401 that carries any
 	// challenge they do not know, even beside MD5.
 	DigestAlgorithms []string `yaml:"digest_algorithms" json:"digest_algorithms"`
+	// FloodRate is the most SIP messages a second one source (an IPv4
+	// address, an IPv6 /64) may send, on any transport, with bursts of
+	// five seconds' worth; messages over it are dropped unanswered, and a
+	// source refused more than five seconds' worth within a minute is
+	// banned for FloodBan. 0 turns the flood guard off. An extension of
+	// the contract; docs/sip.md, "Floods and connections".
+	FloodRate uint64 `yaml:"flood_rate" json:"flood_rate"`
+	// FloodBan is how long everything a flooding source sends is dropped.
+	FloodBan Duration `yaml:"flood_ban" json:"flood_ban"`
+	// FloodExempt lists addresses and prefixes the flood guard never
+	// limits nor bans, nor holds to TCPMaxPerSource (a NAT with many
+	// phones behind it). The trunks' SBCs and the cluster's members are
+	// exempt without being listed.
+	FloodExempt []string `yaml:"flood_exempt" json:"flood_exempt"`
+	// TCPMaxConnections caps the SIP TCP and TLS connections open at
+	// once, together; more are closed as they are accepted. 0: no cap.
+	TCPMaxConnections uint64 `yaml:"tcp_max_connections" json:"tcp_max_connections"`
+	// TCPMaxPerSource caps them per source. 0: no cap.
+	TCPMaxPerSource uint64 `yaml:"tcp_max_per_source" json:"tcp_max_per_source"`
+	// TCPMessageTimeout: a SIP TCP or TLS connection must deliver its first
+	// message (the TLS handshake included) within it of opening, and every
+	// message within it of the message's first byte, or it is closed
+	// (slowloris). A connection that delivered a message may then stay
+	// silent for MaxExpires and a minute.
+	TCPMessageTimeout Duration `yaml:"tcp_message_timeout" json:"tcp_message_timeout"`
 }
 
 // The values of sip.failback.
@@ -243,6 +268,12 @@ func defaults(hostname string, euid int) Config {
 			FailbackRetryAfter:   seconds(30),
 			SiteCapacity:         20000,
 			DigestAlgorithms:     []string{"MD5"},
+			FloodRate:            200,
+			FloodBan:             seconds(600),
+			FloodExempt:          []string{"127.0.0.0/8", "::1"},
+			TCPMaxConnections:    20000,
+			TCPMaxPerSource:      500,
+			TCPMessageTimeout:    seconds(10),
 		},
 		HTTP: HTTP{Listen: "0.0.0.0:8080"},
 		Raft: Raft{

@@ -214,7 +214,7 @@ func TestKeys(t *testing.T) {
 			t.Errorf("key %s = %+v, %v; want env %s kind %s", want.path, k, ok, want.env, want.kind)
 		}
 	}
-	if got, want := len(Keys()), 46; got != want {
+	if got, want := len(Keys()), 52; got != want {
 		t.Errorf("len(Keys()) = %d, want %d (update this test, the example and docs/configuration.md together)", got, want)
 	}
 }

@@ -116,6 +116,14 @@ func (c Config) Validate() error {
 		}
 	}
 
+	v.check("sip.flood_ban", atLeast(c.SIP.FloodBan, time.Second))
+	for i, e := range c.SIP.FloodExempt {
+		if err := checkPrefix(e); err != nil {
+			v.add("sip.flood_exempt", fmt.Sprintf("entry %d: %v", i+1, err))
+		}
+	}
+	v.check("sip.tcp_message_timeout", atLeast(c.SIP.TCPMessageTimeout, 100*time.Millisecond))
+
 	// http
 	v.check("http.listen", required(c.HTTP.Listen, checkHostPort))
 	v.checkHTTPS(c.HTTP)
@@ -460,6 +468,20 @@ func validDNSName(s string) bool {
 }
 
 // checkReadable checks that path names a regular file this process can open.
+// checkPrefix accepts an IP address or a prefix (10.0.0.0/8, 2001:db8::/32).
+func checkPrefix(s string) error {
+	if strings.Contains(s, "/") {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return fmt.Errorf("%q is not a prefix such as 10.0.0.0/8", s)
+		}
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err != nil {
+		return fmt.Errorf("%q is not an IP address or a prefix such as 10.0.0.0/8", s)
+	}
+	return nil
+}
+
 func checkReadable(path string) error {
 	f, err := os.Open(path)
 	if err != nil {

@@ -199,6 +199,7 @@ func (n *Node) start() error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(n.cluster.Collectors()...)
 	reg.MustRegister(n.trunks.collectors()...)
+	reg.MustRegister(n.sip.guard.Collectors()...) // the SIP flood guard (sipguard.go)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "outpost", Subsystem: "store", Name: "size_bytes",
 		Help: "Size of the node's SQLite database, WAL included.",

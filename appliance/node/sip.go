@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/outpost-voice/outpost/appliance/calls"
+	"github.com/outpost-voice/outpost/appliance/guard"
 	"github.com/outpost-voice/outpost/appliance/registrar"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/config"
@@ -37,6 +39,12 @@ type sipEndpoint struct {
 	loc   *registrar.Location
 	reg   *registrar.Registrar
 	calls *calls.B2BUA
+
+	// guard limits floods and connections on the listeners (sipguard.go);
+	// allow is its allowlist, exempt the sip.flood_exempt part of it.
+	guard  *guard.Guard
+	allow  *guard.Allowlist
+	exempt []netip.Prefix
 
 	closeOnce sync.Once
 }
@@ -95,6 +103,12 @@ func (n *Node) startSIP() error {
 	e := &sipEndpoint{}
 	n.sip = e
 	var err error
+	// The flood and connection guard (appliance/guard): a per-source rate
+	// limit and ban on every transport (the UDP read filter below), caps
+	// and timeouts on the TCP and TLS connections (Listen).
+	if e.guard, e.allow, e.exempt, err = n.newSIPGuard(); err != nil {
+		return err
+	}
 	if c.UDP != "" {
 		if e.udp, err = net.ListenPacket("udp", c.UDP); err != nil {
 			return fmt.Errorf("listen sip udp on %s: %w", c.UDP, err)
@@ -107,6 +121,7 @@ func (n *Node) startSIP() error {
 		if e.tcp, err = net.Listen("tcp", c.TCP); err != nil {
 			return fmt.Errorf("listen sip tcp on %s: %w", c.TCP, err)
 		}
+		e.tcp = e.guard.Listen(e.tcp)
 	}
 	if c.TLSEnabled() {
 		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
@@ -114,9 +129,13 @@ func (n *Node) startSIP() error {
 			return fmt.Errorf("sip tls certificate: %w", err)
 		}
 		conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		if e.tls, err = tls.Listen("tcp", c.TLS, conf); err != nil {
+		raw, err := net.Listen("tcp", c.TLS)
+		if err != nil {
 			return fmt.Errorf("listen sip tls on %s: %w", c.TLS, err)
 		}
+		// The guard wraps the TLS listener, so it sees SIP, not records;
+		// the handshake happens at the first read, under its deadline.
+		e.tls = e.guard.Listen(tls.NewListener(raw, conf))
 	}
 	bound := ""
 	switch {
@@ -136,7 +155,8 @@ func (n *Node) startSIP() error {
 		sipgo.WithUserAgentHostname(host),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(log),
-			sip.WithTransportLayerReadFilter(registrar.DropScanners)),
+			// Floods first (every datagram counts), then scanners.
+			sip.WithTransportLayerReadFilter(e.guard.ReadFilter(registrar.DropScanners))),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)),
 		sipgo.WithUserAgenTLSConfig(uaTLSConfig()),
 	)
@@ -166,6 +186,10 @@ func (n *Node) startSIP() error {
 		return fmt.Errorf("sip.digest_algorithms: %w", err)
 	}
 	throttle := registrar.NewThrottle(20, time.Minute, time.Now)
+	// A source the throttle blocks (more than 20 failed authentications in a
+	// minute) is banned by the guard for sip.flood_ban: a password guesser
+	// is locked out and hears nothing more, instead of resuming a minute on.
+	throttle.SetOnBlock(func(ip netip.Addr) { e.guard.Limiter().Ban(ip, "too many failed authentications") })
 	dir := registrar.CachedDirectory(st.Reader(), n.cluster.FSM().ConfigGeneration)
 	client, err := sipgo.NewClient(e.ua, sipgo.WithClientHostname(host))
 	if err != nil {
@@ -241,6 +265,8 @@ func (n *Node) serveSIP(ctx context.Context) {
 	go func() { defer close(located); e.loc.Run(ctx) }()
 	failback := make(chan struct{})
 	go func() { defer close(failback); e.reg.Run(ctx) }() // sip.failback "notify"
+	guarded := make(chan struct{})
+	go func() { defer close(guarded); n.sipGuardLoop(ctx) }() // the flood guard's allowlist
 	<-ctx.Done()
 	<-failback // its NOTIFYs end with ctx, before the user agent closes
 	e.close()
@@ -248,6 +274,7 @@ func (n *Node) serveSIP(ctx context.Context) {
 		<-done
 	}
 	<-located // the last bindings are committed before the store closes
+	<-guarded // it reads the store too
 }
 
 func (e *sipEndpoint) close() {

@@ -26,6 +26,9 @@ type Throttle struct {
 	now    func() time.Time
 	limit  int
 
+	// onBlock, when set, hears of each block as it begins (SetOnBlock).
+	onBlock func(source netip.Addr)
+
 	mu      sync.Mutex
 	sources map[netip.Addr]*throttleEntry
 	// newest and oldest are the ends of a list of entries ordered by their
@@ -120,8 +123,19 @@ func (t *Throttle) Fail(ip netip.Addr) {
 	e.failures++
 	if e.failures > t.max {
 		e.blockedUntil = now.Add(t.window)
+		if t.onBlock != nil {
+			t.onBlock(key)
+		}
 	}
 }
+
+// SetOnBlock makes f hear of each block as it begins, with the source
+// blocked (an IPv4 address, an IPv6 /64's first address). The node bans
+// the source at the transport then (appliance/guard), so a password
+// guesser is locked out for sip.flood_ban, not one window. f runs under
+// the Throttle's lock: it must not call the Throttle. Call SetOnBlock
+// before the Throttle is used.
+func (t *Throttle) SetOnBlock(f func(source netip.Addr)) { t.onBlock = f }
 
 // Succeed forgets the failures counted for ip after a successful
 // authentication. It does not lift a block in force.
