@@ -105,3 +105,4 @@ cpu=$(grep -m1 '^cpu:' "$log" | cut -d' ' -f2- || true)
 } >"$out.new"
 mv "$out.new" "$out"
 echo "bench: wrote $out" >&2
+scripts/bench-conference.sh # issue 8: conferences mixed by one node, send-time jitter (its own table in docs/performance.md)

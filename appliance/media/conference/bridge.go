@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/outpost-voice/outpost/appliance/media/g711"
 	"github.com/outpost-voice/outpost/appliance/media/prompts"
@@ -38,12 +39,22 @@ type Config struct {
 	IP      netip.Addr       // the media IP the participants' sockets bind
 	Prompts *prompts.Library // resolves Play's prompts and the join and leave tones
 	Log     *slog.Logger
+	// SendLate is for benchmarks and off (nil) in production. When set,
+	// it is called for every packet of the mix sent, with how late it
+	// left: from the time its frame was due to just after the send
+	// returned (the mixing, the packets sent before it and waiting for a
+	// CPU included); and for every packet a mixer too late did not send
+	// (maxBehind), with how late it was then. It runs on a mixing
+	// goroutine: it must be quick, safe for concurrent use and must not
+	// block.
+	SendLate func(time.Duration)
 }
 
-// Bridges opens conferences.
+// Bridges opens conferences and mixes them (clock.go).
 type Bridges struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	clock *clock
 
 	mu    sync.Mutex
 	confs map[string]*Conference
@@ -58,21 +69,20 @@ func New(cfg Config) (*Bridges, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridges{cfg: cfg, log: log.With("component", "conference"), confs: map[string]*Conference{}}, nil
+	return &Bridges{cfg: cfg, log: log.With("component", "conference"), clock: newClock(), confs: map[string]*Conference{}}, nil
 }
 
 // Open starts a conference, empty, under id (unique among the open ones).
-// Its mixing goroutine runs until Close.
+// The node's clock mixes it until Close.
 func (b *Bridges) Open(id string) (*Conference, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.confs[id]; ok {
 		return nil, fmt.Errorf("conference %s: %w", id, ErrExists)
 	}
-	c := &Conference{b: b, id: id, log: b.log.With("conference_id", id),
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &Conference{b: b, id: id, log: b.log.With("conference_id", id), done: make(chan struct{})}
 	b.confs[id] = c
-	go c.run()
+	b.clock.add(c)
 	return c, nil
 }
 
@@ -96,12 +106,15 @@ type Conference struct {
 	gone    []*Participant // left since the last frame
 	closed  bool
 
-	wake      chan struct{} // a parked mixer has work
-	stop      chan struct{}
-	done      chan struct{} // the mixing goroutine has ended
+	done      chan struct{} // the clock has taken the conference out
 	closeOnce sync.Once
 
-	m mixer // owned by the mixing goroutine
+	// Its place in the clock, under the clock's lock.
+	slot   int
+	weight int // 1 + its participants
+	placed bool
+
+	m mixer // owned by the clock's goroutine
 }
 
 // ID is the conference's id.
@@ -147,6 +160,7 @@ func (c *Conference) Join(partID string, peer netip.AddrPort, codec g711.Codec, 
 	}
 	c.parts = append(c.parts, p)
 	c.mu.Unlock()
+	c.b.clock.weigh(c, 1)
 	c.poke()
 	p.log.Info("conference joined", "codec", codec.String(), "peer", peer.String(), "addr", p.Addr().String())
 	return p, nil
@@ -166,6 +180,7 @@ func (c *Conference) leave(p *Participant) {
 			}
 		}
 		c.mu.Unlock()
+		c.b.clock.weigh(c, -1)
 		p.sock.close()
 		if handed {
 			c.poke()
@@ -219,7 +234,7 @@ func (c *Conference) Participants() []string {
 	return ids
 }
 
-// Close ends the conference: the mixing goroutine stops, every
+// Close ends the conference: its mixing stops (within a frame), every
 // participant leaves (no tones) and its socket is closed, Play returns
 // ErrClosed. Calling it again does nothing.
 func (c *Conference) Close() {
@@ -227,7 +242,7 @@ func (c *Conference) Close() {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
-		close(c.stop)
+		c.poke()
 		<-c.done
 		c.mu.Lock()
 		parts := slices.Clone(c.parts)
@@ -244,10 +259,5 @@ func (c *Conference) Close() {
 	})
 }
 
-// poke wakes a parked mixing goroutine.
-func (c *Conference) poke() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
+// poke wakes the clock if it is parked.
+func (c *Conference) poke() { c.b.clock.poke() }

@@ -211,6 +211,13 @@ func (ph *phone) hear(from, n int) []int16 {
 	return pcm
 }
 
+// after is the index, in what a phone received from p, of the packet p
+// sends n frames after the one it sends next: counted in packets the
+// mixer sent, so that no delay of the phone's reading (a stall of the test
+// process, as under -race on a busy machine) makes it early. The phone
+// must have heard p alone, from p's first packet.
+func after(p *Participant, n int) int { return int(p.Stats().Sent) + n }
+
 // settle waits for d and returns the index of the next packet.
 func (ph *phone) settle(d time.Duration) int {
 	time.Sleep(d)

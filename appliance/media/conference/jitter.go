@@ -124,13 +124,17 @@ func (j *jitter) newest() int {
 	return m
 }
 
-// advance moves next up to seq, dropping the frames before it.
+// advance moves next up to seq: the frames before it that are buffered
+// are dropped, the ones that never came are lost (a hole skipped here is
+// never concealed, so pull would not count it).
 func (j *jitter) advance(seq uint16) {
-	for i := range j.slots {
-		if s := &j.slots[i]; s.full && int16(s.seq-seq) < 0 {
+	for k := j.next; int16(k-seq) < 0; k++ {
+		if s := &j.slots[k%jbSlots]; s.full && s.seq == k {
 			s.full = false
 			j.n--
 			j.dropped.Add(1)
+		} else {
+			j.lost.Add(1)
 		}
 	}
 	j.next = seq

@@ -16,7 +16,8 @@ const (
 	maxBehind = 3 * frameDur
 )
 
-// mixer is the state of a conference's mixing goroutine.
+// mixer is the state of a conference's mixing, owned by the clock's
+// goroutine.
 type mixer struct {
 	frame    int64 // frames since Open, skipped ones included
 	parts    []*Participant
@@ -34,51 +35,29 @@ type mixer struct {
 	rbuf [1500]byte
 }
 
-// run is the conference's mixing goroutine: frame n is mixed at the
-// monotonic time it woke up at plus n times 20 ms, so no drift accumulates
-// whatever the scheduling delays. It parks while the conference is empty
-// and silent.
-func (c *Conference) run() {
-	defer c.exit()
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	var due time.Time
-	parked := true
-	for {
-		if parked {
-			select {
-			case <-c.wake:
-			case <-c.stop:
-				return
-			}
-			parked, due = false, time.Now()
-		}
-		if wait := time.Until(due); wait > 0 {
-			t.Reset(wait)
-			select {
-			case <-t.C:
-			case <-c.stop:
-				return
-			}
-		} else {
-			select {
-			case <-c.stop:
-				return
-			default:
-			}
-		}
-		now := time.Now()
-		if behind := now.Sub(due); behind >= maxBehind {
-			skip := behind / frameDur
-			c.m.frame += int64(skip)
-			due = due.Add(skip * frameDur)
-		}
-		parked = c.mixFrame(now)
-		due = due.Add(frameDur)
+// tick mixes c's frame due at due, or skips it if the clock is too late
+// for it (maxBehind); it reports whether c is idle (no one in it, nothing
+// playing) or closed, and then c must be taken out.
+func (c *Conference) tick(due time.Time) (idle, closed bool) {
+	now := time.Now()
+	if now.Sub(due) < maxBehind {
+		return c.mixFrame(now, due)
 	}
+	c.m.frame++
+	c.mu.Lock()
+	idle = len(c.parts) == 0 && len(c.pending) == 0 && len(c.m.overlays) == 0 && !c.m.hasTail
+	closed = c.closed
+	c.mu.Unlock()
+	if late := c.b.cfg.SendLate; late != nil {
+		for range c.m.parts {
+			late(now.Sub(due))
+		}
+	}
+	return idle, closed
 }
 
-// exit ends the mixing goroutine: nothing is sent to a Keys channel after.
+// exit ends the conference's mixing, once the clock has taken it out:
+// nothing is sent to a Keys channel after.
 func (c *Conference) exit() {
 	c.mu.Lock()
 	gone := c.gone
@@ -91,11 +70,16 @@ func (c *Conference) exit() {
 	close(c.done)
 }
 
-// mixFrame receives, mixes and sends one frame, and reports whether the
-// conference is idle (no one in it, nothing playing).
-func (c *Conference) mixFrame(now time.Time) (idle bool) {
+// mixFrame receives, mixes and sends one frame, due at due, and reports
+// whether the conference is idle (no one in it, nothing playing) or
+// closed (nothing done).
+func (c *Conference) mixFrame(now, due time.Time) (idle, closed bool) {
 	m := &c.m
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return true, true
+	}
 	m.parts = append(m.parts[:0], c.parts...)
 	m.overlays = append(m.overlays, c.pending...)
 	clear(c.pending)
@@ -122,11 +106,15 @@ func (c *Conference) mixFrame(now time.Time) (idle bool) {
 		p.pull()
 	}
 	m.mix()
+	late := c.b.cfg.SendLate
 	for _, p := range m.parts {
 		p.send(m.frame)
+		if late != nil {
+			late(time.Since(due))
+		}
 	}
 	m.frame++
-	return len(m.parts) == 0 && len(m.overlays) == 0 && !m.hasTail
+	return len(m.parts) == 0 && len(m.overlays) == 0 && !m.hasTail, false
 }
 
 // mix sums this frame's contributions (each participant's in, if it has

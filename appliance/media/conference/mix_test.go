@@ -17,17 +17,21 @@ import (
 // stopped is a conference whose mixing goroutine does not run: the test
 // drives mixFrame itself.
 func stopped(b *Bridges, id string) *Conference {
-	return &Conference{b: b, id: id, log: b.log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	return &Conference{b: b, id: id, log: b.log, done: make(chan struct{})}
 }
 
+// toneAmp is the amplitude of toneFrames' tones.
+const toneAmp = 3000
+
 // toneFrames returns 50 consecutive 20 ms packets (header left zero) of
-// a freq Hz tone in codec.
+// a freq Hz tone in codec: a second, which loops seamlessly when freq is
+// a whole number of Hz.
 func toneFrames(codec g711.Codec, freq float64) [][]byte {
 	out := make([][]byte, 50)
 	var pcm frame
 	for n := range out {
 		for i := range pcm {
-			pcm[i] = int16(3000 * math.Sin(2*math.Pi*freq*float64(n*frameSamples+i)/g711.SampleRate))
+			pcm[i] = int16(toneAmp * math.Sin(2*math.Pi*freq*float64(n*frameSamples+i)/g711.SampleRate))
 		}
 		out[n] = make([]byte, headerSize+frameSamples)
 		codec.Encode(out[n][headerSize:], pcm[:])
@@ -86,7 +90,8 @@ func TestMixFrameDoesNotAllocate(t *testing.T) {
 		}
 		stamp(event, 101, uint16(n), 0, 1)
 		_, _ = sink.WriteToUDPAddrPort(event, parts[0].Addr())
-		c.mixFrame(time.Now())
+		now := time.Now()
+		c.mixFrame(now, now)
 		n++
 	}
 	for range 10 { // warm up: buffers primed, slices grown
