@@ -10,7 +10,7 @@ E2E_FLAGS ?=
 # (go.dev/issue/75804, fixed in go1.27). 40,000 inputs is about 10 s here.
 FUZZTIME  ?= 40000x
 
-.PHONY: all build deps run test unit fuzz e2e bench lint phone-guides-check clean deb deb-test image image-test attack
+.PHONY: all build deps run test unit fuzz e2e bench lint phone-guides-check clean deb deb-test image image-test attack chaos
 
 all: build
 
@@ -80,6 +80,13 @@ phone-guides-check:
 # part also runs in `make e2e`; OUTPOST_ATTACK_FULL=1 adds the slow floods.
 attack: deps
 	OUTPOST_ATTACK_FULL=1 $(GO) test $(RACE) -count=1 -timeout 20m -run 'TestAttack|TestTortureMessages' ./appliance/e2e/
+
+# The fault suite (docs/reliability.md): three nodes in network namespaces,
+# partitions, kill -9 and SIGSTOP of the leader, a full disk, torn writes.
+# Needs root, ip and nft. Partition, full disk and torn writes also run in
+# `make e2e`; OUTPOST_CHAOS=1 adds the leader kills and stops.
+chaos: deps
+	OUTPOST_CHAOS=1 $(GO) test $(RACE) -count=1 -timeout 30m -run 'TestChaos|TestCloud(JournalUpload|Sync)LeaderKilled' ./appliance/e2e/
 
 # The appliance package, its install/upgrade/remove test in a chroot, the VM
 # image (qcow2 + OVA) and its boot test under qemu (docs/install.md). Not

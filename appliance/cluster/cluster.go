@@ -351,6 +351,7 @@ func (c *Cluster) shutdown() error {
 		}
 	}
 	c.batcher.close()
+	c.fsm.Close() // a batch waiting for disk space gives up: raft waits for it
 	var errs []error
 	if err := c.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -57,6 +59,9 @@ type FSM struct {
 	rotations   atomic.Uint64
 	rotationHit bool // set while applying a batch with a put_rotation
 	halted      atomic.Pointer[error]
+	stalled     atomic.Pointer[error] // the disk is full: a batch waits for space
+	closing     chan struct{}
+	closeOnce   sync.Once
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -67,7 +72,7 @@ func NewFSM(st *store.Store, log *slog.Logger) (*FSM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read applied index: %w", err)
 	}
-	f := &FSM{store: st, log: log}
+	f := &FSM{store: st, log: log, closing: make(chan struct{})}
 	f.applied.Store(idx)
 	if err := f.loadRevision(); err != nil {
 		return nil, err
@@ -120,24 +125,29 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		return results
 	}
-	last := f.applied.Load()
-	err := f.store.Write(func(tx *store.Tx) error {
-		for i, l := range logs {
-			if l.Index <= f.applied.Load() {
-				results[i] = ApplyResult{Err: nil}
-				continue
-			}
-			if l.Type == raft.LogCommand {
-				res, err := f.applyOne(tx, l.Index, l.Data, true)
-				if err != nil {
-					return err // halts the whole batch: nothing is applied
-				}
-				results[i] = res
-			}
-			last = l.Index
+	last, err := f.write(logs, results)
+	for attempt := 1; store.IsFull(err); attempt++ {
+		// The disk is full: the batch rolled back and nothing is lost.
+		// Raft's log has the entries, so wait for space and apply them
+		// again, in order, instead of halting for good; meanwhile this
+		// node applies nothing and says why (Stalled).
+		f.configHit, f.rotationHit = false, false
+		_ = f.loadRevision()
+		stalled := err // a copy: err changes as the batch is tried again
+		f.stalled.Store(&stalled)
+		if attempt == 1 || attempt%60 == 0 {
+			f.log.Error("store is full: applying waits for disk space", "raft_index", logs[0].Index, "attempts", attempt, "error", err)
 		}
-		return tx.SetAppliedIndex(last)
-	})
+		select {
+		case <-f.closing:
+			err = fmt.Errorf("stopped while waiting for disk space (%v)", err)
+		case <-time.After(min(time.Duration(attempt)*100*time.Millisecond, time.Second)):
+			last, err = f.write(logs, results)
+		}
+	}
+	if f.stalled.Swap(nil) != nil && err == nil {
+		f.log.Info("store has space again: applying resumed", "raft_index", logs[0].Index)
+	}
 	if err != nil {
 		f.halt(err)
 		f.configHit, f.rotationHit = false, false
@@ -158,6 +168,42 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	return results
 }
+
+// write applies the batch in one transaction, filling results, and
+// returns the applied index it committed.
+func (f *FSM) write(logs []*raft.Log, results []any) (last uint64, err error) {
+	last = f.applied.Load()
+	err = f.store.Write(func(tx *store.Tx) error {
+		for i, l := range logs {
+			if l.Index <= f.applied.Load() {
+				results[i] = ApplyResult{Err: nil}
+				continue
+			}
+			if l.Type == raft.LogCommand {
+				res, err := f.applyOne(tx, l.Index, l.Data, true)
+				if err != nil {
+					return err // halts the whole batch: nothing is applied
+				}
+				results[i] = res
+			}
+			last = l.Index
+		}
+		return tx.SetAppliedIndex(last)
+	})
+	return last, err
+}
+
+// Stalled reports why the FSM waits (the disk is full), or nil.
+func (f *FSM) Stalled() error {
+	if p := f.stalled.Load(); p != nil {
+		return fmt.Errorf("store cannot write, applying waits: %w", *p)
+	}
+	return nil
+}
+
+// Close stops a wait for disk space (ApplyBatch then halts): Raft's
+// shutdown waits for the FSM.
+func (f *FSM) Close() { f.closeOnce.Do(func() { close(f.closing) }) }
 
 // handler applies one command's payload. Handlers must be deterministic.
 type handler func(f *FSM, tx *store.Tx, index uint64, payload []byte) (ApplyResult, error)

@@ -32,6 +32,7 @@ func (c *Cluster) Collectors() []prometheus.Collector {
 			return time.Since(c.raft.LastContact()).Seconds()
 		}),
 		gauge("fsm_halted", "1 when the state machine stopped on an entry it cannot apply.", func() float64 { return b2f(c.fsm.Halted() != nil) }),
+		gauge("fsm_stalled", "1 while the state machine waits for disk space to apply (the store is full).", func() float64 { return b2f(c.fsm.Stalled() != nil) }),
 		c.applyLatency,
 	}
 }

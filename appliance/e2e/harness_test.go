@@ -64,10 +64,11 @@ type node struct {
 	sipTCP   string // bound SIP TCP address
 	sipTLS   string // bound SIP TLS address, when configured
 
-	env  []string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	env   []string
+	netns string // the network namespace it runs in (`ip netns exec`), if any
+	cmd   *exec.Cmd
+	done  chan struct{}
+	err   error
 
 	mu   sync.Mutex
 	logs bytes.Buffer
@@ -85,6 +86,11 @@ type nodeOpts struct {
 	cloud                  string   // the cloud: section of the configuration (YAML, indented), if any
 	cloudCredentials       []byte   // written to <data_dir>/cloud.json (0600) before the start
 	extra                  string   // more sections of the configuration (YAML), e.g. media:
+	// netns runs the node in that network namespace (`ip netns exec`);
+	// host is then its address there, and it listens on fixed ports:
+	// SIP 5060, HTTP 8080, Raft 7000 (see netns_test.go).
+	netns, host string
+	dataDir     string // data_dir; default <node dir>/data
 }
 
 var startedRE = regexp.MustCompile(`msg="node started".* http_addr=(\S+) raft_addr=(\S+) sip=(\S*)`)
@@ -97,13 +103,26 @@ func startNode(t testing.TB, id string, o nodeOpts) *node {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, id: id, dir: dir, env: o.env}
+	n := &node{t: t, id: id, dir: dir, env: o.env, netns: o.netns}
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(testToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if o.site == "" {
 		o.site = "hq"
+	}
+	sipListen := "127.0.0.1:0"
+	if o.host != "" {
+		sipListen = o.host + ":5060"
+		if o.httpListen == "" {
+			o.httpListen = o.host + ":8080"
+		}
+		if o.raftListen == "" {
+			o.raftListen = o.host + ":7000"
+		}
+	}
+	if o.dataDir == "" {
+		o.dataDir = filepath.Join(dir, "data")
 	}
 	if o.httpListen == "" {
 		o.httpListen = "127.0.0.1:0"
@@ -119,8 +138,8 @@ func startNode(t testing.TB, id string, o nodeOpts) *node {
 site: %s
 data_dir: %s
 sip:
-  udp: 127.0.0.1:0
-  tcp: 127.0.0.1:0
+  udp: %s
+  tcp: %s
 %s
 http:
   listen: %s
@@ -134,12 +153,12 @@ raft:
 log:
   level: %s
 bootstrap_snapshot: %q
-%s`, id, o.site, filepath.Join(dir, "data"), sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.logLevel, o.bootstrapSnapshot, o.cloud+o.extra)
+%s`, id, o.site, o.dataDir, sipListen, sipListen, sipTLSConfig(o), o.httpListen, tokenFile, o.raftListen, len(o.join) == 0, join, o.logLevel, o.bootstrapSnapshot, o.cloud+o.extra)
 	if o.cloudCredentials != nil {
-		if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "data", "cloud.json"), o.cloudCredentials, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(o.dataDir, "cloud.json"), o.cloudCredentials, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,6 +174,11 @@ bootstrap_snapshot: %q
 func (n *node) start() {
 	n.t.Helper()
 	n.cmd = exec.Command(outpostBin, "serve", "--config", n.cfgPath)
+	if n.netns != "" {
+		// ip execs the binary in the namespace: the same process, so
+		// signals reach the node itself.
+		n.cmd = exec.Command("ip", "netns", "exec", n.netns, outpostBin, "serve", "--config", n.cfgPath)
+	}
 	n.cmd.Env = append(cleanEnv(), n.env...)
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
@@ -280,12 +304,25 @@ func (n *node) stop() error {
 // restart starts the process again on the same addresses and data.
 func (n *node) restart() {
 	n.t.Helper()
+	// A node in a namespace listens on fixed ports already.
+	if n.netns == "" {
+		n.pinAddrs()
+	}
+	n.mu.Lock()
+	n.logs.Reset()
+	n.mu.Unlock()
+	n.start()
+}
+
+// pinAddrs drops the listen lines of the configuration (port 0 at the
+// first start, the bound addresses after a restart) and pins the bound
+// addresses.
+func (n *node) pinAddrs() {
+	n.t.Helper()
 	cfg, err := os.ReadFile(n.cfgPath)
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	// Drop the listen lines (port 0 at the first start, the bound
-	// addresses after a restart) and pin the bound addresses.
 	cfg = regexp.MustCompile(`(?m)^  listen: 127\.0\.0\.1:\d+\n`).ReplaceAllLiteral(cfg, nil)
 	s := string(cfg)
 	s = strings.Replace(s, "http:\n", "http:\n  listen: "+n.httpAddr+"\n", 1)
@@ -293,10 +330,6 @@ func (n *node) restart() {
 	if err := os.WriteFile(n.cfgPath, []byte(s), 0o600); err != nil {
 		n.t.Fatal(err)
 	}
-	n.mu.Lock()
-	n.logs.Reset()
-	n.mu.Unlock()
-	n.start()
 }
 
 func (n *node) client() *web.Client { return web.NewClient(n.httpAddr, testToken) }

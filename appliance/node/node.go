@@ -39,7 +39,7 @@ type Node struct {
 
 	store     *store.Store
 	unlockDir func() error // releases the data directory's lock (store.LockDir)
-	rotations *rotations // rotating groups' state, shared through Raft
+	rotations *rotations   // rotating groups' state, shared through Raft
 	cluster   *cluster.Cluster
 	health    *cluster.Health
 	web       *web.Server
@@ -306,6 +306,9 @@ func (n *Node) checkReady(ctx context.Context) error {
 		return fmt.Errorf("store not readable: %w", err)
 	}
 	if err := n.cluster.FSM().Halted(); err != nil {
+		return err
+	}
+	if err := n.cluster.FSM().Stalled(); err != nil {
 		return err
 	}
 	if id, _ := n.cluster.Leader(); id == "" {

@@ -222,7 +222,7 @@ func (n *Node) startSIP() error {
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "outpost", Host: host, Port: port}}
 	hop := sha256.Sum256([]byte("outpost sip node hop v1\x00" + n.token))
 	n.journal = newJournal(st, n.log.With("component", "journal"))
-	e.calls = calls.NewB2BUA(client, contact, e.reg, st.Reader(), n.journal, n.cfg.NodeID, hop[:], n.log.With("component", "calls"))
+	e.calls = calls.NewB2BUA(client, contact, e.reg, liveDirectory{st.Reader(), e.loc}, n.journal, n.cfg.NodeID, hop[:], n.log.With("component", "calls"))
 	e.srv.OnInvite(e.calls.OnInvite)
 	e.srv.OnAck(e.calls.OnAck)
 	e.srv.OnBye(e.calls.OnBye)

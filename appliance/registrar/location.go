@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-voice/outpost/appliance/store"
@@ -29,6 +30,15 @@ type Location struct {
 	tombs   map[string]time.Time
 	pending []store.Binding // changes not yet persisted
 	kick    chan struct{}
+	// queued counts the Updates that changed something; durable is the
+	// count the store has (the last group commit that succeeded covered
+	// them), and wake is closed and replaced whenever it moves. running
+	// is set while Run commits, so WaitDurable only waits for a commit
+	// that will come.
+	queued, durable uint64
+	wake            chan struct{}
+	running         atomic.Bool
+	failing         atomic.Bool // the last group commit failed
 }
 
 // NewLocation keeps bindings in memory and hands changes to persist in batches.
@@ -40,6 +50,7 @@ func NewLocation(persist func([]store.Binding) error, log *slog.Logger) *Locatio
 		perSite: map[string]int{},
 		tombs:   map[string]time.Time{},
 		kick:    make(chan struct{}, 1),
+		wake:    make(chan struct{}),
 	}
 }
 
@@ -112,6 +123,7 @@ func (l *Location) Update(aor string, now time.Time,
 	fn func(cur []store.Binding, siteCount func(string) int) ([]store.Binding, error)) ([]store.Binding, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	before := len(l.pending)
 	old := l.byAOR[aor]
 	var cur []store.Binding
 	for _, b := range old {
@@ -169,6 +181,9 @@ func (l *Location) Update(aor string, now time.Time,
 		delete(l.byAOR, aor)
 	} else {
 		l.byAOR[aor] = next
+	}
+	if len(l.pending) != before {
+		l.queued++
 	}
 	select {
 	case l.kick <- struct{}{}:
@@ -229,18 +244,65 @@ func anyExpired(bs []store.Binding, now time.Time) bool {
 	return false
 }
 
-func (l *Location) takePending() []store.Binding {
+// takePending takes the changes to persist, and the count of Updates they
+// cover.
+func (l *Location) takePending() ([]store.Binding, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p := l.pending
 	l.pending = nil
-	return p
+	return p, l.queued
+}
+
+// Queued is a mark for WaitDurable: the changes made so far.
+func (l *Location) Queued() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queued
+}
+
+// WaitDurable waits until the changes up to mark are in the store, or ctx
+// ends (false). It does not wait when nothing commits (Run not running)
+// or the last commit failed (a full disk: waiting would only slow every
+// answer).
+func (l *Location) WaitDurable(ctx context.Context, mark uint64) bool {
+	for {
+		l.mu.Lock()
+		done, wake := l.durable >= mark, l.wake
+		l.mu.Unlock()
+		if done || !l.running.Load() || l.failing.Load() {
+			return done
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (l *Location) markDurable(upTo uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if upTo > l.durable {
+		l.durable = upTo
+		close(l.wake)
+		l.wake = make(chan struct{})
+	}
 }
 
 // Run group-commits changes (at most every 20 ms, more under load in one
 // batch) and expires bindings every second, until ctx ends; then it flushes
 // what is left and returns.
 func (l *Location) Run(ctx context.Context) {
+	l.running.Store(true)
+	defer func() {
+		l.running.Store(false)
+		l.mu.Lock()
+		close(l.wake) // nobody waits for a commit that will not come
+		l.wake = make(chan struct{})
+		l.mu.Unlock()
+	}()
 	expiry := time.NewTicker(time.Second)
 	defer expiry.Stop()
 	for {
@@ -262,7 +324,7 @@ func (l *Location) Run(ctx context.Context) {
 const persistChunk = 1000
 
 func (l *Location) flush() {
-	batch := l.takePending()
+	batch, upTo := l.takePending()
 	for len(batch) > 0 {
 		chunk := batch[:min(persistChunk, len(batch))]
 		err := l.persist(chunk)
@@ -271,11 +333,16 @@ func (l *Location) flush() {
 			l.log.Error("dropping bindings the store refuses", "bindings", len(chunk), "error", err)
 		case err != nil:
 			l.log.Error("persist bindings; will retry", "bindings", len(batch), "error", err)
+			l.failing.Store(true)
 			l.mu.Lock()
 			l.pending = append(batch, l.pending...)
+			close(l.wake) // the waiters answer now: see WaitDurable
+			l.wake = make(chan struct{})
 			l.mu.Unlock()
 			return
 		}
 		batch = batch[len(chunk):]
 	}
+	l.failing.Store(false)
+	l.markDurable(upTo)
 }

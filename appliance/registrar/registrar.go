@@ -127,6 +127,10 @@ func New(dir Directory, digest *Digest, throttle *Throttle, loc *Location, opt O
 		inFlight: make(chan struct{}, opt.MaxInFlight)}
 }
 
+// durableWait bounds how long a REGISTER's answer waits for its group
+// commit.
+const durableWait = time.Second
+
 // Allow and Accept list what Outpost's SIP side understands.
 const (
 	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, UPDATE, INFO"
@@ -314,6 +318,7 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return next, nil
 	})
+	mark := r.loc.Queued()
 	var refused *errRefused
 	if errors.As(err, &refused) {
 		if refused.failback {
@@ -323,6 +328,14 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, refused.code, refused.reason, refused.hdrs...)
 		return
 	}
+	// The 200 says the registration holds: wait for the group commit that
+	// puts it on disk (about 20 ms), so a node killed right after answering
+	// keeps it. A store that cannot write (a full disk) does not hold the
+	// answer: the registration stays in memory, the location keeps
+	// retrying, and the wait is bounded by durableWait.
+	wctx, cancel := context.WithTimeout(ctx, durableWait)
+	r.loc.WaitDurable(wctx, mark)
+	cancel()
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	for _, b := range bindings {
 		secs := int(b.Expires.Sub(now).Round(time.Second) / time.Second)
