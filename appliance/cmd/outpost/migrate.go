@@ -53,36 +53,33 @@ func migrate(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer unlock()
 	from, to, err := store.MigrateFile(ctx, path)
-	keepOwner(path)
-	switch {
-	case errors.Is(err, store.ErrNoStore):
-		fmt.Fprintf(stdout, "no store at %s: nothing to migrate\n", path)
-		return nil
-	case err != nil:
-		return fmt.Errorf("migrate %s: %w", path, err)
-	case from == to:
-		fmt.Fprintf(stdout, "store %s: schema version %d, up to date\n", path, to)
-	default:
-		fmt.Fprintf(stdout, "store %s: migrated from schema version %d to %d\n", path, from, to)
-	}
-	return nil
+	return reportMigration(stdout, path, "migrate", from, to, err,
+		"up to date", fmt.Sprintf("migrated from schema version %d to %d", from, to))
 }
 
 // checkMigration prints what opening the store would do and fails when
 // this binary could not open it.
 func checkMigration(ctx context.Context, path, tempDir string, stdout io.Writer) error {
 	from, to, err := store.CheckMigration(ctx, path, tempDir)
+	return reportMigration(stdout, path, "check", from, to, err,
+		"up to date: ok", fmt.Sprintf("schema version %d, this binary migrates it to %d: ok", from, to))
+}
+
+// reportMigration prints the outcome of a migration or its check (what,
+// in the error): upToDate when there was nothing to do, migrated when
+// there was.
+func reportMigration(stdout io.Writer, path, what string, from, to int, err error, upToDate, migrated string) error {
 	keepOwner(path)
 	switch {
 	case errors.Is(err, store.ErrNoStore):
 		fmt.Fprintf(stdout, "no store at %s: nothing to migrate\n", path)
 		return nil
 	case err != nil:
-		return fmt.Errorf("check %s: %w", path, err)
+		return fmt.Errorf("%s %s: %w", what, path, err)
 	case from == to:
-		fmt.Fprintf(stdout, "store %s: schema version %d, up to date: ok\n", path, to)
+		fmt.Fprintf(stdout, "store %s: schema version %d, %s\n", path, to, upToDate)
 	default:
-		fmt.Fprintf(stdout, "store %s: schema version %d, this binary migrates it to %d: ok\n", path, from, to)
+		fmt.Fprintf(stdout, "store %s: %s\n", path, migrated)
 	}
 	return nil
 }
