@@ -91,23 +91,7 @@ func newChaosCluster(t *testing.T, doc []byte, each func(id string, o *nodeOpts)
 			}
 		}
 	})
-	for _, n := range c.nodes {
-		eventually(t, 90*time.Second, n.id+" sees 3 healthy members", func(ctx context.Context) error {
-			st, err := n.status(ctx)
-			if err != nil {
-				return err
-			}
-			if !st.Ready || !st.Quorum || len(st.Members) != 3 {
-				return fmt.Errorf("ready=%v quorum=%v members=%d", st.Ready, st.Quorum, len(st.Members))
-			}
-			for _, m := range st.Members {
-				if !m.Healthy || m.Site == "" {
-					return fmt.Errorf("member %s healthy=%v site=%q", m.ID, m.Healthy, m.Site)
-				}
-			}
-			return nil
-		})
-	}
+	waitHealthyMembers(t, c.nodes, 90*time.Second)
 	snap, err := account.DecodeBytes(doc)
 	if err != nil {
 		t.Fatal(err)

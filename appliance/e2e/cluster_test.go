@@ -48,13 +48,21 @@ func formClusterWith(t testing.TB, base nodeOpts) []*node {
 	n2 := startNode(t, "n2", opts("hq", n1.httpAddr))
 	n3 := startNode(t, "n3", opts("branch", n1.httpAddr))
 	nodes := []*node{n1, n2, n3}
+	waitHealthyMembers(t, nodes, 60*time.Second)
+	return nodes
+}
+
+// waitHealthyMembers waits until every node is ready with quorum and sees
+// all of nodes as healthy members with a site.
+func waitHealthyMembers(t testing.TB, nodes []*node, within time.Duration) {
+	t.Helper()
 	for _, n := range nodes {
-		eventually(t, 60*time.Second, n.id+" sees 3 healthy members", func(ctx context.Context) error {
+		eventually(t, within, fmt.Sprintf("%s sees %d healthy members", n.id, len(nodes)), func(ctx context.Context) error {
 			st, err := n.status(ctx)
 			if err != nil {
 				return err
 			}
-			if !st.Ready || !st.Quorum || len(st.Members) != 3 {
+			if !st.Ready || !st.Quorum || len(st.Members) != len(nodes) {
 				return fmt.Errorf("ready=%v quorum=%v members=%d", st.Ready, st.Quorum, len(st.Members))
 			}
 			for _, m := range st.Members {
@@ -65,7 +73,6 @@ func formClusterWith(t testing.TB, base nodeOpts) []*node {
 			return nil
 		})
 	}
-	return nodes
 }
 
 func leaderOf(ctx context.Context, nodes []*node) (*node, error) {
