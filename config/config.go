@@ -103,6 +103,11 @@ type SIP struct {
 	// (slowloris). A connection that delivered a message may then stay
 	// silent for MaxExpires and a minute.
 	TCPMessageTimeout Duration `yaml:"tcp_message_timeout" json:"tcp_message_timeout"`
+	// TLSCBCCiphers also offers, on SIP TLS, the TLS 1.2 AES-CBC cipher
+	// suites (ECDHE, SHA-1 MAC) for phones whose TLS offers no
+	// AEAD suite. Off by default: SIP TLS, like HTTPS, offers TLS 1.3 and
+	// TLS 1.2's ECDHE AES-GCM and ChaCha20-Poly1305 suites only.
+	TLSCBCCiphers bool `yaml:"tls_cbc_ciphers" json:"tls_cbc_ciphers"`
 }
 
 // The values of sip.failback.

@@ -208,13 +208,15 @@ func TestKeys(t *testing.T) {
 		{"http.tls_listen", "OUTPOST_HTTP_TLS_LISTEN", "string"},
 		{"http.tls_cert", "OUTPOST_HTTP_TLS_CERT", "string"},
 		{"http.tls_key", "OUTPOST_HTTP_TLS_KEY", "string"},
+		// Extension: old phones' TLS (docs/configuration.md).
+		{"sip.tls_cbc_ciphers", "OUTPOST_SIP_TLS_CBC_CIPHERS", "bool"},
 	} {
 		k, ok := lookupKey(want.path)
 		if !ok || k.Env != want.env || k.Kind != want.kind {
 			t.Errorf("key %s = %+v, %v; want env %s kind %s", want.path, k, ok, want.env, want.kind)
 		}
 	}
-	if got, want := len(Keys()), 52; got != want {
+	if got, want := len(Keys()), 53; got != want {
 		t.Errorf("len(Keys()) = %d, want %d (update this test, the example and docs/configuration.md together)", got, want)
 	}
 }

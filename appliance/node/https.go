@@ -84,11 +84,12 @@ func (n *Node) HTTPSAddr() string {
 }
 
 // httpsConfig is the HTTPS listener's TLS configuration: TLS 1.2 or later
-// with Go's cipher suites, HTTP/2 offered, the certificate from the files
+// with AEAD cipher suites only, HTTP/2 offered, the certificate from the files
 // (loaded again when they change).
 func httpsConfig(p *certfile.Pair) *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   certfile.AEADSuites,
 		GetCertificate: p.GetCertificate,
 		NextProtos:     []string{"h2", "http/1.1"},
 	}

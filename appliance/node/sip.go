@@ -23,6 +23,7 @@ import (
 	"github.com/outpost-voice/outpost/appliance/registrar"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/config"
+	"github.com/outpost-voice/outpost/internal/certfile"
 )
 
 // sipEndpoint is the node's SIP side: the listeners it bound, the sipgo
@@ -128,7 +129,8 @@ func (n *Node) startSIP() error {
 		if err != nil {
 			return fmt.Errorf("sip tls certificate: %w", err)
 		}
-		conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		conf := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certfile.ServerSuites(c.TLSCBCCiphers),
+			Certificates: []tls.Certificate{cert}}
 		raw, err := net.Listen("tcp", c.TLS)
 		if err != nil {
 			return fmt.Errorf("listen sip tls on %s: %w", c.TLS, err)

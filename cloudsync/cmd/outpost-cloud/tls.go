@@ -16,11 +16,12 @@ func loadCertFiles(certFile, keyFile string, log *slog.Logger) (*certfile.Pair, 
 		certfile.File{Path: keyFile, Label: "--tls-key"}, log)
 }
 
-// serverTLS is the server's TLS configuration: TLS 1.2 or later, the
-// certificate from the files.
+// serverTLS is the server's TLS configuration: TLS 1.2 or later with AEAD
+// cipher suites only, the certificate from the files.
 func serverTLS(p *certfile.Pair) *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   certfile.AEADSuites,
 		GetCertificate: p.GetCertificate,
 		NextProtos:     []string{"http/1.1"},
 	}
