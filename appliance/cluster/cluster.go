@@ -53,6 +53,7 @@ type Cluster struct {
 
 	applyLatency prometheus.Histogram
 	batcher      *Batcher
+	stopWatch    chan struct{} // stops handOffWhileStalled
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -137,8 +138,10 @@ func Open(cfg Config) (*Cluster, error) {
 		_ = logs.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	c := &Cluster{cfg: cfg, log: log, raft: r, fsm: fsm, wal: logs, transport: transport, applyLatency: newApplyLatency()}
+	c := &Cluster{cfg: cfg, log: log, raft: r, fsm: fsm, wal: logs, transport: transport, applyLatency: newApplyLatency(),
+		stopWatch: make(chan struct{})}
 	c.batcher = newBatcher(c)
+	go c.handOffWhileStalled(c.stopWatch)
 	if !has && cfg.Bootstrap {
 		boot := raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(cfg.Advertise),
@@ -341,6 +344,7 @@ func (c *Cluster) Shutdown() error {
 }
 
 func (c *Cluster) shutdown() error {
+	close(c.stopWatch)
 	if c.IsLeader() {
 		if members, err := c.Members(); err == nil && len(members) > 1 {
 			if err := c.raft.LeadershipTransfer().Error(); err != nil {

@@ -79,31 +79,71 @@ func fillDisk(t *testing.T, dir string) (string, int64) {
 // corrupts nothing; once the space returns it applies what it missed,
 // shares its phones and its call record, and is ready again, without a
 // restart.
-func TestChaosDiskFull(t *testing.T) {
+func TestChaosDiskFull(t *testing.T) { chaosDiskFull(t, false) }
+
+// The same with the leader's disk full. A leader whose FSM waits for space
+// would hold up every write of the cluster (an apply answers once the
+// leader applied it) while its heartbeats keep an election away: it hands
+// the leadership over, and the others go on.
+func TestChaosDiskFullLeader(t *testing.T) { chaosDiskFull(t, true) }
+
+func chaosDiskFull(t *testing.T, leader bool) {
 	began := time.Now()
-	disk := mountTmpfs(t, chaosDiskMiB)
+	// Every node's data directory is a tmpfs of its own for the leader's
+	// case (whichever leads is filled); only n3's for the follower's.
+	disks := map[string]string{}
 	c := newChaosCluster(t, demoSnapshot(t), func(id string, o *nodeOpts) {
-		if id == "n3" {
-			o.dataDir = filepath.Join(disk, "data")
+		if leader || id == "n3" {
+			disks[id] = mountTmpfs(t, chaosDiskMiB)
+			o.dataDir = filepath.Join(disks[id], "data")
 		}
 	})
 	ctx := context.Background()
-	full := c.nodes[2]
-	if l := c.leader(c.nodes, 30*time.Second); l == full {
+	l := c.leader(c.nodes, 30*time.Second)
+	full, role := c.nodes[2], "a follower"
+	if leader {
+		full, role = l, "the leader"
+	} else if l == full {
 		t.Fatalf("%s leads; the test fills a follower's disk", full.id)
 	}
+	var others []*node
+	for _, n := range c.nodes {
+		if n != full {
+			others = append(others, n)
+		}
+	}
+	disk := disks[full.id]
 	ballast, size := fillDisk(t, disk)
 	filled := time.Now()
-	t.Logf("filled %s's data directory: ballast of %d MiB", full.id, size>>20)
+	t.Logf("filled %s's data directory (%s): ballast of %d MiB", full.id, role, size>>20)
+
+	var handOff time.Duration
+	if leader {
+		// Something to apply, so the full leader's FSM stalls; then it
+		// hands over, and the apply it was sent ends (applied or refused).
+		rev2 := withRevision(t, demoSnapshot(t), 2, func(m map[string]any) {
+			m["account"].(map[string]any)["name"] = "Acme Corp (sent to the leader as its disk filled)"
+		})
+		applied := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			_, err := full.client().ApplySnapshot(ctx, rev2)
+			applied <- err
+		}()
+		defer func() { t.Logf("the apply sent to the full leader ended: %v", <-applied) }()
+		_, handOff = c.waitLeaderChange(others, full, filled, 60*time.Second)
+		t.Logf("a new leader %v after %s's disk filled", handOff.Round(time.Millisecond), full.id)
+	}
 
 	// The others go on.
-	rev2 := withRevision(t, demoSnapshot(t), 2, func(m map[string]any) {
-		m["account"].(map[string]any)["name"] = "Acme Corp (applied while n3's disk is full)"
+	rev2 := withRevision(t, demoSnapshot(t), 3, func(m map[string]any) {
+		m["account"].(map[string]any)["name"] = "Acme Corp (applied while " + full.id + "'s disk is full)"
 	})
-	if rev, err := c.nodes[0].client().ApplySnapshot(ctx, rev2); err != nil || rev != 2 {
-		t.Fatalf("apply revision 2 with a follower's disk full: %d %v", rev, err)
+	if rev, err := others[0].client().ApplySnapshot(ctx, rev2); err != nil || rev != 3 {
+		t.Fatalf("apply revision 3 with %s's disk full: %d %v", role, rev, err)
 	}
-	doc2 := waitRevision(t, c.nodes[:2], 2)
+	doc2 := waitRevision(t, others, 3)
 
 	// The full node: phones register and call there.
 	alice := newChaosPhone(t, c.host(full), full, "alice")
@@ -155,12 +195,12 @@ func TestChaosDiskFull(t *testing.T) {
 	freed := time.Now()
 	want := map[string]string{"alice": alice.contact(), "bob": bob.contact()}
 	var recovered time.Duration
-	eventually(t, 60*time.Second, full.id+" recovers: ready, revision 2, its phones and call shared", func(ctx context.Context) error {
+	eventually(t, 60*time.Second, full.id+" recovers: ready, revision 3, its phones and call shared", func(ctx context.Context) error {
 		st, err := full.status(ctx)
 		if err != nil {
 			return err
 		}
-		if !st.Ready || st.Revision != 2 {
+		if !st.Ready || st.Revision != 3 {
 			return fmt.Errorf("ready %v (%s), revision %d", st.Ready, st.NotReadyReason, st.Revision)
 		}
 		var errs []error
@@ -173,8 +213,8 @@ func TestChaosDiskFull(t *testing.T) {
 		recovered = time.Since(freed)
 		return errors.Join(errs...)
 	})
-	if d := waitRevision(t, c.nodes, 2); !bytes.Equal(d, doc2) {
-		t.Errorf("%s serves a revision 2 other than the others'", full.id)
+	if d := waitRevision(t, c.nodes, 3); !bytes.Equal(d, doc2) {
+		t.Errorf("%s serves a revision 3 other than the others'", full.id)
 	}
 
 	// Nothing corrupt: stopped, its store passes SQLite's integrity check,
@@ -186,11 +226,15 @@ func TestChaosDiskFull(t *testing.T) {
 		t.Error(err)
 	}
 	full.restart()
-	waitRevision(t, c.nodes, 2)
-	t.Logf("FIGURES full disk on a follower: not ready %v after the disk filled (%q); the others applied revision 2; "+
+	waitRevision(t, c.nodes, 3)
+	handedOff := ""
+	if leader {
+		handedOff = fmt.Sprintf("; a new leader %v after it filled", handOff.Round(time.Millisecond))
+	}
+	t.Logf("FIGURES full disk on %s: not ready %v after the disk filled (%q)%s; the others applied revision 3; "+
 		"on the full node 2 phones registered and %d call connected; recovered %v after space returned, without a restart: "+
-		"revision 2, phones and call record on every node; integrity check ok; lost 0",
-		alarmAfter.Round(time.Millisecond), reason, b2n(callID != ""), recovered.Round(time.Millisecond))
+		"revision 3, phones and call record on every node; integrity check ok; lost 0",
+		role, alarmAfter.Round(time.Millisecond), reason, handedOff, b2n(callID != ""), recovered.Round(time.Millisecond))
 	t.Logf("test took %v", time.Since(began).Round(time.Millisecond))
 }
 
