@@ -282,6 +282,30 @@ func (h *labHost) drop(ips ...string) {
 }
 `, chaosTable, set, set)
 	}
+	h.nft(rules)
+}
+
+// lose replaces the host's rules by ones dropping, at random, pct percent
+// of the packets it receives from each of ips (nftables' numgen; this
+// kernel has no netem for delay or reordering). On every host, that makes
+// each link lose pct percent in each direction.
+func (h *labHost) lose(pct int, ips ...string) {
+	h.lab.t.Helper()
+	rules := fmt.Sprintf(`table %s {}
+delete table %s
+table %s {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ip saddr { %s } numgen random mod 100 < %d drop
+	}
+}
+`, chaosTable, chaosTable, chaosTable, strings.Join(ips, ", "), pct)
+	h.nft(rules)
+}
+
+// nft loads rules in the host's namespace.
+func (h *labHost) nft(rules string) {
+	h.lab.t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", h.ns, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
