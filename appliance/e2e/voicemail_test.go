@@ -163,3 +163,59 @@ func withoutVoicemail(t testing.TB, usernames ...string) []byte {
 	}
 	return data
 }
+
+// A call nobody answers within the user's no-answer time (carol: 5 s),
+// and a call to a busy phone (bob's answers 486), go to the callee's
+// mailbox: the caller is answered, leaves a message, and the record says
+// why it went there.
+func TestVoicemailNoAnswerAndBusy(t *testing.T) {
+	s, err := account.DecodeBytes(demoSnapshot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range s.Users {
+		if u.SIP.Username == "carol" {
+			s.Users[i].Voicemail = &account.Voicemail{NoAnswerS: 5}
+		}
+	}
+	snap, err := s.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, "vmna", nodeOpts{bootstrapSnapshot: writeFile(t, "demo.json", snap)})
+	waitRevision(t, []*node{n}, 1)
+	ringing := answerWith(t, n, "carol", freeUDPPort(t), "-sf", scenarioPath(t, "uas-ring.xml"))
+	busy := answerWith(t, n, "bob", freeUDPPort(t), "-sf", scenarioPath(t, "uas-busy.xml"))
+	for _, tc := range []struct{ dial, why, mailbox string }{
+		{"1003", "no_answer", "u-carol"},
+		{"1002", "busy", "u-bob"},
+	} {
+		start := time.Now()
+		callers := writeCallersCSV(t, [][4]string{{"alice", "pw-alice", "acme.example", tc.dial}})
+		if res := runSIPp(t, scenarioPath(t, "uac-voicemail.xml"), n.sipUDP, 1, 40*time.Second, "-inf", callers); res.exit != 0 {
+			t.Fatalf("calling %s: sipp exit %d\n%s\n%s", tc.dial, res.exit, res.stdout, n.log())
+		}
+		eventually(t, 10*time.Second, "the "+tc.why+" call recorded as voicemail", func(ctx context.Context) error {
+			recs, err := n.client().Journal(ctx, 10)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if r.Dialled == tc.dial && r.Disposition == "voicemail" && r.Route == tc.why+" > voicemail:"+tc.mailbox {
+					if tc.why == "no_answer" && r.Answer.Sub(r.Start) < 5*time.Second {
+						return fmt.Errorf("answered by voicemail %v after the start, before the 5 s no-answer time", r.Answer.Sub(r.Start))
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("no voicemail record for %s (%s) in %+v", tc.dial, tc.why, recs)
+		})
+		t.Logf("%s: %v", tc.why, time.Since(start))
+	}
+	if code := ringing(); code != 0 {
+		t.Errorf("carol's ringing phone: sipp exit %d (no CANCEL after the no-answer time?)", code)
+	}
+	if code := busy(); code != 0 {
+		t.Errorf("bob's busy phone: sipp exit %d", code)
+	}
+}
