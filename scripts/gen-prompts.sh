@@ -44,7 +44,7 @@ speech=(
   "not-available|The person you are calling is not available."
   "vm-greeting-default|The person you are calling is not available. Please leave a message after the tone."
   "vm-no-messages|You have no messages."
-  "vm-menu|To hear the message again, press 1. To delete it, press 7. To save it, press 9. For the next message, press pound."
+  "vm-menu|Press 1 to replay, 7 to delete, 9 to save, or pound for the next message."
   "vm-you-have|You have"
   "vm-new-messages|new messages"
   "vm-saved-messages|saved messages"

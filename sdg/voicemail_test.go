@@ -6,7 +6,9 @@ import (
 	"github.com/outpost-voice/outpost/account"
 )
 
-func voicemailRoute(id string) *account.Route { return &account.Route{Type: account.RouteVoicemail, ID: id} }
+func voicemailRoute(id string) *account.Route {
+	return &account.Route{Type: account.RouteVoicemail, ID: id}
+}
 
 // A voicemail route sends the caller to its mailbox (a user's or an
 // SDG's): reaching it connects the call, a mailbox that cannot take it

@@ -16,7 +16,7 @@ import (
 // <data_dir>/voicemail and the messages on the presence plane; a sharer
 // proposes what this node recorded or changed, like call records. Audio
 // recorded on another node is fetched from it by sha256 when it is played
-// here (GET /api/v1/cluster/voicemail/{sha256}), so it never crosses Raft.
+// here (GET /api/v1/cluster/voicemail/{hash}), so it never crosses Raft.
 type nodeVoicemail struct {
 	box    *voicemail.Box
 	sharer *sharer[store.VoicemailMessage]

@@ -159,7 +159,7 @@ func (s *Server) routes() {
 	admin := api.Group("", s.requireToken)
 	admin.GET("/snapshot", s.getSnapshot)
 	admin.GET("/cluster/members", s.getMembers)
-	admin.GET("/cluster/voicemail/:sha256", s.getVoicemailAudio)
+	admin.GET("/cluster/voicemail/:hash", s.getVoicemailAudio)
 	admin.GET("/journal", s.getJournal)
 	admin.GET("/sdgs", s.getGroups)
 	admin.GET("/sdgs/overrides", s.getOverrides)

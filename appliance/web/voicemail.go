@@ -8,7 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// getVoicemailAudio serves GET /api/v1/cluster/voicemail/{sha256}: the
+// getVoicemailAudio serves GET /api/v1/cluster/voicemail/{hash}: the
 // WAV of a voicemail message this node holds, for another node of the
 // cluster that plays it (*97) or keeps a copy (admin token; the nodes
 // share it).
@@ -17,7 +17,7 @@ func (s *Server) getVoicemailAudio(c *gin.Context) {
 		fail(c, http.StatusNotFound, "this node has no voicemail")
 		return
 	}
-	hash := c.Param("sha256")
+	hash := c.Param("hash")
 	data, err := s.deps.VoicemailAudio(hash)
 	if err != nil {
 		fail(c, http.StatusNotFound, "no voicemail audio %q on this node: %v", hash, err)

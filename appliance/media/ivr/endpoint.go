@@ -63,7 +63,7 @@ type Endpoint struct {
 	codec   g711.Codec
 	rec     atomic.Pointer[chan []int16] // set while Record runs: the caller's audio goes there
 	keys    chan byte                    // keys pressed, in order
-	pressed chan struct{} // a key arrived (barge-in), capacity 1
+	pressed chan struct{}                // a key arrived (barge-in), capacity 1
 	closed  chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
