@@ -49,9 +49,9 @@ func TestRulesConferenceRoute(t *testing.T) {
 // The unknown-type message lists the conference route with the others.
 func TestRulesUnknownTypeNamesConference(t *testing.T) {
 	s := demo(t)
-	s.SDGs[1].Route.Type = "voicemail"
+	s.SDGs[1].Route.Type = "fax"
 	err := Validate(s, 0)
-	if err == nil || !strings.Contains(err.Error(), "sdg or conference") {
+	if err == nil || !strings.Contains(err.Error(), "sdg, conference or voicemail") {
 		t.Fatalf("Validate = %v, want the list of route types to end with conference", err)
 	}
 }

@@ -14,7 +14,7 @@ const (
 	MaxIVRRetries   = 10
 )
 
-const routeTypes = "user, group, ivr, number, sdg or conference"
+const routeTypes = "user, group, ivr, number, sdg, conference or voicemail"
 const strategies = "simultaneous, sequential, rotating or longest_idle"
 
 // routeField is one optional field of a Route, as a bit.
@@ -55,6 +55,9 @@ var allowedFields = map[string]routeField{
 	// joins a live call by its PIN), so it makes no graph edge and cannot
 	// loop.
 	RouteConference: 0,
+	// A voicemail route names a mailbox (a user or an SDG) and ends the
+	// route like a conference route: no graph edge, no loop.
+	RouteVoicemail: fieldID,
 }
 
 // presentFields lists the fields set on r. An empty list or object counts as
@@ -156,6 +159,8 @@ func (c *checker) checkRoute(r *Route, nesting int) {
 		}
 	case RouteSDG:
 		c.sdgRoute(r)
+	case RouteVoicemail:
+		c.voicemailRoute(r)
 	case RouteNumber:
 		if !isE164(r.Number) {
 			c.add(c.field("number"), e164Message(r.Number))
@@ -181,6 +186,21 @@ func (c *checker) sdgRoute(r *Route) {
 		return
 	}
 	c.graph.addEdge(c.graph.sdgNode(to), r)
+}
+
+// voicemailRoute checks a voicemail route's mailbox: a user's or an SDG's.
+func (c *checker) voicemailRoute(r *Route) {
+	if r.ID == "" {
+		c.add(c.field("id"), "required: the id of the user or sdg whose mailbox takes the message")
+		return
+	}
+	if _, ok := c.users[r.ID]; ok {
+		return
+	}
+	if _, ok := c.sdgs[r.ID]; ok {
+		return
+	}
+	c.addf(c.field("id"), "no user or sdg has id %q; use one of the users[].id or sdgs[].id", r.ID)
 }
 
 func (c *checker) groupRoute(r *Route, nesting int) {

@@ -318,6 +318,7 @@ func (c *checker) checkUsers() {
 			c.addf(index("users", i)+".priority", "unknown priority %q; use %s (the default), %s or %s (lower case)",
 				u.Priority, PriorityNormal, PriorityEmergency, PriorityCommonArea)
 		}
+		c.checkVoicemail(i, u.Voicemail)
 		switch {
 		case u.SIP.HA1MD5 == "":
 			c.add(index("users", i)+".sip.ha1_md5", "required: MD5(username:realm:password) as 32 lower-case hex digits")
@@ -374,7 +375,7 @@ func (c *checker) checkSDGs() {
 		c.claimExtension(g.Extension, holder{"sdgs", i, -1})
 		c.graph.begin(c.graph.sdgNode(i))
 		if g.Route == nil {
-			c.add(index("sdgs", i)+".route", "required: say where calls to this sdg go (a user, group, ivr, number, sdg or conference route)")
+			c.add(index("sdgs", i)+".route", "required: say where calls to this sdg go (a user, group, ivr, number, sdg, conference or voicemail route)")
 			continue
 		}
 		c.route = append(c.route[:0], elem("sdgs", i), elem(".route", -1))

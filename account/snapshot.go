@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Snapshot is the account's whole desired state at one revision, as the cloud
@@ -104,6 +105,56 @@ type User struct {
 	// empty, the default), PriorityEmergency or PriorityCommonArea. The
 	// canonical encoding omits it when empty.
 	Priority string `json:"priority,omitempty"`
+	// Voicemail is the user's mailbox settings (an extension of the
+	// contract); nil means the defaults: enabled, no answer after
+	// DefaultVoicemailNoAnswerS, the built-in greeting. The canonical
+	// encoding omits it when nil.
+	Voicemail *Voicemail `json:"voicemail,omitempty"`
+}
+
+// Voicemail limits and defaults (docs/sip.md, "Voicemail").
+const (
+	DefaultVoicemailNoAnswerS = 20
+	MinVoicemailNoAnswerS     = 5
+	MaxVoicemailNoAnswerS     = 120
+)
+
+// Voicemail is a user's mailbox settings (users[].voicemail, an extension
+// of the contract's snapshot; docs/architecture.md, "Extensions to the
+// contract"). Every field is optional.
+type Voicemail struct {
+	// Enabled turns the mailbox off with false; nil (absent) means on.
+	Enabled *bool `json:"enabled,omitempty"`
+	// NoAnswerS is how long the user's phones ring before the call goes
+	// to the mailbox, MinVoicemailNoAnswerS to MaxVoicemailNoAnswerS; 0
+	// (absent) means DefaultVoicemailNoAnswerS.
+	NoAnswerS int `json:"no_answer_s,omitempty"`
+	// Greeting names the user's own greeting: a prompts[] entry, whose
+	// WAV is synced as a blob like every custom prompt. "" (absent) means
+	// the built-in greeting.
+	Greeting string `json:"greeting,omitempty"`
+}
+
+// VoicemailSettings are a mailbox's effective settings, defaults applied.
+type VoicemailSettings struct {
+	Enabled  bool
+	NoAnswer time.Duration
+	Greeting string // a prompt name; "" is the built-in greeting
+}
+
+// VoicemailSettings is u's mailbox settings with the defaults applied.
+func (u User) VoicemailSettings() VoicemailSettings {
+	s := VoicemailSettings{Enabled: true, NoAnswer: DefaultVoicemailNoAnswerS * time.Second}
+	if v := u.Voicemail; v != nil {
+		if v.Enabled != nil {
+			s.Enabled = *v.Enabled
+		}
+		if v.NoAnswerS > 0 {
+			s.NoAnswer = time.Duration(v.NoAnswerS) * time.Second
+		}
+		s.Greeting = v.Greeting
+	}
+	return s
 }
 
 // User priorities: who is admitted first when a site's node is near
@@ -155,6 +206,12 @@ const (
 	// asks for the PIN of a call in progress on it and joins the caller
 	// to that call. It has no fields beyond its type and ends the route.
 	RouteConference = "conference"
+	// RouteVoicemail sends the caller to a mailbox (an extension of the
+	// contract; docs/sip.md, "Voicemail"): ID names a user (their mailbox)
+	// or an SDG (the SDG's own mailbox). The node answers, plays the
+	// mailbox's greeting and a beep and records a message. It ends the
+	// route.
+	RouteVoicemail = "voicemail"
 )
 
 // Group ringing strategies.
@@ -169,7 +226,7 @@ const (
 type Route struct {
 	Type string `json:"type"`
 
-	// user, sdg
+	// user, sdg, voicemail
 	ID string `json:"id,omitempty"`
 
 	// group

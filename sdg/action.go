@@ -3,7 +3,7 @@ package sdg
 import "time"
 
 // Action is what the engine asks the SIP layer to do next: Ring, Menu,
-// Dial or DialIn, each waiting for events carrying its Step; Connected or
+// Dial, DialIn or Voicemail, each waiting for events carrying its Step; Connected or
 // Fail, which end the call's routing; or Wait, which asks for nothing new.
 type Action interface{ action() }
 
@@ -72,13 +72,27 @@ type DialIn struct {
 	Step int
 }
 
+// Voicemail sends the caller to a mailbox (a voicemail route, which ends
+// the walk). Mailbox is a user's or an SDG's id. The caller answers the
+// call if it has not yet, plays the mailbox's greeting and a beep and
+// records a message; it reports Answered once the caller reached the
+// mailbox (whether or not they left a message), NoAnswer with a status
+// when the mailbox cannot take the call (it is disabled, the node has no
+// media), or Hangup.
+type Voicemail struct {
+	Step    int
+	Mailbox string
+}
+
 // Connected ends the routing: someone answered.
 type Connected struct {
 	Member string // the user who answered; "" for a Dial or a DialIn
 	Number string // the number dialled, for a Dial
 	// DialIn is true when the caller joined a call in progress (DialIn).
 	DialIn bool
-	Path   []string // the route taken (Call.Path)
+	// Voicemail is the mailbox the caller reached (Voicemail), "" else.
+	Voicemail string
+	Path      []string // the route taken (Call.Path)
 	// Rotation, when the member answered a rotating group, is the state
 	// to store for the group's next call.
 	Rotation *Rotation
@@ -112,6 +126,7 @@ func (Ring) action()      {}
 func (Menu) action()      {}
 func (Dial) action()      {}
 func (DialIn) action()    {}
+func (Voicemail) action() {}
 func (Connected) action() {}
 func (Fail) action()      {}
 func (Wait) action()      {}

@@ -12,12 +12,13 @@ import (
 type waiting int
 
 const (
-	waitNothing waiting = iota // over: Connected or Fail was returned
-	waitUser                   // a user route's Ring
-	waitGroup                  // a group's Ring
-	waitMenu                   // an IVR's Menu
-	waitDial                   // a number route's Dial
-	waitDialIn                 // a conference route's DialIn
+	waitNothing   waiting = iota // over: Connected or Fail was returned
+	waitUser                     // a user route's Ring
+	waitGroup                    // a group's Ring
+	waitMenu                     // an IVR's Menu
+	waitDial                     // a number route's Dial
+	waitDialIn                   // a conference route's DialIn
+	waitVoicemail                // a voicemail route's Voicemail
 )
 
 // Call is one call's walk through the routes. It is not safe for
@@ -33,7 +34,7 @@ type Call struct {
 	display string   // the innermost SDG's name
 	taken   map[*account.Route]bool
 
-	user   string // waitUser: the user rung
+	user   string // waitUser: the user rung; waitVoicemail: the mailbox
 	number string // waitDial: the number dialled
 	grp    group  // waitGroup
 	menu   menu   // waitMenu
@@ -71,6 +72,8 @@ func (c *Call) Next(ev Event) Action {
 		return c.menuEvent(ev)
 	case waitDialIn:
 		return c.dialInEvent(ev)
+	case waitVoicemail:
+		return c.voicemailEvent(ev)
 	default:
 		return c.dialEvent(ev)
 	}
@@ -109,6 +112,8 @@ func (c *Call) Result() Action { return c.result }
 //	dial:+E164              a number dialled out
 //	conference              a conference route: the caller was asked for
 //	                        the PIN of a call in progress
+//	voicemail:ID            a voicemail route: the caller was sent to
+//	                        mailbox ID
 func (c *Call) Path() []string { return slices.Clone(c.path) }
 
 // Step is the current action's step.
@@ -149,6 +154,8 @@ func (c *Call) enter(r *account.Route, loc string) Action {
 			r, loc = n.Route, node+"/route"
 		case account.RouteConference:
 			return c.dialIn()
+		case account.RouteVoicemail:
+			return c.voicemail(r, loc)
 		case account.RouteSDG:
 			if r.ID == "" {
 				return c.fail(statusServerError, fmt.Errorf("%s: %w: an sdg route needs an id", loc, ErrBadRoute))
@@ -261,6 +268,27 @@ func (c *Call) dialInEvent(ev Event) Action {
 		return c.fail(failStatus(e.Status), fmt.Errorf("conference: %w", ErrNoPIN))
 	}
 	return Wait{Reason: fmt.Sprintf("%T while asking for a PIN", ev)}
+}
+
+// voicemail sends the caller to a voicemail route's mailbox (which ends
+// the walk: there is no fallback).
+func (c *Call) voicemail(r *account.Route, loc string) Action {
+	if r.ID == "" {
+		return c.fail(statusServerError, fmt.Errorf("%s: %w: a voicemail route needs an id", loc, ErrBadRoute))
+	}
+	c.path = append(c.path, "voicemail:"+r.ID)
+	c.wait, c.user = waitVoicemail, r.ID
+	return Voicemail{Step: c.next(), Mailbox: r.ID}
+}
+
+func (c *Call) voicemailEvent(ev Event) Action {
+	switch e := ev.(type) {
+	case Answered:
+		return c.connect(Connected{Voicemail: c.user})
+	case NoAnswer:
+		return c.fail(failStatus(e.Status), fmt.Errorf("voicemail %s: %w", c.user, ErrNoVoicemail))
+	}
+	return Wait{Reason: fmt.Sprintf("%T while at a mailbox", ev)}
 }
 
 // next starts a new step and returns it.

@@ -4,13 +4,14 @@ import "errors"
 
 // Why a call failed; Fail.Err wraps one of these (check with errors.Is).
 var (
-	ErrNoAnswer    = errors.New("no answer")        // a group or user rang out, or nobody was available
-	ErrUnavailable = errors.New("user unavailable") // a user route's user is unregistered or on do-not-disturb
-	ErrBusy        = errors.New("user busy")        // a user route's user is busy
-	ErrNoInput     = errors.New("no valid input")   // an IVR used all attempts and has no no_input
-	ErrDialFailed  = errors.New("number failed")    // a number route's outbound call failed
-	ErrNoPIN       = errors.New("no valid pin")     // a conference route's caller did not join a call
-	ErrLoop        = errors.New("route loop")       // the walk came back to where it had been
+	ErrNoAnswer    = errors.New("no answer")           // a group or user rang out, or nobody was available
+	ErrUnavailable = errors.New("user unavailable")    // a user route's user is unregistered or on do-not-disturb
+	ErrBusy        = errors.New("user busy")           // a user route's user is busy
+	ErrNoInput     = errors.New("no valid input")      // an IVR used all attempts and has no no_input
+	ErrDialFailed  = errors.New("number failed")       // a number route's outbound call failed
+	ErrNoPIN       = errors.New("no valid pin")        // a conference route's caller did not join a call
+	ErrNoVoicemail = errors.New("mailbox unavailable") // a voicemail route's mailbox could not take the call
+	ErrLoop        = errors.New("route loop")          // the walk came back to where it had been
 	ErrTooDeep     = errors.New("sdgs nested too deep")
 	ErrNotFound    = errors.New("sdg not found")
 	ErrBadRoute    = errors.New("invalid route")

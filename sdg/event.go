@@ -7,8 +7,8 @@ package sdg
 type Event interface{ event() }
 
 // Answered: User answered a Ring (ignored if User was not rung), the
-// number of a Dial answered, or the caller of a DialIn joined the call
-// (User is then ignored).
+// number of a Dial answered, the caller of a DialIn joined the call, or
+// the caller of a Voicemail reached the mailbox (User is then ignored).
 type Answered struct {
 	Step int
 	User string

@@ -121,9 +121,14 @@ func describe(a Action) string {
 		return "dial " + a.Number
 	case DialIn:
 		return "dial-in"
+	case Voicemail:
+		return "voicemail " + a.Mailbox
 	case Connected:
 		if a.DialIn {
 			return "connected dial-in"
+		}
+		if a.Voicemail != "" {
+			return "connected voicemail " + a.Voicemail
 		}
 		if a.Member != "" {
 			return "connected " + a.Member
@@ -147,6 +152,8 @@ func stepOf(a Action) int {
 	case Dial:
 		return a.Step
 	case DialIn:
+		return a.Step
+	case Voicemail:
 		return a.Step
 	}
 	return 0

@@ -67,6 +67,7 @@ type B2BUA struct {
 	onCalls     map[string]int               // by user ID: connected calls here they are a party of (busy)
 	ringLegs    map[string][]*ringLeg        // by record ID: legs ringing users' phones (control.go)
 	originating map[string]originating       // by record ID: click-to-calls not connected yet
+	mailboxes   Mailboxes                    // voicemail (voicemail.go); nil: none
 	mixer       Mixer                        // the conference bridge; nil: no conferences
 	confs       map[string]*conf             // calls with invitations, by record ID (conference.go)
 	confDialogs map[string]*conf             // their participants' dialogs
@@ -303,6 +304,10 @@ func (b *B2BUA) place(req *sip.Request, tx sip.ServerTransaction, caller account
 	}
 	_ = ds.Respond(100, "Trying", nil)
 	rt.hops = hops
+	if rt.feature == DestVoicemail {
+		b.retrieve(ds, req, caller, &rt, rec)
+		return
+	}
 	if rt.out != nil {
 		b.callOut(ds, req, caller, *rt.out, hops, rec)
 		return
@@ -352,6 +357,12 @@ type route struct {
 	// autoAnswer asks the phones to answer at once (click-to-call's leg
 	// to the user's own phone).
 	autoAnswer bool
+	// mailbox is the callee's voicemail settings when an unanswered,
+	// busy or unregistered call goes to their mailbox (voicemail.go).
+	mailbox *account.VoicemailSettings
+	// feature is a star code's destination kind (DestVoicemail): the
+	// node itself answers (place), there are no targets.
+	feature string
 }
 
 // route resolves what a caller of site dialled to a user of the account
@@ -377,10 +388,26 @@ func (b *B2BUA) routeDest(ctx context.Context, site, dialled string, rec *store.
 			return route{}, &refusal{503, "Service Unavailable: no trunk to the PSTN", DispFailed}
 		}
 		return route{out: &dest, hops: maxForwards}, nil
+	case DestVoicemail:
+		if b.boxes() == nil {
+			return route{}, &refusal{404, "Not Found: no voicemail on this node", DispRefused}
+		}
+		return route{feature: DestVoicemail, hops: maxForwards}, nil
 	default:
 		return route{}, &refusal{404, "Not Found", DispRefused}
 	}
-	return b.routeToUser(ctx, dest.ID, rec)
+	rt, ref := b.routeToUser(ctx, dest.ID, rec)
+	switch {
+	case ref == nil:
+		rt.mailbox = b.mailboxOf(rt.callee)
+	case ref.code == 480: // no phone registered: the mailbox, if there is one
+		if callee, err := b.dir.UserByID(ctx, dest.ID); err == nil {
+			if mb := b.mailboxOf(callee); mb != nil {
+				return route{callee: callee, mailbox: mb, hops: maxForwards}, nil
+			}
+		}
+	}
+	return rt, ref
 }
 
 // routeToUser is the places user id's phones ring, filling rec's callee.
@@ -451,9 +478,33 @@ func (b *B2BUA) ring(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 		b.walk(ds, req, caller, rt, rec)
 		return
 	}
+	ctx := ds.Context()
+	if rt.mailbox != nil { // unanswered, busy or unregistered: the mailbox
+		if len(rt.targets) == 0 {
+			if !b.toMailbox(ds, req, caller, &rt, rt.callee.ID, rt.mailbox.Greeting, "unavailable", rec) {
+				b.unanswered(ds, 480, rec)
+			}
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt.mailbox.NoAnswer)
+		defer cancel()
+	}
 	var ringing sync.Once
-	winner, _, status := b.ringOnce(ds.Context(), ds, req, caller, rt, &ringing)
+	winner, _, status := b.ringOnce(ctx, ds, req, caller, rt, &ringing)
 	if winner == nil {
+		if rt.mailbox != nil && ds.Context().Err() == nil {
+			why := map[int]string{486: "busy"}[status]
+			if why == "" {
+				why = "no_answer"
+			}
+			if b.toMailbox(ds, req, caller, &rt, rt.callee.ID, rt.mailbox.Greeting, why, rec) {
+				return
+			}
+			if status == 487 { // the no-answer time passed
+				status = 480
+			}
+		}
 		b.unanswered(ds, status, rec)
 		return
 	}

@@ -165,6 +165,10 @@ func (l *scriptedLeg) Play(context.Context, ...string) error    { return nil }
 func (l *scriptedLeg) Key(byte)                                 {}
 func (l *scriptedLeg) SendDigits(context.Context, string) error { return nil }
 func (l *scriptedLeg) Close()                                   {}
+func (l *scriptedLeg) Record(context.Context, time.Duration, func([]int16) bool) (byte, error) {
+	return 0, ivr.ErrNoInput
+}
+func (l *scriptedLeg) PlaySamples(context.Context, []int16) (byte, error) { return 0, nil }
 
 func TestReadPIN(t *testing.T) {
 	for _, tc := range []struct {

@@ -99,3 +99,23 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// Star codes are features of the node, checked before anything else and
+// never sent to a trunk; an unknown one is not dialable.
+func TestResolveStarCodes(t *testing.T) {
+	p := demoPlan()
+	for _, tc := range []struct {
+		digits string
+		want   Destination
+	}{
+		{"*97", Destination{Kind: DestVoicemail}},
+		{" *97 ", Destination{Kind: DestVoicemail}},
+		{"*971", Destination{Kind: DestInvalid, Reason: "not an extension of the account and not a dialable number"}},
+		{"*99", Destination{Kind: DestInvalid, Reason: "not an extension of the account and not a dialable number"}},
+		{"97", Destination{Kind: DestInvalid, Reason: "not an extension of the account and not a dialable number"}},
+	} {
+		if got := Resolve(Dial{CallerSite: "hq", Digits: tc.digits}, p); got != tc.want {
+			t.Errorf("Resolve(%q) = %+v, want %+v", tc.digits, got, tc.want)
+		}
+	}
+}

@@ -273,6 +273,11 @@ func (b *B2BUA) walk(ds *sipgo.DialogServerSession, req *sip.Request, caller acc
 			if act, done = b.dialIn(ds, req, caller, &rt, a, c, rec); done {
 				return
 			}
+		case sdg.Voicemail:
+			var done bool
+			if act, done = b.voicemailFromGroup(ds, req, caller, &rt, a, c, rec); done {
+				return
+			}
 		case sdg.Fail:
 			rec.Route = strings.Join(a.Path, " > ")
 			log.Info("group call not answered", "status", a.Status, "reason", a.Reason(), "route", rec.Route)
@@ -337,6 +342,8 @@ func failDisposition(err error) string {
 		return DispFailed
 	case errors.Is(err, sdg.ErrNoPIN):
 		return DispRefused
+	case errors.Is(err, sdg.ErrNoVoicemail):
+		return DispUnavailable
 	}
 	return DispNoAnswer
 }

@@ -41,6 +41,11 @@ type IVRLeg interface {
 	Key(k byte)
 	// SendDigits sends keys as RFC 4733 events (a call-out's extension).
 	SendDigits(ctx context.Context, keys string) error
+	// Record hands the caller's audio to sink until it returns false, a
+	// key (returned), idle without audio (ivr.ErrNoInput) or the end.
+	Record(ctx context.Context, idle time.Duration, sink func([]int16) bool) (byte, error)
+	// PlaySamples plays audio; a key pressed ends it and is returned.
+	PlaySamples(ctx context.Context, samples []int16) (byte, error)
 	Close()
 }
 

@@ -40,6 +40,10 @@ const (
 	// replaced its store, so an older node halts instead (upgrade
 	// followers first).
 	CmdSetSDGOverride CommandType = 14
+	// CmdPutVoicemail shares voicemail messages and their state changes
+	// (presence plane). Not ignorable: a node that skipped one would not
+	// know a mailbox's messages until a Raft snapshot replaced its store.
+	CmdPutVoicemail CommandType = 15
 
 	IgnorableFlag CommandType = 0x80
 )
@@ -74,6 +78,8 @@ func (t CommandType) String() string {
 		return "put_rotation"
 	case CmdSetSDGOverride:
 		return "set_sdg_override"
+	case CmdPutVoicemail:
+		return "put_voicemail"
 	}
 	return fmt.Sprintf("command_%d", uint8(t))
 }
@@ -156,6 +162,17 @@ type PutELINs struct {
 // EncodeELINs is the entry sharing the ELINs a node assigned.
 func EncodeELINs(ms []store.ELINMapping) ([]byte, error) {
 	return Encode(CmdPutELINs, PutELINs{Mappings: ms})
+}
+
+// PutVoicemail is the payload of CmdPutVoicemail.
+type PutVoicemail struct {
+	Messages []store.VoicemailMessage `json:"messages"`
+}
+
+// EncodeVoicemail is the entry sharing voicemail messages a node recorded
+// or changed.
+func EncodeVoicemail(ms []store.VoicemailMessage) ([]byte, error) {
+	return Encode(CmdPutVoicemail, PutVoicemail{Messages: ms})
 }
 
 // EncodeRotation is the entry recording that r.Member answered the last
@@ -272,6 +289,16 @@ func CheckShared(cmd []byte) error {
 				return fmt.Errorf("%w: ELIN mapping %d needs id, elin, user_id and updated_at", ErrMalformedCommand, i)
 			}
 		}
+	case CmdPutVoicemail:
+		var p PutVoicemail
+		if err := dec.Decode(&p); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
+		}
+		for i, m := range p.Messages {
+			if m.ID == "" || m.Mailbox == "" || m.ReceivedAt.IsZero() || m.UpdatedAt.IsZero() {
+				return fmt.Errorf("%w: voicemail message %d needs id, mailbox, received_at and updated_at", ErrMalformedCommand, i)
+			}
+		}
 	case CmdPutRotation:
 		var r store.Rotation
 		if err := dec.Decode(&r); err != nil {
@@ -289,7 +316,7 @@ func CheckShared(cmd []byte) error {
 			return fmt.Errorf("%w: %v", ErrMalformedCommand, err)
 		}
 	default:
-		return fmt.Errorf("%s is not a command nodes may share: only registrations, call records, ELINs, rotations and cloud credentials are accepted here", t)
+		return fmt.Errorf("%s is not a command nodes may share: only registrations, call records, ELINs, voicemail, rotations and cloud credentials are accepted here", t)
 	}
 	return nil
 }

@@ -65,3 +65,38 @@ func TestCallRecordsEncodingRoundTrip(t *testing.T) {
 		t.Errorf("stored routes %q, want %q", routes, want)
 	}
 }
+
+// Voicemail messages go through Raft: CheckShared takes a well-formed
+// batch and refuses one without a mailbox; applying a message and then
+// its saved copy, twice, ends in one saved message.
+func TestVoicemailCommand(t *testing.T) {
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	m := store.VoicemailMessage{ID: "vm-1", Mailbox: "u-alice", Caller: "bob", CallRecord: "c-1", ReceivedAt: at,
+		DurationMS: 3000, SHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Size: 48044,
+		Node: "n1", Folder: store.FolderNew, UpdatedAt: at}
+	saved := m
+	saved.Folder, saved.UpdatedAt = store.FolderSaved, at.Add(time.Minute)
+	first, err := EncodeVoicemail([]store.VoicemailMessage{m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := EncodeVoicemail([]store.VoicemailMessage{saved})
+	if err := CheckShared(first); err != nil {
+		t.Fatalf("CheckShared: %v", err)
+	}
+	bad := m
+	bad.Mailbox = ""
+	if cmd, _ := EncodeVoicemail([]store.VoicemailMessage{bad}); CheckShared(cmd) == nil {
+		t.Error("CheckShared took a message without a mailbox")
+	}
+	f, st := newFSM(t)
+	for i, res := range applyAt(f, 1, second, first, second, first) {
+		if res.Err != nil {
+			t.Fatalf("apply %d: %v", i, res.Err)
+		}
+	}
+	box, err := st.Reader().Mailbox(t.Context(), "u-alice")
+	if err != nil || len(box) != 1 || box[0].Folder != store.FolderSaved || !box[0].UpdatedAt.Equal(saved.UpdatedAt) {
+		t.Fatalf("Mailbox = %+v, %v", box, err)
+	}
+}

@@ -242,6 +242,9 @@ func commandHandlers() map[CommandType]handler {
 		CmdPutELINs: jsonHandler(func(tx *store.Tx, m PutELINs) error {
 			return tx.PutELINMappings(m.Mappings)
 		}),
+		CmdPutVoicemail: jsonHandler(func(tx *store.Tx, m PutVoicemail) error {
+			return tx.PutVoicemail(m.Messages)
+		}),
 		CmdPutRotation: jsonHandler(func(tx *store.Tx, r store.Rotation) error {
 			return tx.PutRotation(r)
 		}).changesRotations(),

@@ -133,9 +133,10 @@ func writeCallersCSV(t testing.TB, rows [][4]string) string {
 	return writeFile(t, "callers.csv", b)
 }
 
-// Calls Outpost cannot connect get the answer that says why.
+// Calls Outpost cannot connect get the answer that says why (carol's
+// mailbox is off: with it, her calls would go to voicemail).
 func TestCallRefusals(t *testing.T) {
-	n := startNode(t, "refuse", nodeOpts{bootstrapSnapshot: writeFile(t, "demo.json", demoSnapshot(t))})
+	n := startNode(t, "refuse", nodeOpts{bootstrapSnapshot: writeFile(t, "demo.json", withoutVoicemail(t, "carol"))})
 	waitRevision(t, []*node{n}, 1)
 	template, err := os.ReadFile(filepath.Join("testdata", "sipp", "uac-auth-refused.xml"))
 	if err != nil {

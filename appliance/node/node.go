@@ -54,6 +54,7 @@ type Node struct {
 	cloud         *cloudState
 	trunks        *trunks
 	prompts       *nodePrompts // custom prompts: the IVRs' library and the blobs it plays
+	voicemail     *nodeVoicemail
 
 	httpAdvertise string
 	sipAdvertise  string
@@ -111,6 +112,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(func(ctx context.Context) { n.bindingSharer.run(ctx, n.log, n.propose) })
 	run(func(ctx context.Context) { n.journal.sharer.run(ctx, n.log, n.propose) })
 	run(n.journal.run)
+	run(func(ctx context.Context) { n.voicemail.sharer.run(ctx, n.log, n.propose) })
 	run(n.rotations.Run)
 	run(n.pruneLoop)
 	run(n.trimMemoryLoop)
@@ -188,6 +190,10 @@ func (n *Node) start() error {
 	}
 	n.rotations = newRotations(n)
 	n.sip.calls.SetRotations(n.rotations)
+	if n.voicemail, err = newVoicemail(n); err != nil {
+		return err
+	}
+	n.sip.calls.SetVoicemail(n.voicemail.box)
 	// A credentials file that cannot be read stops the start, loudly;
 	// none at all is fine (another node may be paired, or none).
 	if _, err := cloudsync.LoadCredentials(c.CloudCredentialsFile()); err != nil && !errors.Is(err, cloudsync.ErrNotPaired) {
@@ -223,6 +229,7 @@ func (n *Node) start() error {
 		Healthy:        n.health.Healthy,
 		ActiveCalls:    func() int { return n.sip.calls.Active() },
 		PromptsMissing: n.prompts.Missing,
+		VoicemailAudio: n.voicemail.box.AudioFile,
 		Groups:         func(ctx context.Context) (any, error) { return n.sip.calls.Groups(ctx) },
 		Calls: func() any {
 			if cs := n.sip.calls.Calls(); cs != nil {

@@ -153,9 +153,16 @@ func scanUsers(rows *sql.Rows) ([]account.User, error) {
 		var u account.User
 		var numbersNull bool
 		var numbers []byte
+		var voicemail sql.NullString
 		if err := rows.Scan(&u.ID, &u.Site, &u.Name, &u.Email, &u.Extension, &numbersNull,
-			&u.SIP.Username, &u.SIP.HA1MD5, &u.SIP.HA1SHA256, &u.Priority, &numbers); err != nil {
+			&u.SIP.Username, &u.SIP.HA1MD5, &u.SIP.HA1SHA256, &u.Priority, &voicemail, &numbers); err != nil {
 			return nil, fmt.Errorf("users: %w", err)
+		}
+		if voicemail.Valid {
+			u.Voicemail = new(account.Voicemail)
+			if err := json.Unmarshal([]byte(voicemail.String), u.Voicemail); err != nil {
+				return nil, fmt.Errorf("user %s: voicemail: %w", u.ID, err)
+			}
 		}
 		u.Numbers = emptyOrNil[string](numbersNull)
 		if string(numbers) != "[]" {

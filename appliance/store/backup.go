@@ -59,8 +59,8 @@ func (s *Store) Backup(w io.Writer) error {
 // database is unchanged.
 //
 // Everything is replaced except the local-first tables, local_bindings,
-// local_call_records and local_elin_mappings: this node's own
-// registrations, calls and ELINs held,
+// local_call_records, local_elin_mappings and local_voicemail: this node's
+// own registrations, calls, ELINs held and voicemail,
 // written by this node alone, so the live rows are put into the backup copy
 // before it is copied in (under the write lock, so no PutLocalBindings or
 // PutLocalCallRecords slips between), and the backup's own local rows,
@@ -116,11 +116,15 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("restore: keep this node's local ELIN mappings: %w", err)
 	}
+	keptVM, err := keepLocal(ctx, src, s.path, "local_voicemail", voicemailColumns)
+	if err != nil {
+		return fmt.Errorf("restore: keep this node's local voicemail: %w", err)
+	}
 	if err := copyDB(ctx, s.wdb, src); err != nil {
 		return fmt.Errorf("restore: copy into live database: %w", err)
 	}
 	s.log.Info("database restored from backup", "path", s.path, "backup_schema_version", from, "schema_version", to,
-		"local_bindings_kept", kept, "local_call_records_kept", keptCalls, "local_elin_mappings_kept", keptELINs)
+		"local_bindings_kept", kept, "local_call_records_kept", keptCalls, "local_elin_mappings_kept", keptELINs, "local_voicemail_kept", keptVM)
 	return nil
 }
 

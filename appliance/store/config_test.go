@@ -427,3 +427,27 @@ func TestUserPriorityStored(t *testing.T) {
 		t.Fatalf("Snapshot users: %+v, %v", back.Users[:2], err)
 	}
 }
+
+// TestUserVoicemailStored: users[].voicemail survives the store (schema
+// 11), read back by the lookups and in the snapshot; a user without one
+// reads back nil.
+func TestUserVoicemailStored(t *testing.T) {
+	s := openTest(t)
+	snap, _ := demoSnapshot(t)
+	off := false
+	snap.Users[0].Voicemail = &account.Voicemail{Enabled: &off, NoAnswerS: 9}
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, snap, raw)
+	ctx := context.Background()
+	u, err := s.Reader().UserByID(ctx, snap.Users[0].ID)
+	if err != nil || u.Voicemail == nil || u.VoicemailSettings().Enabled || u.Voicemail.NoAnswerS != 9 {
+		t.Fatalf("UserByID: %+v, %v", u, err)
+	}
+	back, err := s.Reader().Snapshot(ctx)
+	if err != nil || back.Users[0].Voicemail == nil || back.Users[1].Voicemail != nil {
+		t.Fatalf("Snapshot users: %+v, %v", back.Users[:2], err)
+	}
+}

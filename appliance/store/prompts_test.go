@@ -161,6 +161,7 @@ func v7Database(t *testing.T, path string) []byte {
 		`DROP TABLE prompts`,
 		`DROP TABLE sdg_overrides`,
 		`ALTER TABLE users DROP COLUMN priority`,
+		`DROP TABLE voicemail`, `DROP TABLE local_voicemail`, `ALTER TABLE users DROP COLUMN voicemail`,
 		`DELETE FROM schema_migrations WHERE version >= 8`,
 		`PRAGMA journal_mode = DELETE`, // one file, as a backup is
 	} {
@@ -215,6 +216,7 @@ func TestOpenMigratesEmptyVersion7(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{`DROP TABLE prompts`, `DROP TABLE sdg_overrides`, `ALTER TABLE users DROP COLUMN priority`,
+		`DROP TABLE voicemail`, `DROP TABLE local_voicemail`, `ALTER TABLE users DROP COLUMN voicemail`,
 		`DELETE FROM schema_migrations WHERE version >= 8`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)

@@ -46,7 +46,7 @@ type Counts struct {
 // (A LEFT JOIN of user_numbers measured twice as slow for the registrar's
 // per-REGISTER lookup.)
 const userQuery = `SELECT u.id, u.site, u.name, u.email, u.extension, u.numbers_null,
-	u.sip_username, u.ha1_md5, u.ha1_sha256, u.priority,
+	u.sip_username, u.ha1_md5, u.ha1_sha256, u.priority, u.voicemail,
 	(SELECT json_group_array(n.number ORDER BY n.ord) FROM user_numbers n WHERE n.user_id = u.id)
 	FROM users u`
 

@@ -312,12 +312,20 @@ func (w *configWriter) sites() rowWriter[account.Site] {
 
 func (w *configWriter) users() rowWriter[account.User] {
 	rows := w.inserter("users", "ord", "id", "site", "name", "email", "extension", "numbers_null",
-		"sip_username", "ha1_md5", "ha1_sha256", "priority")
+		"sip_username", "ha1_md5", "ha1_sha256", "priority", "voicemail")
 	nums := w.inserter("user_numbers", "user_id", "ord", "number")
 	return rowWriter[account.User]{
 		add: func(ord int, u account.User) {
+			var voicemail any // NULL: the defaults
+			if u.Voicemail != nil {
+				b, err := json.Marshal(u.Voicemail)
+				if err != nil && w.err == nil {
+					w.err = fmt.Errorf("user %q voicemail: %w", u.ID, err)
+				}
+				voicemail = string(b)
+			}
 			rows.add(ord, u.ID, u.Site, u.Name, u.Email, u.Extension, u.Numbers == nil,
-				u.SIP.Username, u.SIP.HA1MD5, u.SIP.HA1SHA256, u.Priority)
+				u.SIP.Username, u.SIP.HA1MD5, u.SIP.HA1SHA256, u.Priority, voicemail)
 			for j, n := range u.Numbers {
 				nums.add(u.ID, j, n)
 			}

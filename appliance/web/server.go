@@ -72,6 +72,9 @@ type Deps struct {
 	// PromptsMissing lists the prompt names that fall back to a built-in
 	// prompt on this node (status.prompts_missing); nil reports none.
 	PromptsMissing func() []string
+	// VoicemailAudio is a voicemail message's WAV by sha256, served to the
+	// other nodes (nil: none).
+	VoicemailAudio func(sha256 string) ([]byte, error)
 	// HTTPSAddr is the HTTPS listener's bound address (status.https_addr);
 	// empty when http.tls_listen is off.
 	HTTPSAddr string
@@ -156,6 +159,7 @@ func (s *Server) routes() {
 	admin := api.Group("", s.requireToken)
 	admin.GET("/snapshot", s.getSnapshot)
 	admin.GET("/cluster/members", s.getMembers)
+	admin.GET("/cluster/voicemail/:hash", s.getVoicemailAudio)
 	admin.GET("/journal", s.getJournal)
 	admin.GET("/sdgs", s.getGroups)
 	admin.GET("/sdgs/overrides", s.getOverrides)

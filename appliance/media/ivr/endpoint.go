@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,8 +60,10 @@ type Endpoint struct {
 	sess *player.Session
 	log  *slog.Logger
 
-	keys    chan byte     // keys pressed, in order
-	pressed chan struct{} // a key arrived (barge-in), capacity 1
+	codec   g711.Codec
+	rec     atomic.Pointer[chan []int16] // set while Record runs: the caller's audio goes there
+	keys    chan byte                    // keys pressed, in order
+	pressed chan struct{}                // a key arrived (barge-in), capacity 1
 	closed  chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
@@ -76,7 +79,7 @@ func (e *Endpoints) Open(callID string, peer netip.AddrPort, codec g711.Codec, d
 	if err != nil {
 		return nil, fmt.Errorf("ivr: socket on %s toward %s: %w", e.cfg.IP, peer, err)
 	}
-	ep := &Endpoint{e: e, conn: conn, log: e.log.With("call_id", callID),
+	ep := &Endpoint{e: e, conn: conn, log: e.log.With("call_id", callID), codec: codec,
 		keys: make(chan byte, 32), pressed: make(chan struct{}, 1), closed: make(chan struct{})}
 	if ep.raw, err = conn.SyscallConn(); err != nil {
 		_ = conn.Close()
@@ -129,8 +132,18 @@ func (ep *Endpoint) read(pt uint8) {
 		digits = digits[:0]
 		switch {
 		case err == nil:
-			if pt != 0 && pkt.Unmarshal(buf[:n]) == nil {
+			if pkt.Unmarshal(buf[:n]) != nil {
+				break
+			}
+			if pt != 0 && pkt.PayloadType == pt {
 				digits = recv.Feed(digits, &pkt, now)
+			} else if rec := ep.rec.Load(); rec != nil && pkt.PayloadType == ep.codec.PayloadType() {
+				frame := make([]int16, len(pkt.Payload))
+				ep.codec.Decode(frame, pkt.Payload)
+				select {
+				case *rec <- frame:
+				default: // the recorder is behind: the frame is lost, as on the network
+				}
 			}
 		case errors.Is(err, net.ErrClosed):
 			return
@@ -213,6 +226,84 @@ func (ep *Endpoint) Menu(ctx context.Context, names []string, timeout time.Durat
 		return 0, ctx.Err()
 	case <-ep.closed:
 		return 0, ErrClosed
+	}
+}
+
+// Record hands the caller's audio, decoded to 8 kHz 16-bit linear, to
+// sink one packet at a time, from now until sink returns false (nil), a
+// key is pressed (the key; keys pressed before Record are dropped), idle
+// passes without a packet (ErrNoInput), ctx ends or the endpoint closes.
+// Packets are taken in the order they arrive; lost ones are missing.
+func (ep *Endpoint) Record(ctx context.Context, idle time.Duration, sink func([]int16) bool) (byte, error) {
+	for drained := false; !drained; {
+		select {
+		case <-ep.keys:
+		default:
+			drained = true
+		}
+	}
+	select {
+	case <-ep.pressed:
+	default:
+	}
+	frames := make(chan []int16, 64)
+	ep.rec.Store(&frames)
+	defer ep.rec.Store(nil)
+	t := time.NewTimer(idle)
+	defer t.Stop()
+	for {
+		select {
+		case f := <-frames:
+			if !sink(f) {
+				return 0, nil
+			}
+			t.Reset(idle)
+		case <-ep.pressed:
+			select {
+			case k := <-ep.keys:
+				return k, nil
+			default:
+			}
+		case <-t.C:
+			return 0, ErrNoInput
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-ep.closed:
+			return 0, ErrClosed
+		}
+	}
+}
+
+// PlaySamples plays audio (8 kHz 16-bit linear; a recorded message) and
+// returns when it ends, a key is pressed (the key), ctx ends or the
+// endpoint closes. Keys pressed before count at once (type-ahead).
+func (ep *Endpoint) PlaySamples(ctx context.Context, samples []int16) (byte, error) {
+	select {
+	case k := <-ep.keys:
+		return k, nil
+	default:
+	}
+	pb := ep.sess.Play(player.Audio(samples))
+	for {
+		select {
+		case <-pb.Done():
+			if errors.Is(pb.Err(), player.ErrClosed) {
+				return 0, ErrClosed
+			}
+			return 0, nil
+		case <-ep.pressed:
+			select {
+			case k := <-ep.keys:
+				ep.sess.Stop()
+				return k, nil
+			default:
+			}
+		case <-ctx.Done():
+			ep.sess.Stop()
+			return 0, ctx.Err()
+		case <-ep.closed:
+			return 0, ErrClosed
+		}
 	}
 }
 

@@ -1,0 +1,59 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/outpost-voice/outpost/appliance/cluster"
+	"github.com/outpost-voice/outpost/appliance/store"
+	"github.com/outpost-voice/outpost/appliance/voicemail"
+	"github.com/outpost-voice/outpost/appliance/web"
+)
+
+// Voicemail: the node's mailboxes keep message audio in
+// <data_dir>/voicemail and the messages on the presence plane; a sharer
+// proposes what this node recorded or changed, like call records. Audio
+// recorded on another node is fetched from it by sha256 when it is played
+// here (GET /api/v1/cluster/voicemail/{hash}), so it never crosses Raft.
+type nodeVoicemail struct {
+	box    *voicemail.Box
+	sharer *sharer[store.VoicemailMessage]
+}
+
+func newVoicemail(n *Node) (*nodeVoicemail, error) {
+	box, err := voicemail.New(n.store, filepath.Join(n.cfg.DataDir, "voicemail"), n.cfg.NodeID, n.log)
+	if err != nil {
+		return nil, err
+	}
+	sh := &sharer[store.VoicemailMessage]{
+		what:    "voicemail",
+		id:      func(m store.VoicemailMessage) string { return m.ID },
+		version: func(m store.VoicemailMessage) time.Time { return m.UpdatedAt },
+		since:   n.store.Reader().LocalVoicemailSince,
+		encode:  cluster.EncodeVoicemail,
+		catchUp: true, shared: map[string]time.Time{},
+	}
+	box.OnPersisted(sh.persisted)
+	box.SetFetcher(memberAudio{n})
+	return &nodeVoicemail{box: box, sharer: sh}, nil
+}
+
+// memberAudio fetches voicemail audio from the member that recorded it.
+type memberAudio struct{ n *Node }
+
+func (m memberAudio) FetchVoicemail(ctx context.Context, node, sha256 string) ([]byte, error) {
+	members, err := m.n.store.Reader().Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, mb := range members {
+		if mb.ID == node && mb.HTTPAddr != "" {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return web.NewClient(mb.HTTPAddr, m.n.token).VoicemailAudio(rctx, sha256)
+		}
+	}
+	return nil, fmt.Errorf("member %s has no known HTTP address", node)
+}
