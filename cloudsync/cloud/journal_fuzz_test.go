@@ -43,11 +43,11 @@ func FuzzJournalBatch(f *testing.F) {
 			t.Fatalf("took %d records of %q (%v)", len(records), body, err)
 		}
 		for _, r := range records {
-			var obj struct {
-				ID *string `json:"id"`
-			}
+			// The "id" key exactly: {"ID": ...} is another field.
+			var obj map[string]json.RawMessage
+			var id string
 			var compact bytes.Buffer
-			if r.ID == "" || json.Unmarshal(r.JSON, &obj) != nil || obj.ID == nil || *obj.ID != r.ID ||
+			if r.ID == "" || json.Unmarshal(r.JSON, &obj) != nil || json.Unmarshal(obj["id"], &id) != nil || id != r.ID ||
 				json.Compact(&compact, r.JSON) != nil || !bytes.Equal(compact.Bytes(), r.JSON) {
 				t.Fatalf("took record %q as %q", r.JSON, r.ID)
 			}
