@@ -38,12 +38,19 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeValidate -fuzztime=$(FUZZTIME) ./account/
 	$(GO) test -run='^$$' -fuzz=FuzzRegister -fuzztime=$(FUZZTIME) ./appliance/registrar/
+	$(GO) test -run='^$$' -fuzz=FuzzParseCredentials -fuzztime=$(FUZZTIME) ./appliance/registrar/
+	$(GO) test -run='^$$' -fuzz=FuzzDropScanners -fuzztime=$(FUZZTIME) ./appliance/registrar/
 	$(GO) test -run='^$$' -fuzz=FuzzInvite -fuzztime=$(FUZZTIME) ./appliance/calls/
 	$(GO) test -run='^$$' -fuzz=FuzzAnchoredSDP -fuzztime=$(FUZZTIME) ./appliance/calls/
+	$(GO) test -run='^$$' -fuzz='^FuzzSDP$$' -fuzztime=$(FUZZTIME) ./appliance/calls/
+	$(GO) test -run='^$$' -fuzz=FuzzReplaces -fuzztime=$(FUZZTIME) ./appliance/calls/
 	$(GO) test -run='^$$' -fuzz=FuzzClassify -fuzztime=$(FUZZTIME) ./sbc/
 	$(GO) test -run='^$$' -fuzz=FuzzDNSAnswer -fuzztime=$(FUZZTIME) ./sbc/
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzApplySnapshot$$' -fuzztime=$(FUZZTIME) ./cloudsync/protocol/
+	$(GO) test -run='^$$' -fuzz=FuzzPushHandler -fuzztime=$(FUZZTIME) ./cloudsync/
+	$(GO) test -run='^$$' -fuzz=FuzzJournalBatch -fuzztime=$(FUZZTIME) ./cloudsync/cloud/
+	$(GO) test -run='^$$' -fuzz=FuzzCallRecordJSON -fuzztime=$(FUZZTIME) ./appliance/store/
 	$(GO) test -run='^$$' -fuzz=FuzzCall -fuzztime=$(FUZZTIME) ./sdg/
 	$(GO) test -run='^$$' -fuzz=FuzzParseWAV -fuzztime=$(FUZZTIME) ./appliance/media/wav/
 	$(GO) test -run='^$$' -fuzz=FuzzParseInfo -fuzztime=$(FUZZTIME) ./appliance/media/dtmf/
