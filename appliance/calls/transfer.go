@@ -155,16 +155,11 @@ func (b *B2BUA) replaces(raw string, transferor *party) (*call, *party, int, str
 // replacesDialog is replaces for a Replaces header's value (an INVITE's,
 // not URL-encoded).
 func (b *B2BUA) replacesDialog(v string, transferor *party) (*call, *party, int, string) {
-	parts := strings.Split(v, ";")
-	callID, tags := strings.TrimSpace(parts[0]), map[string]string{}
-	for _, p := range parts[1:] {
-		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
-		tags[strings.ToLower(k)] = val
-	}
-	if callID == "" || tags["to-tag"] == "" || tags["from-tag"] == "" {
+	callID, toTag, fromTag, ok := parseReplaces(v)
+	if !ok {
 		return nil, nil, 400, "Bad Request: Replaces needs a Call-ID, to-tag and from-tag"
 	}
-	id, ok := b.dialogs.byTags(callID, tags["to-tag"], tags["from-tag"])
+	id, ok := b.dialogs.byTags(callID, toTag, fromTag)
 	if !ok {
 		return nil, nil, 481, "Call/Transaction Does Not Exist: no such call to replace on this node"
 	}
@@ -176,6 +171,21 @@ func (b *B2BUA) replacesDialog(v string, transferor *party) (*call, *party, int,
 		return nil, nil, 403, "Forbidden: the call to replace is not the transferor's"
 	}
 	return c, p, 0, ""
+}
+
+// parseReplaces reads a Replaces header's value (RFC 3891 §6.1:
+// callid *(";" replaces-param)): the Call-ID and the to-tag and from-tag
+// parameters (names case-insensitive, the last of a repeated one); ok is
+// false when any of the three is missing or empty.
+func parseReplaces(v string) (callID, toTag, fromTag string, ok bool) {
+	parts := strings.Split(v, ";")
+	callID, tags := strings.TrimSpace(parts[0]), map[string]string{}
+	for _, p := range parts[1:] {
+		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+		tags[strings.ToLower(k)] = val
+	}
+	toTag, fromTag = tags["to-tag"], tags["from-tag"]
+	return callID, toTag, fromTag, callID != "" && toTag != "" && fromTag != ""
 }
 
 // blind rings what the transferor dialled for the transferee and, when it
