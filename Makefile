@@ -65,9 +65,10 @@ attack: deps
 	OUTPOST_ATTACK_FULL=1 $(GO) test $(RACE) -count=1 -timeout 20m -run 'TestAttack|TestTortureMessages' ./appliance/e2e/
 
 # The fault suite (docs/reliability.md): three nodes in network namespaces,
-# partitions, kill -9 and SIGSTOP of the leader, a full disk, torn writes.
-# Needs root, ip and nft. Partition, full disk and torn writes also run in
-# `make e2e`; OUTPOST_CHAOS=1 adds the leader kills and stops.
+# partitions, lossy links, kill -9 and SIGSTOP of the leader, full disks (a
+# follower's, the leader's), torn writes. Needs root, ip and nft. Partition,
+# lossy links, full disks and torn writes also run in `make e2e`;
+# OUTPOST_CHAOS=1 adds the leader kills and stops.
 chaos: deps
 	OUTPOST_CHAOS=1 $(GO) test $(RACE) -count=1 -timeout 30m -run 'TestChaos|TestCloud(JournalUpload|Sync)LeaderKilled' ./appliance/e2e/
 
