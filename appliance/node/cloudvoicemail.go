@@ -8,7 +8,7 @@ import (
 	"github.com/outpost-voice/outpost/cloudsync/protocol"
 )
 
-// nodeVoicemail as the voicemail uploader sees it (the leader's): the
+// cloudVoicemail is the mailboxes as the voicemail uploader sees it (the leader's): the
 // messages the cloud has not taken, their audio from this node or the
 // node that recorded it, and the mark that frees the audio, here at once
 // and on every other node when the mark reaches it (voicemailApplied).
