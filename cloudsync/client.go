@@ -371,12 +371,20 @@ func (a *answer) revision(required bool) (int64, error) {
 // them) within timeout, and reads the answer whole, at most limit bytes.
 // A status other than 2xx and 304 is an *HTTPError.
 func (c *Client) do(ctx context.Context, method, path string, in any, hdr http.Header, timeout time.Duration, limit int64) (*answer, error) {
-	var body io.Reader
+	var data []byte
 	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(in); err != nil {
 			return nil, fmt.Errorf("encode request: %w", err)
 		}
+	}
+	return c.doRaw(ctx, method, path, data, "application/json", hdr, timeout, limit)
+}
+
+// doRaw is do with the body already encoded (nil: none) as contentType.
+func (c *Client) doRaw(ctx context.Context, method, path string, data []byte, contentType string, hdr http.Header, timeout time.Duration, limit int64) (*answer, error) {
+	var body io.Reader
+	if data != nil {
 		body = bytes.NewReader(data)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -388,8 +396,8 @@ func (c *Client) do(ctx context.Context, method, path string, in any, hdr http.H
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if data != nil {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", "application/json")
@@ -406,17 +414,17 @@ func (c *Client) do(ctx context.Context, method, path string, in any, hdr http.H
 		return nil, classifyTransport(err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	got, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
-	if int64(len(data)) > limit {
+	if int64(len(got)) > limit {
 		return nil, fmt.Errorf("%s %s: %w: larger than %d bytes", method, path, ErrMalformedAnswer, limit)
 	}
 	if resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusNotModified {
-		return &answer{status: resp.StatusCode, header: resp.Header, body: data}, nil
+		return &answer{status: resp.StatusCode, header: resp.Header, body: got}, nil
 	}
-	return nil, httpError(method, path, resp.StatusCode, data)
+	return nil, httpError(method, path, resp.StatusCode, got)
 }
 
 // httpError reads the cloud's {"error", "problems"} body, or keeps the

@@ -58,10 +58,15 @@ type FSM struct {
 	// re-reads them only then.
 	rotations   atomic.Uint64
 	rotationHit bool // set while applying a batch with a put_rotation
-	halted      atomic.Pointer[error]
-	stalled     atomic.Pointer[error] // the disk is full: a batch waits for space
-	closing     chan struct{}
-	closeOnce   sync.Once
+	// vmApplied is the voicemail messages the batch being applied wrote,
+	// for vmHook after the commit (fsm_voicemail.go).
+	vmApplied []store.VoicemailMessage
+	vmMu      sync.Mutex
+	vmHook    func([]store.VoicemailMessage)
+	halted    atomic.Pointer[error]
+	stalled   atomic.Pointer[error] // the disk is full: a batch waits for space
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -132,6 +137,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		// again, in order, instead of halting for good; meanwhile this
 		// node applies nothing and says why (Stalled).
 		f.configHit, f.rotationHit = false, false
+		f.vmApplied = nil
 		_ = f.loadRevision()
 		stalled := err // a copy: err changes as the batch is tried again
 		f.stalled.Store(&stalled)
@@ -151,6 +157,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if err != nil {
 		f.halt(err)
 		f.configHit, f.rotationHit = false, false
+		f.voicemailCommitted(false)
 		_ = f.loadRevision() // the batch rolled back
 		for i := range results {
 			results[i] = ApplyResult{Err: f.Halted()}
@@ -166,6 +173,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		f.rotationHit = false
 		f.rotations.Add(1)
 	}
+	f.voicemailCommitted(true)
 	return results
 }
 
@@ -242,9 +250,7 @@ func commandHandlers() map[CommandType]handler {
 		CmdPutELINs: jsonHandler(func(tx *store.Tx, m PutELINs) error {
 			return tx.PutELINMappings(m.Mappings)
 		}),
-		CmdPutVoicemail: jsonHandler(func(tx *store.Tx, m PutVoicemail) error {
-			return tx.PutVoicemail(m.Messages)
-		}),
+		CmdPutVoicemail: (*FSM).putVoicemail,
 		CmdPutRotation: jsonHandler(func(tx *store.Tx, r store.Rotation) error {
 			return tx.PutRotation(r)
 		}).changesRotations(),
@@ -307,7 +313,7 @@ func refused(err error) bool {
 		errors.Is(err, store.ErrInvalidCallRecord) || errors.Is(err, account.ErrBadChange) ||
 		errors.Is(err, store.ErrInvalidCredentials) || errors.Is(err, store.ErrInvalidELIN) ||
 		errors.Is(err, store.ErrInvalidRotation) || errors.Is(err, store.ErrInvalidOverride) ||
-		errors.Is(err, store.ErrUnknownSDG)
+		errors.Is(err, store.ErrUnknownSDG) || errors.Is(err, store.ErrInvalidVoicemail)
 }
 
 // applyOne applies one entry. A command refused for its content (a stale

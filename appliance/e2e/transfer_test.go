@@ -67,7 +67,8 @@ type goPhone struct {
 	node           *node
 	contact        sip.ContactHeader
 	dialogs        *sipgo.DialogClientCache
-	notifies       chan string // the sipfrag of each NOTIFY received
+	client         *sipgo.Client
+	notifies       chan string // the body of each NOTIFY received (a sipfrag, a message summary)
 	// media is where the phone's SDP says it receives RTP (an rtpPhone's
 	// socket); nil: a port nobody listens on.
 	media *rtpPhone
@@ -96,6 +97,7 @@ func newGoPhone(t *testing.T, n *node, user, password string) *goPhone {
 	p := &goPhone{user: user, password: password, node: n, notifies: make(chan string, 16),
 		contact: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: port}}}
 	p.dialogs = sipgo.NewDialogClientCache(client, p.contact)
+	p.client = client
 	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.notifies <- string(req.Body())
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))

@@ -278,6 +278,13 @@ func (n *Node) leadCloud(ctx context.Context, client *cloudsync.Client, log *slo
 		log.Error("cannot start the journal upload", "error", err)
 		return
 	}
+	vmUploader, err := cloudsync.NewVoicemailUploader(cloudsync.VoicemailUploaderConfig{
+		Client: client, Source: cloudVoicemail{n}, Log: n.log,
+	})
+	if err != nil {
+		log.Error("cannot start the voicemail upload", "error", err)
+		return
+	}
 	reporter, err := cloudsync.NewOverrideReporter(cloudsync.OverrideReporterConfig{
 		Client: client, Source: nodeOverrides{n}, Log: n.log,
 	})
@@ -287,9 +294,10 @@ func (n *Node) leadCloud(ctx context.Context, client *cloudsync.Client, log *slo
 	}
 	n.cloud.setLeading(syncer, reporter)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); syncer.Run(ctx) }()
 	go func() { defer wg.Done(); uploader.Run(ctx) }()
+	go func() { defer wg.Done(); vmUploader.Run(ctx) }()
 	go func() { defer wg.Done(); reporter.Run(ctx) }()
 	defer wg.Wait()
 
@@ -322,6 +330,7 @@ func (n *Node) leadCloud(ctx context.Context, client *cloudsync.Client, log *slo
 			// backoff (up to 60 s) runs out.
 			syncer.Wake()
 			uploader.Kick()
+			vmUploader.Kick()
 			reporter.Kick()
 		}
 		reachable = err == nil
@@ -345,6 +354,7 @@ func (n *Node) leadCloud(ctx context.Context, client *cloudsync.Client, log *slo
 				modes.RecoveryDone()
 			} else {
 				uploader.Kick()
+				vmUploader.Kick()
 				if !reported {
 					reporter.Kick()
 				}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 	"github.com/outpost-voice/outpost/account"
 	"github.com/outpost-voice/outpost/appliance/calls"
 	"github.com/outpost-voice/outpost/appliance/cluster"
+	"github.com/outpost-voice/outpost/appliance/mwi"
 	"github.com/outpost-voice/outpost/appliance/store"
 	"github.com/outpost-voice/outpost/appliance/web"
 	"github.com/outpost-voice/outpost/appliance/web/embed"
@@ -55,6 +57,8 @@ type Node struct {
 	trunks        *trunks
 	prompts       *nodePrompts // custom prompts: the IVRs' library and the blobs it plays
 	voicemail     *nodeVoicemail
+	mwi           *mwi.Notifier // message waiting (mwi.go)
+	mwiReady      atomic.Bool   // set once mwi is
 
 	httpAdvertise string
 	sipAdvertise  string
@@ -113,6 +117,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(func(ctx context.Context) { n.journal.sharer.run(ctx, n.log, n.propose) })
 	run(n.journal.run)
 	run(func(ctx context.Context) { n.voicemail.sharer.run(ctx, n.log, n.propose) })
+	run(n.mwi.Run)
 	run(n.rotations.Run)
 	run(n.pruneLoop)
 	run(n.trimMemoryLoop)
@@ -194,6 +199,7 @@ func (n *Node) start() error {
 		return err
 	}
 	n.sip.calls.SetVoicemail(n.voicemail.box)
+	n.startMWI()
 	// A credentials file that cannot be read stops the start, loudly;
 	// none at all is fine (another node may be paired, or none).
 	if _, err := cloudsync.LoadCredentials(c.CloudCredentialsFile()); err != nil && !errors.Is(err, cloudsync.ErrNotPaired) {

@@ -40,6 +40,9 @@ type sipEndpoint struct {
 	loc   *registrar.Location
 	reg   *registrar.Registrar
 	calls *calls.B2BUA
+	// client sends the node's requests; contact is its Contact.
+	client  *sipgo.Client
+	contact sip.ContactHeader
 
 	// guard limits floods and connections on the listeners (sipguard.go);
 	// allow is its allowlist, exempt the sip.flood_exempt part of it.
@@ -175,6 +178,7 @@ func (n *Node) startSIP() error {
 			return err
 		}
 		n.bindingSharer.persisted(bs)
+		n.bindingsPersisted(bs) // message waiting (mwi.go)
 		return nil
 	}
 	e.loc = registrar.NewLocation(persist, n.log.With("component", "location"))
@@ -222,6 +226,7 @@ func (n *Node) startSIP() error {
 		port, _ = strconv.Atoi(p)
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "outpost", Host: host, Port: port}}
+	e.client, e.contact = client, contact
 	hop := sha256.Sum256([]byte("outpost sip node hop v1\x00" + n.token))
 	n.journal = newJournal(st, n.log.With("component", "journal"))
 	e.calls = calls.NewB2BUA(client, contact, e.reg, liveDirectory{st.Reader(), e.loc}, n.journal, n.cfg.NodeID, hop[:], n.log.With("component", "calls"))

@@ -133,7 +133,7 @@ const durableWait = time.Second
 
 // Allow and Accept list what Outpost's SIP side understands.
 const (
-	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, UPDATE, INFO"
+	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, UPDATE, INFO, SUBSCRIBE"
 	acceptTypes  = "application/sdp"
 	supported    = "path, outbound, replaces, timer"
 )
@@ -220,7 +220,7 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if !ok {
 		return
 	}
-	if !owns(user, to.Address.User) {
+	if !Owns(user, to.Address.User) {
 		respond(tx, req, 403, "Forbidden: the authenticated user does not own this address")
 		return
 	}
@@ -422,9 +422,9 @@ func (r *Registrar) authenticate(ctx context.Context, req *sip.Request, tx sip.S
 	return account.User{}, false
 }
 
-// owns reports whether an AOR user part belongs to the user: the SIP
+// Owns reports whether an AOR user part belongs to the user: the SIP
 // username, the extension or one of the user's numbers.
-func owns(u account.User, aorUser string) bool {
+func Owns(u account.User, aorUser string) bool {
 	return aorUser == u.SIP.Username || (aorUser != "" && aorUser == u.Extension) || slices.Contains(u.Numbers, aorUser)
 }
 

@@ -1381,7 +1381,7 @@ func TestOptions(t *testing.T) {
 			}
 			res := serve(t, h.reg.OnOptions, tt.m.request(t))
 			checkResponse(t, res, wantRes{code: 200, reason: reasonOK, contacts: []string{}, hdrs: map[string]string{
-				"Allow":     "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, UPDATE, INFO",
+				"Allow":     "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, UPDATE, INFO, SUBSCRIBE",
 				"Accept":    "application/sdp",
 				"Supported": "path, outbound, replaces, timer",
 			}})

@@ -27,6 +27,7 @@ const (
 	maxObjectBody    = 4 << 20                  // PUT /v1/admin/{kind}/{id}
 	maxSmallBody     = 1 << 20                  // pair, hello, ack, pairing codes
 	maxBlobBody      = protocol.MaxBlobBytes    // PUT /v1/admin/blobs/{sha256}
+	maxVoicemailBody = 1 << 20                  // POST /v1/sync/voicemail (the audio: protocol.MaxVoicemailAudioBytes)
 )
 
 // Config wires a server.
@@ -125,6 +126,8 @@ func (s *Server) routes() {
 	e.POST(protocol.PathJournal, s.requireAppliance, s.postJournal)
 	e.POST(protocol.PathOverrides, s.requireAppliance, s.postOverrides)
 	e.GET(protocol.PathBlobs+":id", s.requireAppliance, s.getBlob)
+	e.PUT(protocol.PathVoicemailAudio+":sha256", s.requireAppliance, s.putVoicemailAudio)
+	e.POST(protocol.PathVoicemail, s.requireAppliance, s.postVoicemail)
 
 	admin := e.Group("/v1/admin", s.requireAdmin)
 	admin.GET("/snapshot", s.getAdminSnapshot)
@@ -135,6 +138,8 @@ func (s *Server) routes() {
 	admin.GET("/appliances", s.getAppliances)
 	admin.PUT("/blobs/:id", s.putBlob)
 	admin.GET("/blobs/:id", s.getBlob)
+	admin.GET("/voicemail", s.getVoicemail)
+	admin.GET("/voicemail/:id/audio", s.getVoicemailAudio)
 	for _, k := range objectKinds {
 		path := "/" + k.name + "/:id"
 		if k.name == "prompts" {
