@@ -21,9 +21,13 @@ func (c cloudVoicemail) PendingVoicemail(ctx context.Context, limit int) ([]prot
 	}
 	out := make([]protocol.VoicemailMessage, len(ms))
 	for i, m := range ms {
+		folder := m.Folder
+		if m.Deleted {
+			folder = protocol.FolderDeleted
+		}
 		out[i] = protocol.VoicemailMessage{ID: m.ID, Mailbox: m.Mailbox, Caller: m.Caller, CallerName: m.CallerName,
 			CallRecord: m.CallRecord, ReceivedAt: m.ReceivedAt, DurationMS: m.DurationMS, SHA256: m.SHA256, Size: m.Size,
-			Folder: m.Folder, Node: m.Node}
+			Folder: folder, Node: m.Node}
 	}
 	return out, nil
 }

@@ -35,6 +35,9 @@ func newVoicemail(n *Node) (*nodeVoicemail, error) {
 		encode:  cluster.EncodeVoicemail,
 		catchUp: true, shared: map[string]time.Time{},
 	}
+	if _, err := box.Sweep(context.Background()); err != nil {
+		n.log.Warn("voicemail: sweep at start", "error", err)
+	}
 	box.OnPersisted(sh.persisted)
 	box.SetFetcher(memberAudio{n})
 	return &nodeVoicemail{box: box, sharer: sh}, nil

@@ -96,7 +96,7 @@ var (
 		WHERE deleted = 0 ORDER BY saved, received_ms, id`
 	voicemailByIDSQL = mergedVoicemailSQL("id = ?1")
 	pendingVMSQL     = `SELECT * FROM (` + mergedVoicemailSQL("1") + `)
-		WHERE uploaded_ms = 0 AND deleted = 0 ORDER BY received_ms, id LIMIT ?1`
+		WHERE uploaded_ms = 0 ORDER BY received_ms, id LIMIT ?1`
 )
 
 func checkVoicemail(ms []VoicemailMessage) error {
@@ -245,8 +245,9 @@ func (r *Reader) VoicemailByID(ctx context.Context, id string) (VoicemailMessage
 	return ms[0], nil
 }
 
-// PendingVoicemailUploads is the messages the cloud has not taken and
-// their owners have not deleted, oldest first, at most limit (1000 when
+// PendingVoicemailUploads is the messages the cloud has not taken, those
+// their owners deleted included (the cloud keeps the outage's record; the
+// audio is freed once it has it), oldest first, at most limit (1000 when
 // limit <= 0).
 func (r *Reader) PendingVoicemailUploads(ctx context.Context, limit int) ([]VoicemailMessage, error) {
 	if limit <= 0 {
@@ -257,6 +258,29 @@ func (r *Reader) PendingVoicemailUploads(ctx context.Context, limit int) ([]Voic
 		return nil, fmt.Errorf("read pending voicemail: %w", err)
 	}
 	return ms, nil
+}
+
+// UploadedVoicemailAudio is the audio hashes every message of which the
+// cloud has taken: a node may delete their files.
+func (r *Reader) UploadedVoicemailAudio(ctx context.Context) (map[string]bool, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT sha256 FROM (`+mergedVoicemailSQL("1")+`)
+		GROUP BY sha256 HAVING min(uploaded_ms) > 0`)
+	if err != nil {
+		return nil, fmt.Errorf("read uploaded voicemail audio: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, fmt.Errorf("read uploaded voicemail audio: %w", err)
+		}
+		out[h] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read uploaded voicemail audio: %w", err)
+	}
+	return out, nil
 }
 
 // LocalVoicemailSince is this node's copies changed after since, oldest

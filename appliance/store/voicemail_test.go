@@ -78,9 +78,9 @@ func TestVoicemailStates(t *testing.T) {
 	if _, err := r.VoicemailByID(ctx, "nope"); !errors.Is(err, ErrNoVoicemail) {
 		t.Fatalf("VoicemailByID(unknown) = %v", err)
 	}
-	// Pending uploads: not deleted, not uploaded, oldest first.
+	// Pending uploads: not uploaded, deleted ones included, oldest first.
 	pend, err := r.PendingVoicemailUploads(ctx, 0)
-	if err != nil || !reflect.DeepEqual(ids(pend), []string{"m3:new", "m2:new"}) {
+	if err != nil || !reflect.DeepEqual(ids(pend), []string{"m1:saved", "m3:new", "m2:new"}) || !pend[0].Deleted {
 		t.Fatalf("PendingVoicemailUploads = %v, %v", ids(pend), err)
 	}
 	up, err := s.MarkVoicemail("m2", VoicemailUploaded, now)
@@ -92,7 +92,7 @@ func TestVoicemailStates(t *testing.T) {
 		t.Errorf("a second upload mark moved uploaded_at to %v", again.UploadedAt)
 	}
 	pend, _ = r.PendingVoicemailUploads(ctx, 0)
-	if !reflect.DeepEqual(ids(pend), []string{"m3:new"}) {
+	if !reflect.DeepEqual(ids(pend), []string{"m1:saved", "m3:new"}) {
 		t.Fatalf("pending after upload: %v", ids(pend))
 	}
 }

@@ -74,6 +74,19 @@ func TestVoicemailUpload(t *testing.T) {
 	if len(list.Messages) != 2 || list.Messages[0].ID != "m1" || list.Messages[1].ID != "m2" {
 		t.Fatalf("admin list %+v, want m1 and m2 once each (not m4 of the refused batch)", list.Messages)
 	}
+	// A message its owner deleted before the upload is kept as such.
+	gone := testMessage("m5", sum)
+	gone.Folder = protocol.FolderDeleted
+	resp, body = h.sync(c, http.MethodPost, protocol.PathVoicemail, protocol.VoicemailBatch{Messages: []protocol.VoicemailMessage{gone}},
+		http.Header{protocol.HeaderIdempotencyKey: {"k4"}})
+	wantStatus(t, "a deleted message", resp, body, http.StatusOK)
+	resp, body = h.admin(http.MethodGet, "/v1/admin/voicemail?appliance=vm1", nil)
+	wantStatus(t, "admin list", resp, body, http.StatusOK)
+	list.Messages = nil
+	decode(t, body, &list)
+	if len(list.Messages) != 3 || list.Messages[2].ID != "m5" || list.Messages[2].Folder != protocol.FolderDeleted {
+		t.Fatalf("admin list %+v, want m5 last, in folder deleted", list.Messages)
+	}
 	resp, body = h.admin(http.MethodGet, "/v1/admin/voicemail/m2/audio", nil)
 	wantStatus(t, "admin audio", resp, body, http.StatusOK)
 	if !bytes.Equal(body, other) {

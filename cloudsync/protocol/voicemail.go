@@ -38,7 +38,7 @@ type VoicemailMessage struct {
 	DurationMS int64     `json:"duration_ms"`
 	SHA256     string    `json:"sha256"` // of the WAV, uploaded first
 	Size       int64     `json:"size"`
-	Folder     string    `json:"folder"` // "new" or "saved" when uploaded
+	Folder     string    `json:"folder"` // "new", "saved" or "deleted" (by its owner) when uploaded
 	Node       string    `json:"node,omitempty"`
 }
 
@@ -53,13 +53,17 @@ func (m VoicemailMessage) Check() error {
 		return fmt.Errorf("sha256: %q is not 64 lower-case hex digits", m.SHA256)
 	case m.ReceivedAt.IsZero():
 		return fmt.Errorf("received_at: missing")
-	case m.Folder != "new" && m.Folder != "saved":
-		return fmt.Errorf("folder: %q, want new or saved", m.Folder)
+	case m.Folder != "new" && m.Folder != "saved" && m.Folder != FolderDeleted:
+		return fmt.Errorf("folder: %q, want new, saved or deleted", m.Folder)
 	case m.DurationMS < 0 || m.Size < 0:
 		return fmt.Errorf("duration_ms and size must not be negative")
 	}
 	return nil
 }
+
+// FolderDeleted is the folder of a message its owner deleted before the
+// upload: the cloud keeps it as the outage's record.
+const FolderDeleted = "deleted"
 
 // IsSHA256Hex reports whether s is 64 lower-case hex digits.
 func IsSHA256Hex(s string) bool {
