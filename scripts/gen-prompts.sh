@@ -50,6 +50,16 @@ speech=(
   "conference-joining|Joining the call."
 )
 
+# Call park (issue 12): "Parked on slot" is followed by the slot's digits,
+# each its own prompt, so any slot number can be read out.
+speech+=(
+  "park-parked|Parked on slot"
+  "park-empty|There is no call parked on that slot."
+  "park-full|Sorry, every park slot is in use."
+  "digit-0|zero" "digit-1|one" "digit-2|two" "digit-3|three" "digit-4|four"
+  "digit-5|five" "digit-6|six" "digit-7|seven" "digit-8|eight" "digit-9|nine"
+)
+
 # Tones: name|frequencies in Hz, one segment each, played in turn. Join
 # rises, leave falls.
 tones=(
