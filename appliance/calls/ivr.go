@@ -41,6 +41,9 @@ type IVRLeg interface {
 	Key(k byte)
 	// SendDigits sends keys as RFC 4733 events (a call-out's extension).
 	SendDigits(ctx context.Context, keys string) error
+	// Loop plays a prompt over and over (music on hold) until Stop.
+	Loop(name string)
+	Stop()
 	Close()
 }
 
