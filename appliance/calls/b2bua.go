@@ -181,6 +181,8 @@ type call struct {
 	// bridge: click-to-call's join of the user's phone and the call it
 	// placed (control.go), not a call of its own.
 	bridge bool
+
+	hold holdState // music on hold (hold.go)
 }
 
 func (c *call) other(p *party) *party {
@@ -761,6 +763,7 @@ func (b *B2BUA) drop(c *call) bool {
 }
 
 func (b *B2BUA) forgetLocked(c *call) {
+	c.stopMusic()
 	now := b.now()
 	for _, p := range c.parties {
 		if b.calls[p.id] == c {
@@ -999,6 +1002,9 @@ func (b *B2BUA) passInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Unlock()
 	if transferring {
 		respond(tx, req, 491, "Request Pending: the call is being transferred")
+		return
+	}
+	if b.holdInDialog(c, from, req, tx) {
 		return
 	}
 	to := c.other(from)

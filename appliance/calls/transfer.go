@@ -234,6 +234,7 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string, onRinging func
 	rctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
 	answer, _ := target.lastSDP()
+	c.stopMusic() // a held transferee stops hearing music as it joins the target
 	res, err := b.offer(rctx, transferee, sip.INVITE, answer, sdpType)
 	if err != nil || !res.IsSuccess() {
 		_ = winner.Bye(rctx)
@@ -266,6 +267,8 @@ func (b *B2BUA) attended(c *call, transferor *party, replaced *call, replacedPar
 	case target.media != nil:
 		transferee.media = replacedParty.media.handOver()
 	}
+	c.stopMusic()
+	replaced.stopMusic()
 	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
 	// A re-INVITE without offer: the transferee offers afresh (off hold).
