@@ -78,6 +78,8 @@ type B2BUA struct {
 		sync.Mutex
 		idx *groupIndex
 	}
+	parks      *parkLot    // parked calls (park.go)
+	parkCfg    ParkConfig
 	engaged    engagements // the users' calls as the call widget sees them (engage.go)
 	trunkAddrs struct {    // the trunks' addresses, briefly cached (trunkEndpoints)
 		sync.Mutex
@@ -297,6 +299,10 @@ func (b *B2BUA) place(req *sip.Request, tx sip.ServerTransaction, caller account
 		b.finish(rec, refusal.code, refusal.disposition)
 		return
 	}
+	if rt.feature != nil {
+		b.onFeature(req, tx, caller, rec, *rt.feature)
+		return
+	}
 	ds, err := b.dialogs.readInvite(req, tx)
 	if err != nil {
 		respond(tx, req, 500, "Server Internal Error")
@@ -354,6 +360,7 @@ type route struct {
 	// autoAnswer asks the phones to answer at once (click-to-call's leg
 	// to the user's own phone).
 	autoAnswer bool
+	feature    *Destination // a feature code (features.go): no targets
 }
 
 // route resolves what a caller of site dialled to a user of the account
@@ -366,9 +373,11 @@ func (b *B2BUA) route(ctx context.Context, site, dialled string, rec *store.Call
 }
 
 func (b *B2BUA) routeDest(ctx context.Context, site, dialled string, rec *store.CallRecord) (route, *refusal) {
-	dest := Resolve(Dial{CallerSite: site, Digits: dialled}, storePlan{ctx, b.dir})
+	dest := Resolve(Dial{CallerSite: site, Digits: dialled, Features: b.features()}, storePlan{ctx, b.dir})
 	rec.Destination = dest.Kind
 	switch dest.Kind {
+	case DestFeature:
+		return route{feature: &dest, hops: maxForwards}, nil
 	case DestUser:
 	case DestSDG:
 		return b.startGroup(ctx, account.Route{Type: account.RouteSDG, ID: dest.ID}, rec)

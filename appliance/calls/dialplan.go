@@ -35,6 +35,8 @@ type Plan interface {
 type Dial struct {
 	CallerSite string
 	Digits     string // the Request-URI user part as the phone sent it
+	// Features are the node's feature codes (features.go), matched first.
+	Features []FeatureCode
 }
 
 // Destination is the decision: where the call goes and, for calls leaving
@@ -58,6 +60,9 @@ func Resolve(d Dial, p Plan) Destination {
 	digits := normalizeDialString(d.Digits)
 	if digits == "" {
 		return Destination{Kind: DestInvalid, Reason: "nothing dialled"}
+	}
+	if f, ok := resolveFeature(digits, d.Features); ok {
+		return f
 	}
 	site, haveSite := p.Site(d.CallerSite)
 	if haveSite {

@@ -99,3 +99,31 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+func TestResolveFeatureCodes(t *testing.T) {
+	codes := []FeatureCode{{Code: "*68", Name: FeaturePark}, {Code: "*88", Name: FeatureRetrieve, Arg: true}}
+	for _, tc := range []struct {
+		dial string
+		want Destination
+	}{
+		{"*68", Destination{Kind: DestFeature, ID: FeaturePark}},
+		{"*883", Destination{Kind: DestFeature, ID: FeatureRetrieve, Number: "3"}},
+		{"*8812", Destination{Kind: DestFeature, ID: FeatureRetrieve, Number: "12"}},
+		{"*88", Destination{Kind: DestInvalid}},   // a slot is needed
+		{"*88*1", Destination{Kind: DestInvalid}}, // digits only
+		{"*681", Destination{Kind: DestInvalid}},  // exact code
+		{"*99", Destination{Kind: DestInvalid}},   // no such code: never a trunk
+	} {
+		got := Resolve(Dial{CallerSite: "site-hq", Digits: tc.dial, Features: codes}, emptyPlan{})
+		if got.Kind != tc.want.Kind || got.ID != tc.want.ID || got.Number != tc.want.Number {
+			t.Errorf("Resolve(%q) = %+v, want %+v", tc.dial, got, tc.want)
+		}
+	}
+}
+
+type emptyPlan struct{}
+
+func (emptyPlan) Lookup(string) (Target, bool) { return Target{}, false }
+func (emptyPlan) Site(string) (account.Site, bool) {
+	return account.Site{ID: "site-hq", Country: "US", AreaCode: "650"}, true
+}

@@ -271,9 +271,22 @@ func (b *B2BUA) applyHold(c *call, i int, by [2]bool, offer []byte) []byte {
 			b.log.Warn("music on hold: re-INVITE the held party", "call_id", other.callID, "error", err)
 		}
 	}
-	if m != nil && t == i && me.media == nil {
+	c.hold.mu.Lock()
+	cur := c.hold.music
+	c.hold.mu.Unlock()
+	if cur != nil && me.media == nil {
 		heard, _ := me.lastSDP()
-		return musicSDP(m, heard, "sendonly")
+		if t == i {
+			return musicSDP(cur, heard, "sendonly")
+		}
+		// The holder is pointed at the music's socket too, so what it
+		// sends (a=recvonly answers its sendonly) never reaches the held
+		// phone.
+		dir := "inactive"
+		if offer != nil && answerDirectionOf(offer) == "recvonly" {
+			dir = "recvonly"
+		}
+		return musicSDP(cur, heard, dir)
 	}
 	sdp, _ := other.lastSDP()
 	dir := "inactive"
