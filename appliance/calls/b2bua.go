@@ -78,8 +78,7 @@ type B2BUA struct {
 		sync.Mutex
 		idx *groupIndex
 	}
-	parks      *parkLot // parked calls (park.go)
-	parkCfg    ParkConfig
+	parks      *parkLot    // parked calls (park.go)
 	engaged    engagements // the users' calls as the call widget sees them (engage.go)
 	trunkAddrs struct {    // the trunks' addresses, briefly cached (trunkEndpoints)
 		sync.Mutex

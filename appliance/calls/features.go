@@ -58,7 +58,7 @@ func (b *B2BUA) onFeature(req *sip.Request, tx sip.ServerTransaction, caller acc
 	case FeatureRetrieve:
 		b.retrieve(req, tx, caller, rec, d.Number)
 	default:
-		cfg, _ := b.park()
+		cfg := b.park().config()
 		respond(tx, req, 403, "Forbidden: park a call by transferring it to "+cfg.Code)
 		b.finish(rec, 403, DispRefused)
 	}

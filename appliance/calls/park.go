@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -44,132 +43,57 @@ type ParkConfig struct {
 var DefaultPark = ParkConfig{Code: "*68", RetrieveCode: "*88", Slots: 10, Timeout: 60 * time.Second,
 	RingFor: 30 * time.Second, MaxRingbacks: 3}
 
-// ErrParkFull: every slot of the site holds a call.
-var ErrParkFull = errors.New("every park slot of the site is in use")
-
-// parked is one parked call.
-type parked struct {
-	site   string
-	slot   int
-	p      *party       // the parked party
-	parker account.User // who parked it (rung back)
-	since  time.Time
-	music  *music
-	timer  func() bool        // stops the ring-back timer
-	ring   context.CancelFunc // ends a ring-back ringing now
-	rings  int
-	rec    *store.CallRecord
-}
-
-// parkLot holds a node's parked calls by site and slot.
-type parkLot struct {
-	mu    sync.Mutex
-	slots map[string]map[int]*parked
-	n     int
-}
-
-func newParkLot(n int) *parkLot { return &parkLot{slots: map[string]map[int]*parked{}, n: n} }
-
-// take puts pk on the lowest free slot of its site.
-func (l *parkLot) take(pk *parked) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	site := l.slots[pk.site]
-	if site == nil {
-		site = map[int]*parked{}
-		l.slots[pk.site] = site
-	}
-	for s := 1; s <= l.n; s++ {
-		if site[s] == nil {
-			site[s], pk.slot = pk, s
-			return s, nil
+// Validate says what is wrong with a park configuration.
+func (c ParkConfig) Validate() error {
+	var errs []error
+	for _, code := range []struct{ name, v string }{{"park code", c.Code}, {"park retrieve code", c.RetrieveCode}} {
+		if len(code.v) < 2 || strings.Trim(code.v, "*#0123456789") != "" || !strings.ContainsAny(code.v[:1], "*#") {
+			errs = append(errs, fmt.Errorf("%s %q: want a star code such as *68 (a * or # then digits)", code.name, code.v))
 		}
 	}
-	return 0, ErrParkFull
+	if c.Code != "" && c.Code == c.RetrieveCode {
+		errs = append(errs, fmt.Errorf("park code and park retrieve code are both %q: they must differ", c.Code))
+	}
+	if c.Slots < 1 || c.Slots > 99 {
+		errs = append(errs, fmt.Errorf("park slots %d: want 1 to 99", c.Slots))
+	}
+	if c.Timeout < time.Second {
+		errs = append(errs, fmt.Errorf("park timeout %s: want at least 1s", c.Timeout))
+	}
+	if c.RingFor < time.Second {
+		errs = append(errs, fmt.Errorf("park ring-back %s: want at least 1s", c.RingFor))
+	}
+	if c.MaxRingbacks < 1 {
+		errs = append(errs, fmt.Errorf("park ring-backs %d: want at least 1", c.MaxRingbacks))
+	}
+	return errors.Join(errs...)
 }
 
-// claim takes the call parked on slot of site off it (nil: none).
-func (l *parkLot) claim(site string, slot int) *parked {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	pk := l.slots[site][slot]
-	if pk != nil {
-		delete(l.slots[site], slot)
+// SetPark configures call park (DefaultPark until called); an invalid
+// configuration is refused and changes nothing.
+func (b *B2BUA) SetPark(cfg ParkConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("call park: %w", err)
 	}
-	return pk
-}
-
-// release takes pk off its slot if it is still there.
-func (l *parkLot) release(pk *parked) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.slots[pk.site][pk.slot] != pk {
-		return false
-	}
-	delete(l.slots[pk.site], pk.slot)
-	return true
-}
-
-// byDialog finds the call parked with the parked party's dialog id.
-func (l *parkLot) byDialog(id string) *parked {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, site := range l.slots {
-		for _, pk := range site {
-			if pk.p.id == id {
-				return pk
-			}
-		}
-	}
+	b.park().configure(cfg)
 	return nil
 }
 
-// all lists the parked calls by site and slot.
-func (l *parkLot) all() []*parked {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []*parked
-	for _, site := range l.slots {
-		for _, pk := range site {
-			out = append(out, pk)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].site != out[j].site {
-			return out[i].site < out[j].site
-		}
-		return out[i].slot < out[j].slot
-	})
-	return out
-}
-
-// SetPark configures call park (DefaultPark until called).
-func (b *B2BUA) SetPark(cfg ParkConfig) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.parkCfg = cfg
-	if b.parks == nil || b.parks.n != cfg.Slots {
-		old := b.parks
-		b.parks = newParkLot(cfg.Slots)
-		if old != nil { // calls parked already keep their slots
-			b.parks.slots = old.slots
-		}
-	}
-}
-
-// park is the node's call park configuration and lot.
-func (b *B2BUA) park() (ParkConfig, *parkLot) {
+// park is the node's park lot, made on first use.
+func (b *B2BUA) park() *parkLot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.parks == nil {
-		b.parkCfg, b.parks = DefaultPark, newParkLot(DefaultPark.Slots)
+		b.parks = newParkLot(DefaultPark)
+		b.parks.ringback = b.ringback
+		b.parks.expire = b.parkExpired
 	}
-	return b.parkCfg, b.parks
+	return b.parks
 }
 
 // features are the feature codes of the node.
 func (b *B2BUA) features() []FeatureCode {
-	cfg, _ := b.park()
+	cfg := b.park().config()
 	return []FeatureCode{{Code: cfg.Code, Name: FeaturePark}, {Code: cfg.RetrieveCode, Name: FeatureRetrieve, Arg: true}}
 }
 
@@ -184,15 +108,15 @@ func (b *B2BUA) isParkCode(dialled string) bool {
 func (b *B2BUA) parkRefer(c *call, transferor *party) {
 	defer c.done()
 	b.notify(transferor, 100, "Trying", false)
-	cfg, lot := b.park()
+	lot := b.park()
 	p := c.other(transferor)
 	site := transferor.user.Site
 	if site == "" {
 		site = p.user.Site
 	}
-	pk := &parked{site: site, p: p, parker: transferor.user, since: b.now().UTC(), timer: func() bool { return false }}
+	pk := &parked{site: site, p: p, parker: transferor.user, since: b.now().UTC(), ctx: p.sess.Context()}
 	pk.rec = &store.CallRecord{ID: newRecordID(), CallID: p.callID, Caller: p.user.SIP.Username, CallerName: p.user.Name,
-		Dialled: cfg.Code, Destination: DestFeature, Start: pk.since, Node: b.nodeID, Site: site, Route: "park"}
+		Dialled: lot.config().Code, Destination: DestFeature, Start: pk.since, Node: b.nodeID, Site: site, Route: "park"}
 	if pk.rec.Caller == "" {
 		pk.rec.Caller = p.user.Extension
 	}
@@ -204,7 +128,7 @@ func (b *B2BUA) parkRefer(c *call, transferor *party) {
 	b.mu.Lock()
 	if b.calls[p.id] != c {
 		b.mu.Unlock()
-		lot.release(pk)
+		lot.settle(pk, parkEnded)
 		b.notify(transferor, 487, "Request Terminated: the call ended", true)
 		return
 	}
@@ -212,14 +136,14 @@ func (b *B2BUA) parkRefer(c *call, transferor *party) {
 	b.finish(c.rec, 200, DispTransferred)
 	b.mu.Unlock()
 	b.startParkMusic(pk)
-	b.armRingback(pk)
-	context.AfterFunc(p.sess.Context(), func() { b.unpark(pk, "the parked party hung up") })
+	lot.publish(pk)
+	context.AfterFunc(pk.ctx, func() { b.unpark(pk, "the parked party hung up") })
 	b.log.Info("call parked", "call_id", p.callID, "site", site, "slot", slot, "by", transferor.user.SIP.Username)
 	b.notify(transferor, 200, fmt.Sprintf("Parked on slot %d", slot), true)
 	b.hangUp(transferor)
 }
 
-// startParkMusic plays music to the parked party.
+// startParkMusic plays music to the parked party (state parking).
 func (b *B2BUA) startParkMusic(pk *parked) {
 	heard, _ := pk.p.lastSDP()
 	m, err := b.openMusic(pk.p, heard, nil)
@@ -227,7 +151,10 @@ func (b *B2BUA) startParkMusic(pk *parked) {
 		b.log.Warn("park: no music for the parked party", "call_id", pk.p.callID, "error", err)
 		return
 	}
-	pk.music = m
+	if !pk.setMusic(m) {
+		m.stop()
+		return
+	}
 	if pk.p.media == nil {
 		if err := b.pointAtMusic(pk.p, m, "sendonly"); err != nil {
 			b.log.Warn("park: re-INVITE the parked party", "call_id", pk.p.callID, "error", err)
@@ -235,99 +162,80 @@ func (b *B2BUA) startParkMusic(pk *parked) {
 	}
 }
 
-func (pk *parked) stopMusic() {
-	if pk.music != nil {
-		pk.music.stop()
-		pk.music = nil
-	}
-}
-
-// armRingback rings the parker back after the park timeout.
-func (b *B2BUA) armRingback(pk *parked) {
-	cfg, _ := b.park()
-	t := time.AfterFunc(cfg.Timeout, func() { b.ringback(pk) })
-	pk.timer = t.Stop
-}
-
 // unpark ends a parked call that nobody will take (the parked party hung
 // up): off its slot, no more music or ring-back.
 func (b *B2BUA) unpark(pk *parked, why string) {
-	_, lot := b.park()
-	if !lot.release(pk) {
+	if !b.park().settle(pk, parkEnded) {
 		return
 	}
-	pk.timer()
-	if pk.ring != nil {
-		pk.ring()
+	if m := pk.takeMusic(); m != nil {
+		m.stop()
 	}
-	pk.stopMusic()
 	b.finish(pk.rec, 200, DispAnswered)
 	b.log.Info("parked call ended", "call_id", pk.p.callID, "slot", pk.slot, "why", why)
 }
 
-// ringback rings the parker's phones for a call nobody retrieved.
-func (b *B2BUA) ringback(pk *parked) {
-	cfg, lot := b.park()
-	ctx, cancel := context.WithTimeout(pk.p.sess.Context(), cfg.RingFor)
-	defer cancel()
-	pk.ring = cancel
-	pk.rings++
+// ringback rings the parker's phones for a call nobody retrieved, until
+// ctx ends (the lot's RingFor, a retrieval, the parked party's hang-up);
+// the parker answering takes the call.
+func (b *B2BUA) ringback(ctx context.Context, pk *parked) {
+	_, rings := pk.current()
+	b.log.Info("parked call rings back", "call_id", pk.p.callID, "slot", pk.slot, "parker", pk.parker.SIP.Username, "ringback", rings)
 	rec := &store.CallRecord{ID: newRecordID(), CallID: pk.p.callID, Caller: pk.rec.Caller, CallerName: pk.p.user.Name,
 		Dialled: pk.parker.Extension, Start: b.now().UTC(), Node: b.nodeID, Site: pk.site, Route: "park:ringback"}
 	rt, refusal := b.routeToUser(ctx, pk.parker.ID, rec)
-	if refusal == nil {
-		rt.rec = rec
-		offer := sendRecv(first(pk.p.lastSDP()))
-		var side *media
-		if pk.p.media != nil {
-			side = &media{sess: pk.p.media.sess, side: 1 - pk.p.media.side}
-			offer = (&party{media: side}).told(offer)
-		}
-		winner, _, _ := b.fork(ctx, offer, pk.p.user, rt, func(*sip.Response) {})
-		if winner != nil {
-			if !lot.release(pk) { // retrieved meanwhile
-				_ = winner.Ack(context.Background())
-				_ = winner.Bye(context.Background())
-				return
-			}
-			_ = winner.Ack(context.Background())
-			target := placedParty(winner, rt.callee)
-			if side != nil {
-				target.media = side
-				target.heard(winner.InviteResponse.Body())
-			}
-			b.takeParked(pk, target, rec, first(target.lastSDP()))
-			return
-		}
-	}
-	if pk.p.sess.Context().Err() != nil {
+	if refusal != nil { // counts as unanswered: the parker may register by the next ring-back
+		b.log.Info("park: the parker cannot be rung back", "call_id", pk.p.callID, "status", refusal.code)
 		return
 	}
-	if pk.rings >= cfg.MaxRingbacks {
-		if lot.release(pk) {
-			pk.timer()
-			b.log.Info("parked call not retrieved; hanging up", "call_id", pk.p.callID, "slot", pk.slot, "ringbacks", pk.rings)
-			if pk.music != nil {
-				pk.music.leg.Stop()
-				_ = pk.music.leg.Play(pk.p.sess.Context(), "not-available", "goodbye")
-			}
-			pk.stopMusic()
-			b.finish(pk.rec, 200, DispNoAnswer)
-			b.hangUp(pk.p)
-		}
+	rt.rec = rec
+	offer := sendRecv(first(pk.p.lastSDP()))
+	var side *media
+	if pk.p.media != nil {
+		side = &media{sess: pk.p.media.sess, side: 1 - pk.p.media.side}
+		offer = (&party{media: side}).told(offer)
+	}
+	winner, _, _ := b.fork(ctx, offer, pk.p.user, rt, func(*sip.Response) {})
+	if winner == nil {
 		return
 	}
-	b.armRingback(pk)
+	_ = winner.Ack(context.Background())
+	if !b.park().settle(pk, parkAnswered) { // retrieved or hung up meanwhile
+		_ = winner.Bye(context.Background())
+		b.finish(rec, 487, DispCancelled)
+		return
+	}
+	target := placedParty(winner, rt.callee)
+	if side != nil {
+		target.media = side
+		target.heard(winner.InviteResponse.Body())
+	}
+	b.takeParked(pk, target, rec, first(target.lastSDP()))
+}
+
+// parkExpired ends a parked call whose ring-backs went unanswered: the
+// parked party hears "not available", "goodbye" and is hung up.
+func (b *B2BUA) parkExpired(pk *parked) {
+	_, rings := pk.current()
+	b.log.Info("parked call not retrieved; hanging up", "call_id", pk.p.callID, "slot", pk.slot, "ringbacks", rings)
+	if m := pk.takeMusic(); m != nil {
+		m.leg.Stop()
+		_ = m.leg.Play(pk.ctx, "not-available", "goodbye")
+		m.stop()
+	}
+	b.finish(pk.rec, 200, DispNoAnswer)
+	b.hangUp(pk.p)
 }
 
 func first(a, _ []byte) []byte { return a }
 
-// takeParked connects the parked call pk (off its slot) with party to,
-// whose description is sdp: the music stops; a direct parked phone is
-// re-INVITEd toward to.
+// takeParked connects the parked call pk (settled retrieved or answered:
+// off its slot) with party to, whose description is sdp: the music
+// stops; a direct parked phone is re-INVITEd toward to.
 func (b *B2BUA) takeParked(pk *parked, to *party, rec *store.CallRecord, sdp []byte) bool {
-	pk.timer()
-	pk.stopMusic()
+	if m := pk.takeMusic(); m != nil {
+		m.stop()
+	}
 	if pk.p.media == nil {
 		if err := b.reinvite(pk.p, sdp); err != nil {
 			b.log.Warn("park: the parked party did not take the call", "call_id", pk.p.callID, "error", err)
@@ -348,7 +256,7 @@ func (b *B2BUA) takeParked(pk *parked, to *party, rec *store.CallRecord, sdp []b
 // retrieve answers a call to the retrieve code and slot: connected with
 // the call parked there, or 404 when there is none.
 func (b *B2BUA) retrieve(req *sip.Request, tx sip.ServerTransaction, caller account.User, rec *store.CallRecord, slotDigits string) {
-	_, lot := b.park()
+	lot := b.park()
 	slot, err := strconv.Atoi(slotDigits)
 	var pk *parked
 	if err == nil {
@@ -363,10 +271,12 @@ func (b *B2BUA) retrieve(req *sip.Request, tx sip.ServerTransaction, caller acco
 	if err != nil {
 		respond(tx, req, 500, "Server Internal Error")
 		b.finish(rec, 500, DispFailed)
+		if m := pk.takeMusic(); m != nil {
+			m.stop()
+		}
+		b.hangUp(pk.p)
+		b.finish(pk.rec, 500, DispFailed)
 		return
-	}
-	if pk.ring != nil {
-		pk.ring()
 	}
 	from := answeredParty(ds, caller)
 	answer := sendRecv(first(pk.p.lastSDP()))
@@ -388,9 +298,8 @@ func (b *B2BUA) retrieve(req *sip.Request, tx sip.ServerTransaction, caller acco
 // ParkedStatus is a call parked on this node (GET /api/v1/calls shows
 // it with state "parked").
 func (b *B2BUA) parkedStatus() []CallStatus {
-	_, lot := b.park()
 	var out []CallStatus
-	for _, pk := range lot.all() {
+	for _, pk := range b.park().all() {
 		out = append(out, CallStatus{ID: pk.rec.ID, CallID: pk.p.callID, Caller: pk.rec.Caller, Dialled: pk.rec.Dialled,
 			State: "parked", Route: pk.rec.Route, Start: pk.since, Anchored: pk.p.media != nil,
 			Site: pk.site, Slot: pk.slot, ParkedBy: pk.parker.SIP.Username})
