@@ -2,10 +2,8 @@ package calls
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -43,41 +41,9 @@ type ParkConfig struct {
 var DefaultPark = ParkConfig{Code: "*68", RetrieveCode: "*88", Slots: 10, Timeout: 60 * time.Second,
 	RingFor: 30 * time.Second, MaxRingbacks: 3}
 
-// Validate says what is wrong with a park configuration.
-func (c ParkConfig) Validate() error {
-	var errs []error
-	for _, code := range []struct{ name, v string }{{"park code", c.Code}, {"park retrieve code", c.RetrieveCode}} {
-		if len(code.v) < 2 || strings.Trim(code.v, "*#0123456789") != "" || !strings.ContainsAny(code.v[:1], "*#") {
-			errs = append(errs, fmt.Errorf("%s %q: want a star code such as *68 (a * or # then digits)", code.name, code.v))
-		}
-	}
-	if c.Code != "" && c.Code == c.RetrieveCode {
-		errs = append(errs, fmt.Errorf("park code and park retrieve code are both %q: they must differ", c.Code))
-	}
-	if c.Slots < 1 || c.Slots > 99 {
-		errs = append(errs, fmt.Errorf("park slots %d: want 1 to 99", c.Slots))
-	}
-	if c.Timeout < time.Second {
-		errs = append(errs, fmt.Errorf("park timeout %s: want at least 1s", c.Timeout))
-	}
-	if c.RingFor < time.Second {
-		errs = append(errs, fmt.Errorf("park ring-back %s: want at least 1s", c.RingFor))
-	}
-	if c.MaxRingbacks < 1 {
-		errs = append(errs, fmt.Errorf("park ring-backs %d: want at least 1", c.MaxRingbacks))
-	}
-	return errors.Join(errs...)
-}
-
-// SetPark configures call park (DefaultPark until called); an invalid
-// configuration is refused and changes nothing.
-func (b *B2BUA) SetPark(cfg ParkConfig) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("call park: %w", err)
-	}
-	b.park().configure(cfg)
-	return nil
-}
+// SetPark configures call park (DefaultPark until called). The node's
+// configuration validates it (config calls.park_*).
+func (b *B2BUA) SetPark(cfg ParkConfig) { b.park().configure(cfg) }
 
 // park is the node's park lot, made on first use.
 func (b *B2BUA) park() *parkLot {

@@ -3,7 +3,6 @@ package calls
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -354,37 +353,5 @@ func TestParkHangUp(t *testing.T) {
 	clock.quiet(t)
 	if n := len(l.all()); n != 0 {
 		t.Fatalf("%d calls left on slots", n)
-	}
-}
-
-// TestParkConfigValidate: bad configurations are refused with what is
-// wrong, and change nothing.
-func TestParkConfigValidate(t *testing.T) {
-	if err := DefaultPark.Validate(); err != nil {
-		t.Fatalf("default: %v", err)
-	}
-	for _, tc := range []struct {
-		change func(*ParkConfig)
-		want   string
-	}{
-		{func(c *ParkConfig) { c.Code = "68" }, `park code "68"`},
-		{func(c *ParkConfig) { c.RetrieveCode = "*8a" }, `park retrieve code "*8a"`},
-		{func(c *ParkConfig) { c.RetrieveCode = c.Code }, "must differ"},
-		{func(c *ParkConfig) { c.Slots = 0 }, "park slots 0"},
-		{func(c *ParkConfig) { c.Slots = 100 }, "park slots 100"},
-		{func(c *ParkConfig) { c.Timeout = 0 }, "park timeout 0s"},
-		{func(c *ParkConfig) { c.RingFor = time.Millisecond }, "park ring-back 1ms"},
-		{func(c *ParkConfig) { c.MaxRingbacks = 0 }, "park ring-backs 0"},
-	} {
-		cfg := DefaultPark
-		tc.change(&cfg)
-		b := &B2BUA{}
-		err := b.SetPark(cfg)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%+v: %v, want an error naming %q", cfg, err, tc.want)
-		}
-		if got := b.park().config(); got != DefaultPark {
-			t.Errorf("a refused configuration changed it: %+v", got)
-		}
 	}
 }
