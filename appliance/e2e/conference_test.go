@@ -381,6 +381,8 @@ type apiCall struct {
 	ID           string `json:"id"`
 	State        string `json:"state"`
 	Owner        string `json:"owner"`
+	Slot         int    `json:"slot"`      // a parked call's
+	ParkedBy     string `json:"parked_by"` // a parked call's
 	Participants []struct {
 		ID     string `json:"id"`
 		User   string `json:"user"`

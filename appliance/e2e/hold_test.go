@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +22,11 @@ import (
 // answers the offer (RFC 3264 §6.1), and points its rtpPhone where the
 // offer says, as a real phone does.
 type deskPhone struct {
-	user  string
-	media *rtpPhone
-	calls chan *sipgo.DialogServerSession // calls answered
-	reinv chan string                     // the direction of each re-INVITE's offer
+	user    string
+	media   *rtpPhone
+	version atomic.Int32                    // of the o= line, one more each description
+	calls   chan *sipgo.DialogServerSession // calls answered
+	reinv   chan string                     // the direction of each re-INVITE's offer
 }
 
 func newDeskPhone(t *testing.T, n *node, user string, media *rtpPhone) *deskPhone {
@@ -48,28 +50,10 @@ func newDeskPhone(t *testing.T, n *node, user string, media *rtpPhone) *deskPhon
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: port}}
 	dialogs := sipgo.NewDialogServerCache(client, contact)
 	p := &deskPhone{user: user, media: media, calls: make(chan *sipgo.DialogServerSession, 4), reinv: make(chan string, 16)}
-	version := 1
 	answer := func(offer []byte) []byte {
-		version++
-		dir := "sendrecv"
-		for _, l := range strings.Split(string(offer), "\n") {
-			switch strings.TrimSpace(l) {
-			case "a=sendonly":
-				dir = "recvonly"
-			case "a=recvonly":
-				dir = "sendonly"
-			case "a=inactive":
-				dir = "inactive"
-			}
-		}
-		if addr, ok := sdpAudioAddr(offer); ok && dir != "inactive" && dir != "recvonly" {
-			media.setPeer(addr)
-		} else {
-			media.setPeer(netip.AddrPort{})
-		}
-		return fmt.Appendf(nil, "v=0\r\no=%s 7 %d IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
-			"m=audio %s RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=%s\r\n",
-			user, version, media.port(), dir)
+		dir := answerDirection(directionOf(offer))
+		media.pointAt(offer, dir)
+		return p.sdp(dir)
 	}
 	ctype := sip.NewHeader("Content-Type", "application/sdp")
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -99,6 +83,54 @@ func newDeskPhone(t *testing.T, n *node, user string, media *rtpPhone) *deskPhon
 	go func() { _ = srv.ServeUDP(conn) }()
 	t.Cleanup(func() { ua.Close() })
 	return p
+}
+
+// sdp is the phone's next description, in direction dir.
+func (p *deskPhone) sdp(dir string) []byte {
+	return fmt.Appendf(nil, "v=0\r\no=%s 7 %d IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio %s RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=%s\r\n",
+		p.user, p.version.Add(1), p.media.port(), dir)
+}
+
+// reinvite re-INVITEs a call the phone answered with its description in
+// direction dir (a hold: sendonly; a resume: sendrecv) and points its
+// media where the answer says; it returns the answer.
+func (p *deskPhone) reinvite(ctx context.Context, t *testing.T, ds *sipgo.DialogServerSession, dir string) []byte {
+	t.Helper()
+	req := sip.NewRequest(sip.INVITE, ds.InviteRequest.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(p.sdp(dir))
+	res, err := ds.Do(ctx, req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("%s re-INVITEs %s: %v %v", p.user, dir, res, err)
+	}
+	if err := ds.WriteRequest(sip.NewRequest(sip.ACK, ds.InviteRequest.Contact().Address)); err != nil {
+		t.Fatal(err)
+	}
+	p.media.pointAt(res.Body(), answerDirection(directionOf(res.Body())))
+	return res.Body()
+}
+
+// answerDirection is the direction that answers an offer's (RFC 3264
+// §6.1); given an answer's, it is the offerer's own.
+func answerDirection(offer string) string {
+	switch offer {
+	case "sendonly":
+		return "recvonly"
+	case "recvonly":
+		return "sendonly"
+	}
+	return offer
+}
+
+// pointAt points the phone's media where sdp says, when dir (the phone's
+// own direction) lets it send; else nowhere.
+func (ph *rtpPhone) pointAt(sdp []byte, dir string) {
+	if addr, ok := sdpAudioAddr(sdp); ok && dir != "inactive" && dir != "recvonly" {
+		ph.setPeer(addr)
+	} else {
+		ph.setPeer(netip.AddrPort{})
+	}
 }
 
 // sdpAudioAddr is where a description says it receives audio.
@@ -142,15 +174,36 @@ func (p *goPhone) reinvite(ctx context.Context, t *testing.T, s *sipgo.DialogCli
 	if err := s.WriteRequest(sip.NewRequest(sip.ACK, s.InviteResponse.Contact().Address)); err != nil {
 		t.Fatal(err)
 	}
-	if addr, ok := sdpAudioAddr(res.Body()); ok && p.media != nil {
-		switch directionOf(res.Body()) {
-		case "inactive", "recvonly":
-			p.media.setPeer(netip.AddrPort{})
-		default:
-			p.media.setPeer(addr)
-		}
+	if p.media != nil {
+		p.media.pointAt(res.Body(), answerDirection(directionOf(res.Body())))
 	}
 	return res.Body()
+}
+
+// waitMusic waits until the phone hears music: a second of loud audio,
+// paced at 20 ms, that is not the tone at freq (the party that held).
+func (ph *rtpPhone) waitMusic(t *testing.T, n *node, freq float64) {
+	t.Helper()
+	eventually(t, 5*time.Second, ph.name+" hears music", func(context.Context) error {
+		x := ph.window(max(0, ph.received()-toneWindow), toneWindow, time.Now())
+		if x == nil {
+			return fmt.Errorf("nothing heard yet")
+		}
+		if a := amplitude(x, freq); a > toneAmp/20 {
+			return fmt.Errorf("still the %v Hz tone (%.0f)", freq, a)
+		}
+		return nil
+	})
+	from := ph.received()
+	start := time.Now()
+	rms := ph.musicOf(t, from)
+	took := time.Since(start)
+	if rms < 1000 {
+		t.Fatalf("%s hears RMS %.0f on hold, want music (over 1000)\n%s", ph.name, rms, n.log())
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("a second of music took %v to reach %s: not paced at 20 ms", took, ph.name)
+	}
 }
 
 // musicOf measures the RMS of a second of what ph hears from sample from
@@ -219,26 +272,7 @@ func TestMusicOnHoldInternal(t *testing.T) {
 	}
 	// Music: a second of loud audio that is not alice's tone, from a
 	// source that is neither alice nor bob.
-	eventually(t, 5*time.Second, "bob hears music", func(context.Context) error {
-		x := bobRTP.window(max(0, bobRTP.received()-1600), 1600, time.Now())
-		if x == nil {
-			return fmt.Errorf("nothing heard yet")
-		}
-		if a := amplitude(x, 1000); a > toneAmp/20 {
-			return fmt.Errorf("still alice's tone (%.0f)", a)
-		}
-		return nil
-	})
-	from := bobRTP.received()
-	start := time.Now()
-	rms := bobRTP.musicOf(t, from)
-	took := time.Since(start)
-	if rms < 1000 {
-		t.Fatalf("bob hears RMS %.0f on hold, want music (over 1000)\n%s", rms, n.log())
-	}
-	if took > 1500*time.Millisecond {
-		t.Errorf("a second of music took %v to arrive: not paced at 20 ms", took)
-	}
+	bobRTP.waitMusic(t, n, 1000)
 	music := bobRTP.sourcesExcept(aliceRTP.addr())
 	if music == 0 {
 		t.Fatal("no packet from a source other than alice")
