@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -208,68 +207,4 @@ func TestParkRingback(t *testing.T) {
 		}
 		return fmt.Errorf("no answered park:ringback record in %+v", recs)
 	})
-}
-
-// Music on hold on a trunk call: an SBC calls bob's number, bob's desk
-// phone answers and holds; the SBC (anchored in the relay) hears music in
-// place of bob's tone; bob resumes and the SBC hears bob's tone alone
-// again, the music stopped.
-func TestMusicOnHoldTrunk(t *testing.T) {
-	needSIPp(t)
-	n := startNode(t, "moh-trunk", nodeOpts{bootstrapSnapshot: writeFile(t, "account.json", trunkSnapshot(t))})
-	waitRevision(t, []*node{n}, 1)
-	const sbcHz, bobHz = 1000, 1400
-	sbcRTP := newRTPPhone(t, "the SBC", sbcPrimary, g711.PCMU, sbcHz)
-	pstn := newGoPhoneAt(t, n, "+14155550000", "", fmt.Sprintf("%s:%d", sbcPrimary, sbcSIPPort), true)
-	pstn.media = sbcRTP
-	bobRTP := newRTPPhone(t, "bob", "127.0.0.1", g711.PCMU, bobHz)
-	bob := newDeskPhone(t, n, "bob", bobRTP)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-
-	waitTrunk(t, n, "sbc-hq-1", "up") // a call from a trunk the node does not know yet is a phone's
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(n.log())
-		}
-	})
-	call := pstn.call(ctx, t, "+16505550102")
-	sbcRTP.pointAt(call.InviteResponse.Body(), "sendrecv")
-	var ds *sipgo.DialogServerSession
-	select {
-	case ds = <-bob.calls:
-	case <-ctx.Done():
-		t.Fatalf("bob's phone was not rung\n%s", n.log())
-	}
-	checkHearing(t, map[*rtpPhone][2][]float64{sbcRTP: {{bobHz}, nil}, bobRTP: {{sbcHz}, nil}})
-
-	bob.reinvite(ctx, t, ds, "sendonly")
-	sbcRTP.waitMusic(t, n, bobHz)
-
-	bob.reinvite(ctx, t, ds, "sendrecv")
-	checkHearing(t, map[*rtpPhone][2][]float64{sbcRTP: {{bobHz}, nil}, bobRTP: {{sbcHz}, nil}})
-	// Nothing but bob's tone: what is left once it is taken out is
-	// quantization noise, where music interleaved would be loud.
-	x := sbcRTP.window(sbcRTP.received(), 8000, time.Now().Add(5*time.Second))
-	if x == nil {
-		t.Fatal("the SBC stopped hearing anything")
-	}
-	r := residual(x, bobHz)
-	if r > 500 {
-		t.Errorf("after the resume the SBC hears %.0f RMS besides bob's tone: the music did not stop", r)
-	}
-	t.Logf("after the resume: %.0f RMS besides bob's tone", r)
-	if err := call.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// residual is the RMS of x once its freq component is taken out.
-func residual(x []int16, freq float64) float64 {
-	var e float64
-	for _, v := range x {
-		e += float64(v) * float64(v)
-	}
-	a := amplitude(x, freq)
-	return math.Sqrt(max(0, e/float64(len(x))-a*a/2))
 }
