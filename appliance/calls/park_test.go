@@ -333,7 +333,11 @@ func TestParkHangUp(t *testing.T) {
 	rc := clock.ring(t)
 	clock.timer(t, cfg.RingFor)
 	hangUp() // the dialog ends: ringing stops at once
-	<-rc.ctx.Done()
+	select {
+	case <-rc.ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the parked party's hang-up did not end the ringing")
+	}
 	if !l.settle(ringing, parkEnded) {
 		t.Fatal("hang-up while ringing")
 	}
