@@ -31,6 +31,7 @@ type Config struct {
 	DNS   DNS   `yaml:"dns" json:"dns"`
 	Media Media `yaml:"media" json:"media"`
 	SBC   SBC   `yaml:"sbc" json:"sbc"`
+	Calls Calls `yaml:"calls" json:"calls"`
 	Cloud Cloud `yaml:"cloud" json:"cloud"`
 	Log   Log   `yaml:"log" json:"log"`
 
@@ -210,6 +211,27 @@ type SBC struct {
 	TLSDir string `yaml:"tls_dir" json:"tls_dir"`
 }
 
+// Calls configures the node's call features. An extension of the
+// contract; docs/sip.md, "Call park".
+type Calls struct {
+	// ParkCode is the feature code a call is transferred to (blind REFER)
+	// to park it on the next free slot of the parker's site.
+	ParkCode string `yaml:"park_code" json:"park_code"`
+	// ParkRetrieveCode, followed by the slot (*883), retrieves the call
+	// parked there.
+	ParkRetrieveCode string `yaml:"park_retrieve_code" json:"park_retrieve_code"`
+	// ParkSlots is the number of slots per site (1..99).
+	ParkSlots uint64 `yaml:"park_slots" json:"park_slots"`
+	// ParkTimeout: a parked call nobody retrieves rings the parker back
+	// after it.
+	ParkTimeout Duration `yaml:"park_timeout" json:"park_timeout"`
+	// ParkRingFor is how long a ring-back rings the parker's phones.
+	ParkRingFor Duration `yaml:"park_ring_for" json:"park_ring_for"`
+	// ParkRingbacks: after this many unanswered ring-backs the parked
+	// party hears goodbye and is hung up.
+	ParkRingbacks uint64 `yaml:"park_ringbacks" json:"park_ringbacks"`
+}
+
 // Cloud configures the link to the control plane.
 type Cloud struct {
 	// URL is the control plane's base URL; empty means offline.
@@ -289,6 +311,14 @@ func defaults(hostname string, euid int) Config {
 			SnapshotThreshold: 8192,
 		},
 		Media: Media{RTPPorts: "20000-29999", Timeout: seconds(30)},
+		Calls: Calls{
+			ParkCode:         "*68",
+			ParkRetrieveCode: "*88",
+			ParkSlots:        10,
+			ParkTimeout:      seconds(60),
+			ParkRingFor:      seconds(30),
+			ParkRingbacks:    3,
+		},
 		Cloud: Cloud{
 			ProbeInterval: seconds(5),
 			OutageAfter:   seconds(30),

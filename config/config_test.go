@@ -210,13 +210,20 @@ func TestKeys(t *testing.T) {
 		{"http.tls_key", "OUTPOST_HTTP_TLS_KEY", "string"},
 		// Extension: old phones' TLS (docs/configuration.md).
 		{"sip.tls_cbc_ciphers", "OUTPOST_SIP_TLS_CBC_CIPHERS", "bool"},
+		// Extensions: call park (docs/sip.md, "Call park").
+		{"calls.park_code", "OUTPOST_CALLS_PARK_CODE", "string"},
+		{"calls.park_retrieve_code", "OUTPOST_CALLS_PARK_RETRIEVE_CODE", "string"},
+		{"calls.park_slots", "OUTPOST_CALLS_PARK_SLOTS", "integer"},
+		{"calls.park_timeout", "OUTPOST_CALLS_PARK_TIMEOUT", "duration"},
+		{"calls.park_ring_for", "OUTPOST_CALLS_PARK_RING_FOR", "duration"},
+		{"calls.park_ringbacks", "OUTPOST_CALLS_PARK_RINGBACKS", "integer"},
 	} {
 		k, ok := lookupKey(want.path)
 		if !ok || k.Env != want.env || k.Kind != want.kind {
 			t.Errorf("key %s = %+v, %v; want env %s kind %s", want.path, k, ok, want.env, want.kind)
 		}
 	}
-	if got, want := len(Keys()), 53; got != want {
+	if got, want := len(Keys()), 59; got != want {
 		t.Errorf("len(Keys()) = %d, want %d (update this test, the example and docs/configuration.md together)", got, want)
 	}
 }

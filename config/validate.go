@@ -162,6 +162,9 @@ func (c Config) Validate() error {
 	// sbc
 	v.checkSBC(c.SBC)
 
+	// calls
+	v.checkCalls(c.Calls)
+
 	// cloud
 	v.check("cloud.url", optional(c.Cloud.URL, checkHTTPURL))
 	probeOK := v.check("cloud.probe_interval", atLeast(c.Cloud.ProbeInterval, 0))
@@ -211,6 +214,33 @@ func (v *validator) checkSBC(s SBC) {
 			v.add("sbc.tls_dir", fmt.Sprintf("%q is not a directory; create it with one sub-directory per trunk id", s.TLSDir))
 		}
 	}
+}
+
+// checkCalls checks the call features: the park codes are star codes
+// that neither start the other, the slots a one- or two-digit number.
+func (v *validator) checkCalls(c Calls) {
+	parkOK := v.check("calls.park_code", checkFeatureCode(c.ParkCode))
+	retrieveOK := v.check("calls.park_retrieve_code", checkFeatureCode(c.ParkRetrieveCode))
+	if parkOK && retrieveOK && (strings.HasPrefix(c.ParkCode, c.ParkRetrieveCode) || strings.HasPrefix(c.ParkRetrieveCode, c.ParkCode)) {
+		v.add("calls.park_retrieve_code", fmt.Sprintf("%q and calls.park_code %q: neither may start the other (e.g. *68 and *88)",
+			c.ParkRetrieveCode, c.ParkCode))
+	}
+	if c.ParkSlots < 1 || c.ParkSlots > 99 {
+		v.add("calls.park_slots", fmt.Sprintf("%d: must be 1 to 99", c.ParkSlots))
+	}
+	v.check("calls.park_timeout", atLeast(c.ParkTimeout, time.Second))
+	v.check("calls.park_ring_for", atLeast(c.ParkRingFor, time.Second))
+	if c.ParkRingbacks < 1 {
+		v.add("calls.park_ringbacks", "must be at least 1")
+	}
+}
+
+// checkFeatureCode: a star code, * or # then one to six digits.
+func checkFeatureCode(s string) error {
+	if len(s) < 2 || len(s) > 7 || (s[0] != '*' && s[0] != '#') || strings.Trim(s[1:], "0123456789") != "" {
+		return fmt.Errorf("%q is not a feature code; use * or # then 1 to 6 digits, e.g. *68", s)
+	}
+	return nil
 }
 
 // checkHTTPS checks the HTTPS listener and its files: the certificate and

@@ -79,6 +79,14 @@ speech=(
   "conference-joining|Joining the call."
 )
 
+# Call park (issue 12): "Parked on slot" is followed by the slot's number
+# (the num-N prompts above).
+speech+=(
+  "park-parked|Parked on slot"
+  "park-empty|There is no call parked on that slot."
+  "park-full|Sorry, every park slot is in use."
+)
+
 # Tones: name|frequencies in Hz, one segment each, played in turn. Join
 # rises, leave falls.
 tones=(

@@ -79,6 +79,7 @@ type B2BUA struct {
 		sync.Mutex
 		idx *groupIndex
 	}
+	parks      *parkLot    // parked calls (park.go)
 	engaged    engagements // the users' calls as the call widget sees them (engage.go)
 	trunkAddrs struct {    // the trunks' addresses, briefly cached (trunkEndpoints)
 		sync.Mutex
@@ -182,6 +183,8 @@ type call struct {
 	// bridge: click-to-call's join of the user's phone and the call it
 	// placed (control.go), not a call of its own.
 	bridge bool
+
+	hold holdState // music on hold (hold.go)
 }
 
 func (c *call) other(p *party) *party {
@@ -296,6 +299,10 @@ func (b *B2BUA) place(req *sip.Request, tx sip.ServerTransaction, caller account
 		b.finish(rec, refusal.code, refusal.disposition)
 		return
 	}
+	if rt.feature != nil && rt.feature.ID != FeatureVoicemail {
+		b.onFeature(req, tx, caller, rec, *rt.feature)
+		return
+	}
 	ds, err := b.dialogs.readInvite(req, tx)
 	if err != nil {
 		respond(tx, req, 500, "Server Internal Error")
@@ -304,8 +311,8 @@ func (b *B2BUA) place(req *sip.Request, tx sip.ServerTransaction, caller account
 	}
 	_ = ds.Respond(100, "Trying", nil)
 	rt.hops = hops
-	if rt.feature == DestVoicemail {
-		b.retrieve(ds, req, caller, &rt, rec)
+	if rt.feature != nil { // the voicemail code: the node answers
+		b.playMailbox(ds, req, caller, &rt, rec)
 		return
 	}
 	if rt.out != nil {
@@ -360,9 +367,7 @@ type route struct {
 	// mailbox is the callee's voicemail settings when an unanswered,
 	// busy or unregistered call goes to their mailbox (voicemail.go).
 	mailbox *account.VoicemailSettings
-	// feature is a star code's destination kind (DestVoicemail): the
-	// node itself answers (place), there are no targets.
-	feature string
+	feature *Destination // a feature code (features.go): no targets
 }
 
 // route resolves what a caller of site dialled to a user of the account
@@ -375,9 +380,14 @@ func (b *B2BUA) route(ctx context.Context, site, dialled string, rec *store.Call
 }
 
 func (b *B2BUA) routeDest(ctx context.Context, site, dialled string, rec *store.CallRecord) (route, *refusal) {
-	dest := Resolve(Dial{CallerSite: site, Digits: dialled}, storePlan{ctx, b.dir})
+	dest := Resolve(Dial{CallerSite: site, Digits: dialled, Features: b.features()}, storePlan{ctx, b.dir})
 	rec.Destination = dest.Kind
 	switch dest.Kind {
+	case DestFeature:
+		if dest.ID == FeatureVoicemail && b.boxes() == nil {
+			return route{}, &refusal{404, "Not Found: no voicemail on this node", DispRefused}
+		}
+		return route{feature: &dest, hops: maxForwards}, nil
 	case DestUser:
 	case DestSDG:
 		return b.startGroup(ctx, account.Route{Type: account.RouteSDG, ID: dest.ID}, rec)
@@ -388,11 +398,6 @@ func (b *B2BUA) routeDest(ctx context.Context, site, dialled string, rec *store.
 			return route{}, &refusal{503, "Service Unavailable: no trunk to the PSTN", DispFailed}
 		}
 		return route{out: &dest, hops: maxForwards}, nil
-	case DestVoicemail:
-		if b.boxes() == nil {
-			return route{}, &refusal{404, "Not Found: no voicemail on this node", DispRefused}
-		}
-		return route{feature: DestVoicemail, hops: maxForwards}, nil
 	default:
 		return route{}, &refusal{404, "Not Found", DispRefused}
 	}
@@ -812,6 +817,7 @@ func (b *B2BUA) drop(c *call) bool {
 }
 
 func (b *B2BUA) forgetLocked(c *call) {
+	c.stopMusic()
 	now := b.now()
 	for _, p := range c.parties {
 		if b.calls[p.id] == c {
@@ -1050,6 +1056,9 @@ func (b *B2BUA) passInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Unlock()
 	if transferring {
 		respond(tx, req, 491, "Request Pending: the call is being transferred")
+		return
+	}
+	if b.holdInDialog(c, from, req, tx) {
 		return
 	}
 	to := c.other(from)

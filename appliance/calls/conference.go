@@ -568,6 +568,7 @@ func (b *B2BUA) join(cf *conf, invID, how string, p *party, leg RoomLeg, codec g
 // leg of its own; a party anchored in the relay's far side (an SBC) keeps
 // its session, whose near side now faces the room.
 func (b *B2BUA) mix(cf *conf, c *call, room Room) {
+	c.stopMusic() // a held call mixed: the room takes over the media
 	b.mu.Lock()
 	for _, p := range c.parties {
 		if b.calls[p.id] == c {

@@ -493,6 +493,7 @@ func (b *B2BUA) redirect(ctx context.Context, username, id string, change func(*
 	if !ok {
 		return ErrNoEngagement
 	}
+	wasHeld := e.Held
 	change(&e)
 	dir := "sendrecv"
 	switch {
@@ -505,6 +506,19 @@ func (b *B2BUA) redirect(ctx context.Context, username, id string, change func(*
 		return fmt.Errorf("%w: the call is being transferred", ErrNotSupported)
 	}
 	defer c.done()
+	if (e.Held != wasHeld || e.Held) && b.playsMusic() { // hold: music for the other party (hold.go)
+		if err := b.webHold(c, p, e.Held); err != nil {
+			return fmt.Errorf("hold: %w", err)
+		}
+		b.engage(username, Engagement{ID: id}, EvChanged, func(x *Engagement) {
+			x.Held, x.Muted = e.Held, e.Muted
+			x.State = EngConnected
+			if e.Held {
+				x.State = EngHeld
+			}
+		}, EngagementEvent{})
+		return nil
+	}
 	heard, _ := p.lastSDP()
 	if len(heard) == 0 {
 		return fmt.Errorf("%w: no session description to change yet", ErrNotSupported)

@@ -162,6 +162,8 @@ func (l *scriptedLeg) Menu(_ context.Context, names []string, timeout time.Durat
 
 func (l *scriptedLeg) Addr() netip.AddrPort                     { return netip.AddrPort{} }
 func (l *scriptedLeg) Play(context.Context, ...string) error    { return nil }
+func (l *scriptedLeg) Loop(string)                              {}
+func (l *scriptedLeg) Stop()                                    {}
 func (l *scriptedLeg) Key(byte)                                 {}
 func (l *scriptedLeg) SendDigits(context.Context, string) error { return nil }
 func (l *scriptedLeg) Close()                                   {}

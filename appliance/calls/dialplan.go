@@ -14,39 +14,7 @@ const (
 	DestExternal  = "external"  // a number outside the account: the site's trunks
 	DestEmergency = "emergency" // a site emergency number: always out, ELIN caller ID
 	DestInvalid   = "invalid"   // nothing dialable
-	// Star codes: features the node answers itself (starCodes).
-	DestVoicemail = "voicemail" // *97: the caller's own mailbox
 )
-
-// starCodes are the feature codes: dialled exactly (arg false) or as a
-// prefix followed by digits (arg true: the digits are Destination.ID).
-// They are checked first and never go to a trunk. Call park adds its
-// codes here (*68 park, *88<slot> retrieve).
-var starCodes = []struct {
-	code string
-	kind string
-	arg  bool
-}{
-	{"*97", DestVoicemail, false},
-}
-
-// starCode resolves a feature code, if digits is one.
-func starCode(digits string) (Destination, bool) {
-	if !strings.HasPrefix(digits, "*") {
-		return Destination{}, false
-	}
-	for _, c := range starCodes {
-		rest, ok := strings.CutPrefix(digits, c.code)
-		switch {
-		case !ok:
-		case !c.arg && rest == "":
-			return Destination{Kind: c.kind}, true
-		case c.arg && rest != "" && strings.Trim(rest, "0123456789") == "":
-			return Destination{Kind: c.kind, ID: rest}, true
-		}
-	}
-	return Destination{}, false
-}
 
 // Target is what an extension or account number reaches (the store's
 // dial index, seen through Plan).
@@ -67,6 +35,8 @@ type Plan interface {
 type Dial struct {
 	CallerSite string
 	Digits     string // the Request-URI user part as the phone sent it
+	// Features are the node's feature codes (features.go), matched first.
+	Features []FeatureCode
 }
 
 // Destination is the decision: where the call goes and, for calls leaving
@@ -92,8 +62,8 @@ func Resolve(d Dial, p Plan) Destination {
 	if digits == "" {
 		return Destination{Kind: DestInvalid, Reason: "nothing dialled"}
 	}
-	if d, ok := starCode(digits); ok {
-		return d
+	if f, ok := resolveFeature(digits, d.Features); ok {
+		return f
 	}
 	site, haveSite := p.Site(d.CallerSite)
 	if haveSite {

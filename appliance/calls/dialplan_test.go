@@ -100,22 +100,37 @@ func FuzzResolve(f *testing.F) {
 	})
 }
 
-// Star codes are features of the node, checked before anything else and
-// never sent to a trunk; an unknown one is not dialable.
-func TestResolveStarCodes(t *testing.T) {
-	p := demoPlan()
+// Feature codes (park's and voicemail's) are checked before anything
+// else and never sent to a trunk; an unknown one is not dialable.
+func TestResolveFeatureCodes(t *testing.T) {
+	codes := []FeatureCode{{Code: "*68", Name: FeaturePark}, {Code: "*88", Name: FeatureRetrieve, Arg: true},
+		{Code: VoicemailCode, Name: FeatureVoicemail}}
 	for _, tc := range []struct {
-		digits string
-		want   Destination
+		dial string
+		want Destination
 	}{
-		{"*97", Destination{Kind: DestVoicemail}},
-		{" *97 ", Destination{Kind: DestVoicemail}},
-		{"*971", Destination{Kind: DestInvalid, Reason: "not an extension of the account and not a dialable number"}},
-		{"*99", Destination{Kind: DestInvalid, Reason: "not an extension of the account and not a dialable number"}},
-		{"97", Destination{Kind: DestInvalid, Reason: "not an extension of the account and not a dialable number"}},
+		{"*68", Destination{Kind: DestFeature, ID: FeaturePark}},
+		{"*883", Destination{Kind: DestFeature, ID: FeatureRetrieve, Number: "3"}},
+		{"*8812", Destination{Kind: DestFeature, ID: FeatureRetrieve, Number: "12"}},
+		{"*88", Destination{Kind: DestInvalid}},   // a slot is needed
+		{"*88*1", Destination{Kind: DestInvalid}}, // digits only
+		{"*681", Destination{Kind: DestInvalid}},  // exact code
+		{"*99", Destination{Kind: DestInvalid}},   // no such code: never a trunk
+		{"*97", Destination{Kind: DestFeature, ID: FeatureVoicemail}},
+		{" *97 ", Destination{Kind: DestFeature, ID: FeatureVoicemail}},
+		{"*971", Destination{Kind: DestInvalid}},
+		{"97", Destination{Kind: DestInvalid}},
 	} {
-		if got := Resolve(Dial{CallerSite: "hq", Digits: tc.digits}, p); got != tc.want {
-			t.Errorf("Resolve(%q) = %+v, want %+v", tc.digits, got, tc.want)
+		got := Resolve(Dial{CallerSite: "site-hq", Digits: tc.dial, Features: codes}, emptyPlan{})
+		if got.Kind != tc.want.Kind || got.ID != tc.want.ID || got.Number != tc.want.Number {
+			t.Errorf("Resolve(%q) = %+v, want %+v", tc.dial, got, tc.want)
 		}
 	}
+}
+
+type emptyPlan struct{}
+
+func (emptyPlan) Lookup(string) (Target, bool) { return Target{}, false }
+func (emptyPlan) Site(string) (account.Site, bool) {
+	return account.Site{ID: "site-hq", Country: "US", AreaCode: "650"}, true
 }

@@ -46,6 +46,9 @@ type IVRLeg interface {
 	Record(ctx context.Context, idle time.Duration, sink func([]int16) bool) (byte, error)
 	// PlaySamples plays audio; a key pressed ends it and is returned.
 	PlaySamples(ctx context.Context, samples []int16) (byte, error)
+	// Loop plays a prompt over and over (music on hold) until Stop.
+	Loop(name string)
+	Stop()
 	Close()
 }
 

@@ -70,6 +70,10 @@ type CallStatus struct {
 	// was invited to it.
 	Participants []invite.Participant `json:"participants,omitempty"`
 	Invitations  []invite.Invitation  `json:"invitations,omitempty"`
+	// Site, Slot and ParkedBy: a parked call's (state "parked", park.go).
+	Site     string `json:"site,omitempty"`
+	Slot     int    `json:"slot,omitempty"`
+	ParkedBy string `json:"parked_by,omitempty"`
 	// History is the call's events and notes of the last five minutes:
 	// what a participant who joins now sees.
 	History []invite.Event `json:"history,omitempty"`
@@ -232,6 +236,7 @@ func (b *B2BUA) Calls() []CallStatus {
 			State: "conference", Route: r.Route, Start: r.Start, Answer: r.Answer, Anchored: true,
 			Owner: v.Owner, Participants: v.Participants, Invitations: v.Invitations, History: v.History})
 	}
+	out = append(out, b.parkedStatus()...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
 }

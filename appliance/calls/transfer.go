@@ -61,6 +61,15 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 400, "Bad Request: Refer-To must be a SIP URI with a user part")
 		return
 	}
+	if _, ok := rt.Address.Headers.Get("Replaces"); !ok && b.isParkCode(rt.Address.User) {
+		if !c.begin(transferor) {
+			respond(tx, req, 491, "Request Pending: a transfer is already under way")
+			return
+		}
+		respond(tx, req, 202, "Accepted")
+		go b.parkRefer(c, transferor)
+		return
+	}
 	var replaced *call
 	var replacedParty *party
 	if raw, ok := rt.Address.Headers.Get("Replaces"); ok {
@@ -204,10 +213,13 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string, onRinging func
 	if transferee.user.SIP.Username == "" {
 		rec.Caller = transferee.user.Extension
 	}
-	rt, refusal := b.route(ctx, site, dialled, rec)
-	if refusal != nil {
-		b.finish(rec, refusal.code, refusal.disposition)
-		return refusal.code, refusal.reason
+	rt, refused := b.route(ctx, site, dialled, rec)
+	if refused == nil && rt.feature != nil {
+		refused = &refusal{404, "Not Found: a feature code is not a transfer target", DispRefused}
+	}
+	if refused != nil {
+		b.finish(rec, refused.code, refused.disposition)
+		return refused.code, refused.reason
 	}
 	heard, _ := transferee.lastSDP()
 	offer := sendRecv(heard)
@@ -244,6 +256,7 @@ func (b *B2BUA) blind(c *call, transferor *party, dialled string, onRinging func
 	rctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
 	answer, _ := target.lastSDP()
+	c.stopMusic() // a held transferee stops hearing music as it joins the target
 	res, err := b.offer(rctx, transferee, sip.INVITE, answer, sdpType)
 	if err != nil || !res.IsSuccess() {
 		_ = winner.Bye(rctx)
@@ -276,6 +289,8 @@ func (b *B2BUA) attended(c *call, transferor *party, replaced *call, replacedPar
 	case target.media != nil:
 		transferee.media = replacedParty.media.handOver()
 	}
+	c.stopMusic()
+	replaced.stopMusic()
 	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
 	// A re-INVITE without offer: the transferee offers afresh (off hold).

@@ -186,10 +186,10 @@ const (
 	keyNextAlt = '6'
 )
 
-// retrieve plays the caller's own mailbox (*97): the counts, then each
+// playMailbox plays the caller's own mailbox (*97): the counts, then each
 // message, new ones first, with the keys above. A new message heard
 // becomes saved.
-func (b *B2BUA) retrieve(ds *sipgo.DialogServerSession, req *sip.Request, caller account.User, rt *route, rec *store.CallRecord) {
+func (b *B2BUA) playMailbox(ds *sipgo.DialogServerSession, req *sip.Request, caller account.User, rt *route, rec *store.CallRecord) {
 	log := b.log.With("call_id", req.CallID().Value(), "mailbox", caller.ID)
 	boxes := b.boxes()
 	iv, err := b.answerForIVR(ds, req, rt)

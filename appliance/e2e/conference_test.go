@@ -97,6 +97,7 @@ type rtpPhone struct {
 	keys     []byte    // the keys received, in order
 	firstKey time.Time // when the first telephone-event packet arrived
 	press    []dtmf.Packet
+	sources  map[netip.AddrPort]int // packets received, by source
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -141,6 +142,10 @@ func (ph *rtpPhone) receive() {
 		now := time.Now()
 		ph.mu.Lock()
 		ph.peer = src
+		if ph.sources == nil {
+			ph.sources = map[netip.AddrPort]int{}
+		}
+		ph.sources[src]++
 		switch {
 		case p.PayloadType == ph.codec.PayloadType() && len(p.Payload) == frameLen:
 			var pcm [frameLen]int16
@@ -376,6 +381,8 @@ type apiCall struct {
 	ID           string `json:"id"`
 	State        string `json:"state"`
 	Owner        string `json:"owner"`
+	Slot         int    `json:"slot"`      // a parked call's
+	ParkedBy     string `json:"parked_by"` // a parked call's
 	Participants []struct {
 		ID     string `json:"id"`
 		User   string `json:"user"`

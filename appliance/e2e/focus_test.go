@@ -151,6 +151,15 @@ func replacesOf(s *sipgo.DialogClientSession) string {
 // which must be a 2xx.
 func referInDialog(ctx context.Context, t *testing.T, n *node, p *goPhone, s *sipgo.DialogClientSession, referTo string) {
 	t.Helper()
+	if frag := referFinal(ctx, t, n, p, s, referTo); !strings.HasPrefix(frag, "SIP/2.0 2") {
+		t.Fatalf("the REFER failed: %q\n%s", frag, conferenceLog(n))
+	}
+}
+
+// referFinal sends a REFER in dialog s and returns the sipfrag of the
+// final NOTIFY.
+func referFinal(ctx context.Context, t *testing.T, n *node, p *goPhone, s *sipgo.DialogClientSession, referTo string) string {
+	t.Helper()
 	refer := sip.NewRequest(sip.REFER, s.InviteResponse.Contact().Address)
 	refer.AppendHeader(sip.NewHeader("Refer-To", referTo))
 	refer.AppendHeader(sip.NewHeader("Referred-By", fmt.Sprintf("<sip:%s@acme.example>", p.user)))
@@ -161,11 +170,8 @@ func referInDialog(ctx context.Context, t *testing.T, n *node, p *goPhone, s *si
 	for {
 		select {
 		case frag := <-p.notifies:
-			if strings.HasPrefix(frag, "SIP/2.0 2") {
-				return
-			}
 			if !strings.HasPrefix(frag, "SIP/2.0 1") {
-				t.Fatalf("the REFER failed: %q\n%s", frag, conferenceLog(n))
+				return frag
 			}
 		case <-ctx.Done():
 			t.Fatalf("no final NOTIFY\n%s", conferenceLog(n))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -76,7 +77,15 @@ type goPhone struct {
 
 func newGoPhone(t *testing.T, n *node, user, password string) *goPhone {
 	t.Helper()
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return newGoPhoneAt(t, n, user, password, "127.0.0.1:0", false)
+}
+
+// newGoPhoneAt is a goPhone on bind; as an SBC it also answers OPTIONS
+// and re-INVITEs (in the direction that answers the offer, pointing its
+// media where the offer says).
+func newGoPhoneAt(t *testing.T, n *node, user, password, bind string, asSBC bool) *goPhone {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", bind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +99,11 @@ func newGoPhone(t *testing.T, n *node, user, password string) *goPhone {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientAddr(addr))
+	opts := []sipgo.ClientOption{sipgo.WithClientAddr(addr)}
+	if asSBC { // an SBC is known by its source address: send from the port it listens on
+		opts = append(opts, sipgo.WithClientConnectionAddr(addr))
+	}
+	client, err := sipgo.NewClient(ua, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +120,28 @@ func newGoPhone(t *testing.T, n *node, user, password string) *goPhone {
 			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		}
 	})
+	if asSBC {
+		srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+		version := 10
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+			if to := req.To(); to == nil || !to.Params.Has("tag") {
+				_ = tx.Respond(sip.NewResponseFromRequest(req, 603, "Decline", nil))
+				return
+			}
+			dir := answerDirection(directionOf(req.Body()))
+			if p.media != nil {
+				p.media.pointAt(req.Body(), dir)
+			}
+			version++
+			res := sip.NewResponseFromRequest(req, 200, "OK", p.sdp(version, dir))
+			res.AppendHeader(&p.contact)
+			res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			_ = tx.Respond(res)
+		})
+		srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	}
 	go func() { _ = srv.ServeUDP(conn) }()
 	t.Cleanup(func() { ua.Close() })
 	return p
@@ -128,6 +163,34 @@ func (p *goPhone) sdp(version int, direction string) []byte {
 // INVITE.
 func (p *goPhone) call(ctx context.Context, t *testing.T, dial string, headers ...sip.Header) *sipgo.DialogClientSession {
 	t.Helper()
+	s, err := p.dial(ctx, t, dial, headers...)
+	if err != nil {
+		t.Fatalf("%s calls %s: %v", p.user, dial, err)
+	}
+	if err := s.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// refused dials a call that must fail and returns its final status.
+func (p *goPhone) refused(ctx context.Context, t *testing.T, dial string) int {
+	t.Helper()
+	s, err := p.dial(ctx, t, dial)
+	var e *sipgo.ErrDialogResponse
+	if !errors.As(err, &e) {
+		if err == nil {
+			_ = s.Ack(ctx)
+			_ = s.Bye(ctx)
+		}
+		t.Fatalf("%s calls %s: %v, want a refusal", p.user, dial, err)
+	}
+	return e.Res.StatusCode
+}
+
+// dial sends the INVITE and waits for its final response.
+func (p *goPhone) dial(ctx context.Context, t *testing.T, dial string, headers ...sip.Header) (*sipgo.DialogClientSession, error) {
+	t.Helper()
 	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: dial, Host: "acme.example"})
 	for _, h := range headers {
 		req.AppendHeader(h)
@@ -142,13 +205,7 @@ func (p *goPhone) call(ctx context.Context, t *testing.T, dial string, headers .
 	if err != nil {
 		t.Fatalf("%s calls %s: %v", p.user, dial, err)
 	}
-	if err := s.WaitAnswer(ctx, sipgo.AnswerOptions{Username: p.user, Password: p.password}); err != nil {
-		t.Fatalf("%s calls %s: %v", p.user, dial, err)
-	}
-	if err := s.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return s, s.WaitAnswer(ctx, sipgo.AnswerOptions{Username: p.user, Password: p.password})
 }
 
 // hold re-INVITEs the call with a=sendonly.

@@ -230,6 +230,9 @@ func (n *Node) startSIP() error {
 	hop := sha256.Sum256([]byte("outpost sip node hop v1\x00" + n.token))
 	n.journal = newJournal(st, n.log.With("component", "journal"))
 	e.calls = calls.NewB2BUA(client, contact, e.reg, liveDirectory{st.Reader(), e.loc}, n.journal, n.cfg.NodeID, hop[:], n.log.With("component", "calls"))
+	cc := n.cfg.Calls
+	e.calls.SetPark(calls.ParkConfig{Code: cc.ParkCode, RetrieveCode: cc.ParkRetrieveCode, Slots: int(cc.ParkSlots),
+		Timeout: cc.ParkTimeout.Duration, RingFor: cc.ParkRingFor.Duration, MaxRingbacks: int(cc.ParkRingbacks)})
 	e.srv.OnInvite(e.calls.OnInvite)
 	e.srv.OnAck(e.calls.OnAck)
 	e.srv.OnBye(e.calls.OnBye)

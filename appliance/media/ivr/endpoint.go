@@ -307,6 +307,16 @@ func (ep *Endpoint) PlaySamples(ctx context.Context, samples []int16) (byte, err
 	}
 }
 
+// Loop stops what plays and plays the prompt name over and over (music
+// on hold) until Stop, another Play or Close; it returns at once.
+func (ep *Endpoint) Loop(name string) {
+	ep.sess.Stop()
+	ep.sess.Play(player.Loop(ep.e.cfg.Prompts.Prompt(name).Samples))
+}
+
+// Stop ends what plays (a Loop, a prompt): silence follows.
+func (ep *Endpoint) Stop() { ep.sess.Stop() }
+
 // SendDigits sends keys (0-9, *, #, A-D) as RFC 4733 events, with the
 // usual pauses between them, and returns once they are sent.
 func (ep *Endpoint) SendDigits(ctx context.Context, keys string) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ func newCaller(t *testing.T) *caller {
 				return
 			}
 			var p rtp.Packet
-			if p.Unmarshal(buf[:n]) == nil {
+			if p.Unmarshal(slices.Clone(buf[:n])) == nil { // the payload aliases what it parsed
 				select {
 				case c.got <- p:
 				default:

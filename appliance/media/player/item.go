@@ -27,6 +27,7 @@ const (
 // Item is one thing a session plays: audio, silence or key presses.
 type Item struct {
 	samples []int16   // audio at 8 kHz
+	loop    bool      // samples start over at their end, until Stop
 	silence int       // frames of silence
 	keys    []keyStep // frame by frame
 }
@@ -45,6 +46,18 @@ type keyStep struct {
 // first packet with the marker bit. The last packet is padded with
 // silence. The samples are read while playing: do not modify them.
 func Audio(samples []int16) Item { return Item{samples: samples} }
+
+// Loop plays 8 kHz mono linear samples over and over (music on hold):
+// the playback never ends by itself, only by Stop or Close. Only the
+// first packet has the marker bit; at each turn the audio goes on without
+// a gap, so samples that end where they begin loop seamlessly. An empty
+// loop plays silence.
+func Loop(samples []int16) Item {
+	if len(samples) == 0 {
+		samples = make([]int16, frameSamples)
+	}
+	return Item{samples: samples, loop: true}
+}
 
 // Silence plays silence for d, rounded up to whole 20 ms packets.
 func Silence(d time.Duration) Item {
@@ -74,7 +87,7 @@ func Digits(keys string) (Item, error) {
 	return Item{keys: steps}, nil
 }
 
-// Duration is how long the item plays.
+// Duration is how long the item plays (a Loop: one turn).
 func (it Item) Duration() time.Duration {
 	frames := it.silence + len(it.keys) + (len(it.samples)+frameSamples-1)/frameSamples
 	return time.Duration(frames) * frameDur

@@ -33,6 +33,7 @@ type Session struct {
 	queue   []*Playback
 	item    int        // the current item of queue[0]
 	pos     int        // samples (audio) or frames (silence, keys) of the item done
+	looped  bool       // the current item is a Loop that has sent its first packet
 	tail    []keyStep  // the rest of a key press cut by Stop
 	seq     uint16     // the next sequence number
 	hdr     rtp.Header // reused for every packet
@@ -142,7 +143,7 @@ func (s *Session) endQueue(err error) {
 		s.queue[i] = nil
 	}
 	s.queue = s.queue[:0]
-	s.item, s.pos = 0, 0
+	s.item, s.pos, s.looped = 0, 0, false
 }
 
 // tick sends the frames due at now, at most maxBurst, and says when the
@@ -185,11 +186,21 @@ func (s *Session) frame() bool {
 			pb.finish(nil)
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
-			s.item, s.pos = 0, 0
+			s.item, s.pos, s.looped = 0, 0, false
 			continue
 		}
 		it := &pb.items[s.item]
 		switch {
+		case it.loop:
+			first := s.pos == 0
+			for n := 0; n < frameSamples; {
+				c := copy(s.pcm[n:], it.samples[s.pos%len(it.samples):])
+				n += c
+				s.pos = (s.pos + c) % len(it.samples)
+			}
+			s.sendAudio(s.pcm[:], ts, first && !s.looped)
+			s.looped = true
+			return true
 		case s.pos < len(it.samples):
 			n := copy(s.pcm[:], it.samples[s.pos:])
 			for i := n; i < frameSamples; i++ {

@@ -64,6 +64,7 @@ func loadBuiltins() (map[string]Prompt, error) {
 		}
 		m[name] = Prompt{Name: name, Samples: s}
 	}
+	m[MusicOnHold] = Prompt{Name: MusicOnHold, Samples: music()}
 	if _, ok := m[DefaultPrompt]; !ok {
 		return nil, fmt.Errorf("built-in prompts: no %s.wav", DefaultPrompt)
 	}
