@@ -111,6 +111,12 @@ type party struct {
 	mu   sync.Mutex
 	sdp  []byte // the last session description this party sent
 	sent []byte // the last session description this party was sent
+
+	// answering is held while the node answers this party's INVITE with
+	// its 200 (up to the ACK): the call is connected, and may be hung up,
+	// before that, but sipgo's dialog must not be sent a BYE while its 200
+	// is being written. hangUp waits for it.
+	answering sync.Mutex
 }
 
 func answeredParty(ds *sipgo.DialogServerSession, u account.User) *party {
@@ -596,15 +602,18 @@ func (b *B2BUA) answer(ds *sipgo.DialogServerSession, req *sip.Request, caller a
 		from.heard(req.Body())
 		to.heard(winner.InviteResponse.Body())
 	}
+	from.answering.Lock()
 	c := b.connect(from, to, rec)
 	b.engConnected(caller, callee, rec, rt.queue)
 	if iv != nil { // the caller was answered by the IVR: nothing more to tell it
+		from.answering.Unlock()
 		from.told(iv.sent)
 		b.log.Info("call connected after an ivr", "call_id", req.CallID().Value(), "to", callee.SIP.Username)
 		return
 	}
 	answer := from.told(winner.InviteResponse.Body())
 	err := ds.Respond(200, "OK", answer, contentType(winner.InviteResponse)...) // returns once the caller ACKs
+	from.answering.Unlock()
 	if lateOffer {
 		heard, _ := from.lastSDP()
 		ack := sip.NewRequest(sip.ACK, to.target)
