@@ -83,6 +83,9 @@ cat <<MSG
   Groups: 1900 Front Desk (alice and bob at once), 1901 Operator (carol),
   1999 Main Menu (an IVR: 1 front desk, 2 branch sales, 0 operator), 2900
   Branch Sales (dave then erin); +16505550100 reaches the main menu.
+  A call nobody answers within 20 s goes to voicemail; *97 plays your
+  messages (1 replay, 7 delete, 9 save, # next). Transfer a call to *68 to
+  park it; *88<slot> picks it up from any phone of the site.
 
   Ctrl-C stops it.
 MSG
