@@ -244,7 +244,8 @@ func (n *Node) start() error {
 			return []calls.CallStatus{}
 		},
 		// What the cloud has not taken yet (all of it when not paired).
-		JournalPending: n.store.Reader().CountPendingCallRecords,
+		JournalPending:   n.store.Reader().CountPendingCallRecords,
+		VoicemailPending: n.store.Reader().CountPendingVoicemailUploads,
 		Registrations: func(ctx context.Context) (int, map[string]int, error) {
 			return n.store.Reader().BindingCounts(ctx, time.Now())
 		},

@@ -260,6 +260,16 @@ func (r *Reader) PendingVoicemailUploads(ctx context.Context, limit int) ([]Voic
 	return ms, nil
 }
 
+// CountPendingVoicemailUploads is how many messages the cloud has not
+// taken (PendingVoicemailUploads without the limit).
+func (r *Reader) CountPendingVoicemailUploads(ctx context.Context) (int, error) {
+	var n int
+	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM (`+mergedVoicemailSQL("1")+`) WHERE uploaded_ms = 0`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending voicemail: %w", err)
+	}
+	return n, nil
+}
+
 // UploadedVoicemailAudio is the audio hashes every message of which the
 // cloud has taken: a node may delete their files.
 func (r *Reader) UploadedVoicemailAudio(ctx context.Context) (map[string]bool, error) {

@@ -83,6 +83,9 @@ func TestVoicemailStates(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(ids(pend), []string{"m1:saved", "m3:new", "m2:new"}) || !pend[0].Deleted {
 		t.Fatalf("PendingVoicemailUploads = %v, %v", ids(pend), err)
 	}
+	if n, err := r.CountPendingVoicemailUploads(ctx); err != nil || n != 3 {
+		t.Fatalf("CountPendingVoicemailUploads = %d, %v; want 3", n, err)
+	}
 	up, err := s.MarkVoicemail("m2", VoicemailUploaded, now)
 	if err != nil || !up.UploadedAt.Equal(now) {
 		t.Fatalf("uploaded: %+v, %v", up, err)

@@ -58,6 +58,9 @@ type Deps struct {
 	// JournalPending counts outage-journal records not yet uploaded to the
 	// cloud; nil reports none.
 	JournalPending func(ctx context.Context) (int, error)
+	// VoicemailPending counts voicemail messages not yet uploaded to the
+	// cloud; nil reports none.
+	VoicemailPending func(ctx context.Context) (int, error)
 	// ActiveCalls counts connected calls on this node; nil reports none.
 	ActiveCalls func() int
 	// Groups is every SDG with its members' live state (a JSON value:

@@ -27,9 +27,11 @@ type Status struct {
 	Trunks               []TrunkStatus  `json:"trunks"`
 	Cloud                CloudStatus    `json:"cloud"`
 	JournalPending       int            `json:"journal_pending"`
-	UptimeSeconds        int64          `json:"uptime_s"`
-	Ready                bool           `json:"ready"`
-	NotReadyReason       string         `json:"not_ready_reason,omitempty"`
+	// VoicemailPending counts voicemail messages the cloud has not taken.
+	VoicemailPending int    `json:"voicemail_pending"`
+	UptimeSeconds    int64  `json:"uptime_s"`
+	Ready            bool   `json:"ready"`
+	NotReadyReason   string `json:"not_ready_reason,omitempty"`
 	// HTTPSAddr is the HTTPS listener's address (http.tls_listen, bound);
 	// absent when HTTPS is off.
 	HTTPSAddr string `json:"https_addr,omitempty"`
@@ -126,6 +128,11 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 	if s.deps.JournalPending != nil {
 		if st.JournalPending, err = s.deps.JournalPending(ctx); err != nil {
 			return Status{}, fmt.Errorf("count journal: %w", err)
+		}
+	}
+	if s.deps.VoicemailPending != nil {
+		if st.VoicemailPending, err = s.deps.VoicemailPending(ctx); err != nil {
+			return Status{}, fmt.Errorf("count voicemail: %w", err)
 		}
 	}
 	if s.deps.ActiveCalls != nil {

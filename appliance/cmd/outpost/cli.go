@@ -280,8 +280,8 @@ func printStatus(w io.Writer, st web.Status) {
 	}
 	fmt.Fprintf(w, "leader    %s   quorum %s\n", leader, yes[st.Quorum])
 	fmt.Fprintf(w, "revision  %d\n", st.Revision)
-	fmt.Fprintf(w, "phones    %d registered, %d active calls, %d journal records pending\n",
-		st.Registrations, st.ActiveCalls, st.JournalPending)
+	fmt.Fprintf(w, "phones    %d registered, %d active calls, %d journal records and %d voicemail messages pending\n",
+		st.Registrations, st.ActiveCalls, st.JournalPending, st.VoicemailPending)
 	fmt.Fprintln(w, "members")
 	for _, m := range st.Members {
 		role := "follower"
