@@ -231,9 +231,9 @@ func (r *Replicator) fetch(ctx context.Context, p *pendingAudio) {
 			"tries", p.tries, "retry_in", wait, "error", err)
 		return
 	}
+	r.done(p) // before the log line and the counter, which tell it is held
 	r.fetchs.WithLabelValues("ok").Inc()
 	r.log.Info("voicemail audio replicated", "id", m.ID, "sha256", m.SHA256, "node", m.Node, "tries", p.tries+1)
-	r.done(p)
 	// The cloud may have taken it while it was fetched, its mark applied
 	// before the file was written: free the copy again. (A mark applied
 	// after this read frees it through the FSM's hook.)
