@@ -34,7 +34,8 @@ func (n *Node) startMWI() {
 }
 
 // voicemailApplied handles the messages the FSM applied: a mailbox
-// changed, and audio the cloud took is freed here too.
+// changed, audio the cloud took is freed here too, and audio this node
+// lacks is queued for the replicator.
 func (n *Node) voicemailApplied(ms []store.VoicemailMessage) {
 	box := n.voicemail.box
 	seen := map[string]bool{}
@@ -47,6 +48,7 @@ func (n *Node) voicemailApplied(ms []store.VoicemailMessage) {
 			box.Changed(m.Mailbox)
 		}
 	}
+	n.voicemail.replicator.Add(ms)
 }
 
 // bindingsPersisted tells message waiting of the bindings the registrar

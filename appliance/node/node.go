@@ -117,6 +117,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run(func(ctx context.Context) { n.journal.sharer.run(ctx, n.log, n.propose) })
 	run(n.journal.run)
 	run(func(ctx context.Context) { n.voicemail.sharer.run(ctx, n.log, n.propose) })
+	run(n.voicemail.replicator.Run)
 	run(n.mwi.Run)
 	run(n.rotations.Run)
 	run(n.pruneLoop)
@@ -212,6 +213,7 @@ func (n *Node) start() error {
 	reg.MustRegister(n.cluster.Collectors()...)
 	reg.MustRegister(n.trunks.collectors()...)
 	reg.MustRegister(n.sip.guard.Collectors()...) // the SIP flood guard (sipguard.go)
+	reg.MustRegister(n.voicemail.replicator.Collectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "outpost", Subsystem: "store", Name: "size_bytes",
 		Help: "Size of the node's SQLite database, WAL included.",

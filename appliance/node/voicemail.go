@@ -15,11 +15,15 @@ import (
 // Voicemail: the node's mailboxes keep message audio in
 // <data_dir>/voicemail and the messages on the presence plane; a sharer
 // proposes what this node recorded or changed, like call records. Audio
-// recorded on another node is fetched from it by sha256 when it is played
-// here (GET /api/v1/cluster/voicemail/{hash}), so it never crosses Raft.
+// recorded on another node is fetched by sha256 (GET
+// /api/v1/cluster/voicemail/{hash}), from the recording node or any
+// member that keeps a copy, so it never crosses Raft: the replicator
+// fetches it ahead of time, as soon as the message is known here, and
+// every node keeps a copy until the cloud took the message.
 type nodeVoicemail struct {
-	box    *voicemail.Box
-	sharer *sharer[store.VoicemailMessage]
+	box        *voicemail.Box
+	sharer     *sharer[store.VoicemailMessage]
+	replicator *voicemail.Replicator
 }
 
 func newVoicemail(n *Node) (*nodeVoicemail, error) {
@@ -40,11 +44,27 @@ func newVoicemail(n *Node) (*nodeVoicemail, error) {
 	}
 	box.OnPersisted(sh.persisted)
 	box.SetFetcher(memberAudio{n})
-	return &nodeVoicemail{box: box, sharer: sh}, nil
+	// After the sweep: its own sweep queues the audio still missing.
+	rep := voicemail.NewReplicator(box, voicemail.ReplicatorOptions{})
+	return &nodeVoicemail{box: box, sharer: sh, replicator: rep}, nil
 }
 
-// memberAudio fetches voicemail audio from the member that recorded it.
+// memberAudio fetches voicemail audio from the members.
 type memberAudio struct{ n *Node }
+
+func (m memberAudio) VoicemailPeers(ctx context.Context) ([]string, error) {
+	members, err := m.n.store.Reader().Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, mb := range members {
+		if mb.ID != m.n.cfg.NodeID {
+			ids = append(ids, mb.ID)
+		}
+	}
+	return ids, nil
+}
 
 func (m memberAudio) FetchVoicemail(ctx context.Context, node, sha256 string) ([]byte, error) {
 	members, err := m.n.store.Reader().Members(ctx)

@@ -21,9 +21,13 @@ import (
 // another node and not fetched yet, or freed after its upload).
 var ErrNoAudio = errors.New("voicemail audio not on this node")
 
-// Fetcher gets a message's audio from the node that holds it (nil: this
-// node serves only what it recorded).
+// Fetcher gets a message's audio from the nodes that may hold it (nil:
+// this node serves only what it recorded or already keeps).
 type Fetcher interface {
+	// VoicemailPeers is the other members of the cluster, any of which
+	// may hold a copy (every node keeps one: Replicator).
+	VoicemailPeers(ctx context.Context) ([]string, error)
+	// FetchVoicemail is node's copy of the audio of sha256.
 	FetchVoicemail(ctx context.Context, node, sha256 string) ([]byte, error)
 }
 
@@ -180,8 +184,10 @@ func (b *Box) Pending(ctx context.Context, limit int) ([]store.VoicemailMessage,
 	return b.st.Reader().PendingVoicemailUploads(ctx, limit)
 }
 
-// Audio is m's WAV: this node's copy, else fetched from the node that
-// recorded it (and kept). The bytes are checked against m's sha256.
+// Audio is m's WAV: this node's copy, else fetched (and kept) from the
+// node that recorded it or, when that one cannot give it (down, or its
+// disk lost), from the other members, which keep copies too. The bytes
+// are checked against m's sha256; a copy that does not match is skipped.
 func (b *Box) Audio(ctx context.Context, m store.VoicemailMessage) ([]byte, error) {
 	data, err := os.ReadFile(b.path(m.SHA256))
 	if err == nil && checkHash(data, m.SHA256) {
@@ -190,20 +196,58 @@ func (b *Box) Audio(ctx context.Context, m store.VoicemailMessage) ([]byte, erro
 	b.mu.Lock()
 	f := b.fetcher
 	b.mu.Unlock()
-	if f == nil || m.Node == b.nodeID {
+	if f == nil {
 		return nil, fmt.Errorf("voicemail %s: %w", m.ID, ErrNoAudio)
 	}
-	data, err = f.FetchVoicemail(ctx, m.Node, m.SHA256)
+	data, err = b.fetch(ctx, f, m)
 	if err != nil {
-		return nil, fmt.Errorf("voicemail %s: fetch from %s: %w", m.ID, m.Node, err)
-	}
-	if !checkHash(data, m.SHA256) {
-		return nil, fmt.Errorf("voicemail %s: audio from %s does not match its sha256", m.ID, m.Node)
+		return nil, err
 	}
 	if err := b.writeAudio(m.SHA256, data); err != nil {
 		b.log.Warn("cannot keep fetched voicemail audio", "id", m.ID, "error", err)
 	}
 	return data, nil
+}
+
+// fetch asks the recording node first, then every other member, for m's
+// audio, and returns the first copy that matches m's sha256.
+func (b *Box) fetch(ctx context.Context, f Fetcher, m store.VoicemailMessage) ([]byte, error) {
+	peers, err := f.VoicemailPeers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("voicemail %s: list members: %w", m.ID, err)
+	}
+	nodes := []string{m.Node}
+	for _, p := range peers {
+		if p != m.Node {
+			nodes = append(nodes, p)
+		}
+	}
+	var errs []error
+	for _, node := range nodes {
+		if node == b.nodeID || node == "" {
+			continue
+		}
+		data, err := f.FetchVoicemail(ctx, node, m.SHA256)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("from %s: %w", node, err))
+		case !checkHash(data, m.SHA256):
+			errs = append(errs, fmt.Errorf("from %s: the audio does not match its sha256", node))
+		default:
+			return data, nil
+		}
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("voicemail %s: no other member to fetch from: %w", m.ID, ErrNoAudio)
+	}
+	return nil, fmt.Errorf("voicemail %s: %w: %w", m.ID, ErrNoAudio, errors.Join(errs...))
+}
+
+// haveAudio is whether this node holds m's audio (a file of m's size:
+// files are written whole or not at all; Audio checks the hash on read).
+func (b *Box) haveAudio(m store.VoicemailMessage) bool {
+	fi, err := os.Stat(b.path(m.SHA256))
+	return err == nil && fi.Size() == m.Size
 }
 
 // AudioFile is the local audio of hash, for serving it to other nodes;

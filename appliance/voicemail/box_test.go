@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,10 +29,16 @@ func openBox(t *testing.T, node string) (*Box, *store.Store) {
 	return b, st
 }
 
-type fetchFunc func(ctx context.Context, node, hash string) ([]byte, error)
+// fetchFunc is a Fetcher over fetch, with peers as the other members.
+type fetchFunc struct {
+	peers []string
+	fetch func(ctx context.Context, node, hash string) ([]byte, error)
+}
+
+func (f fetchFunc) VoicemailPeers(context.Context) ([]string, error) { return f.peers, nil }
 
 func (f fetchFunc) FetchVoicemail(ctx context.Context, node, hash string) ([]byte, error) {
-	return f(ctx, node, hash)
+	return f.fetch(ctx, node, hash)
 }
 
 // A deposit writes the WAV and a new message, tells the sharer and the
@@ -111,13 +119,13 @@ func TestBoxFetchesAudio(t *testing.T) {
 	}
 	other, _ := openBox(t, "node-2")
 	calls := 0
-	other.SetFetcher(fetchFunc(func(_ context.Context, node, hash string) ([]byte, error) {
+	other.SetFetcher(fetchFunc{fetch: func(_ context.Context, node, hash string) ([]byte, error) {
 		calls++
 		if node != "node-1" {
 			t.Errorf("fetched from %s", node)
 		}
 		return rec.AudioFile(hash)
-	}))
+	}})
 	for range 2 {
 		if _, err := other.Audio(context.Background(), m); err != nil {
 			t.Fatal(err)
@@ -127,11 +135,57 @@ func TestBoxFetchesAudio(t *testing.T) {
 		t.Errorf("fetched %d times, want once (then kept)", calls)
 	}
 	bad, _ := openBox(t, "node-3")
-	bad.SetFetcher(fetchFunc(func(context.Context, string, string) ([]byte, error) { return []byte("RIFF junk"), nil }))
+	bad.SetFetcher(fetchFunc{fetch: func(context.Context, string, string) ([]byte, error) { return []byte("RIFF junk"), nil }})
 	if _, err := bad.Audio(context.Background(), m); err == nil {
 		t.Error("audio with the wrong hash was taken")
 	}
 	if _, err := rec.AudioFile("../../etc/passwd"); !errors.Is(err, ErrNoAudio) {
 		t.Errorf("AudioFile of a path = %v", err)
+	}
+}
+
+// When the recording node cannot give the audio (down, or its disk
+// lost), another member's copy is fetched; a member whose copy does not
+// match the hash is skipped; this node never asks itself.
+func TestBoxFetchesFromAnotherMember(t *testing.T) {
+	rec, _ := openBox(t, "node-1")
+	m, err := rec.Deposit(Deposit{Mailbox: "u-alice", Caller: "bob", CallRecord: "r", Samples: make([]int16, 16000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := openBox(t, "node-2")
+	var asked []string
+	b.SetFetcher(fetchFunc{peers: []string{"node-1", "node-2", "node-4", "node-3"},
+		fetch: func(_ context.Context, node, hash string) ([]byte, error) {
+			asked = append(asked, node)
+			switch node {
+			case "node-1":
+				return nil, errors.New("connection refused")
+			case "node-4":
+				return []byte("RIFF junk"), nil
+			}
+			return rec.AudioFile(hash)
+		}})
+	data, err := b.Audio(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !checkHash(data, m.SHA256) {
+		t.Fatal("audio does not match")
+	}
+	if want := []string{"node-1", "node-4", "node-3"}; !slices.Equal(asked, want) {
+		t.Errorf("asked %v, want %v (the recording node first, never itself)", asked, want)
+	}
+	if !b.haveAudio(m) {
+		t.Error("the fetched copy was not kept")
+	}
+	// Nobody holds it: ErrNoAudio, with every member's reason.
+	lost := m
+	lost.SHA256 = strings.Repeat("0", 64)
+	b.SetFetcher(fetchFunc{peers: []string{"node-3"}, fetch: func(context.Context, string, string) ([]byte, error) {
+		return nil, errors.New("not found")
+	}})
+	if _, err := b.Audio(context.Background(), lost); !errors.Is(err, ErrNoAudio) || !strings.Contains(err.Error(), "node-3") {
+		t.Errorf("Audio with no copy anywhere = %v", err)
 	}
 }

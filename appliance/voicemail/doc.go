@@ -11,6 +11,8 @@
 // audio), Pending, Subscribe. Shared reads go through the store's Reader;
 // the sharing with the cluster is the node's (a sharer over
 // LocalVoicemailSince, told of every write by Box's persisted hook).
+// Replicator keeps a copy of every message's audio on every node until
+// the cloud took it (fetched from the recording node, else any member).
 //
 // It must never speak SIP or RTP (package calls answers the caller and
 // the ivr endpoint hands it audio), never write the replicated table, and
