@@ -270,6 +270,18 @@ func (r *Reader) CountPendingVoicemailUploads(ctx context.Context) (int, error) 
 	return n, nil
 }
 
+// VoicemailAudioUploaded reports whether the cloud has taken every message
+// whose audio is hash (messages with the same audio share its file): only
+// then may a node delete the file.
+func (r *Reader) VoicemailAudioUploaded(ctx context.Context, hash string) (bool, error) {
+	var pending int
+	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM (`+mergedVoicemailSQL("sha256 = ?1")+`) WHERE uploaded_ms = 0`,
+		hash).Scan(&pending); err != nil {
+		return false, fmt.Errorf("read voicemail audio %s: %w", hash, err)
+	}
+	return pending == 0, nil
+}
+
 // UploadedVoicemailAudio is the audio hashes every message of which the
 // cloud has taken: a node may delete their files.
 func (r *Reader) UploadedVoicemailAudio(ctx context.Context) (map[string]bool, error) {

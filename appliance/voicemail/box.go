@@ -285,10 +285,7 @@ func (b *Box) MarkUploaded(id string) error {
 		return fmt.Errorf("voicemail: %w", err)
 	}
 	b.written(m)
-	if err := os.Remove(b.path(m.SHA256)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("voicemail: free audio of %s: %w", id, err)
-	}
-	return nil
+	return b.Free(m)
 }
 
 func (b *Box) mark(id string, change store.VoicemailChange) error {

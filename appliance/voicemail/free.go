@@ -14,10 +14,14 @@ import (
 // Free deletes this node's copy of m's audio once the cloud took m
 // (m.UploadedAt set): every node calls it for the uploaded messages it
 // learns of, so the space is freed wherever a copy was kept. A message
-// not uploaded keeps its audio.
+// not uploaded keeps its audio, and so does another message with the same
+// audio (one file) that is not uploaded yet.
 func (b *Box) Free(m store.VoicemailMessage) error {
 	if m.UploadedAt.IsZero() || len(m.SHA256) != 64 {
 		return nil
+	}
+	if all, err := b.st.Reader().VoicemailAudioUploaded(context.Background(), m.SHA256); err != nil || !all {
+		return err
 	}
 	if err := os.Remove(b.path(m.SHA256)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("voicemail: free audio of %s: %w", m.ID, err)

@@ -15,10 +15,15 @@ import (
 // when the mark that the cloud took the message reaches this node, and
 // not before.
 func TestFreeAfterUpload(t *testing.T) {
-	b, _ := openBox(t, "node-2")
+	b, st := openBox(t, "node-2")
 	m, err := b.Deposit(Deposit{Mailbox: "u-carol", Caller: "1001", Samples: make([]int16, 8000)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The same audio left for dave: one file for both messages.
+	twin, err := b.Deposit(Deposit{Mailbox: "u-dave", Caller: "1001", Samples: make([]int16, 8000)})
+	if err != nil || twin.SHA256 != m.SHA256 {
+		t.Fatalf("twin %+v, %v", twin, err)
 	}
 	if err := b.Free(m); err != nil {
 		t.Fatal(err)
@@ -26,12 +31,24 @@ func TestFreeAfterUpload(t *testing.T) {
 	if _, err := os.Stat(b.path(m.SHA256)); err != nil {
 		t.Fatalf("audio of a message not uploaded freed: %v", err)
 	}
-	m.UploadedAt = time.Now()
+	// The mark as it arrives from the leader: in the store, then Free.
+	if m, err = st.MarkVoicemail(m.ID, store.VoicemailUploaded, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Free(m); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(b.path(m.SHA256)); err != nil {
+		t.Fatalf("audio freed while the twin message, not uploaded, shares it: %v", err)
+	}
+	if twin, err = st.MarkVoicemail(twin.ID, store.VoicemailUploaded, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Free(twin); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(b.path(m.SHA256)); !os.IsNotExist(err) {
-		t.Fatalf("audio still there after the upload (%v)", err)
+		t.Fatalf("audio still there after both uploads (%v)", err)
 	}
 	if err := b.Free(m); err != nil {
 		t.Errorf("freeing again: %v", err)
