@@ -338,8 +338,8 @@ const (
 type reservation struct {
 	site   string
 	slot   int
-	dialog string // the call to the park code (its dialog ID)
-	by     string // who dialled it (username): only they may use it
+	dialog string       // the call to the park code (its dialog ID)
+	by     account.User // who dialled it: only they may use it
 
 	state reservationState
 	timer stopper
@@ -348,7 +348,7 @@ type reservation struct {
 // reserve holds the lowest free slot of site for the call to the park
 // code dialog (dialled by by); after reserveFor unused, the reservation
 // expires and expired is called (outside the lock).
-func (l *parkLot) reserve(site, dialog, by string, expired func(*reservation)) (*reservation, error) {
+func (l *parkLot) reserve(site, dialog string, by account.User, expired func(*reservation)) (*reservation, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s, ok := l.freeLocked(site)
