@@ -409,17 +409,28 @@ func TestParkAttended(t *testing.T) {
 	})
 }
 
-// Attended park given up: bob holds alice, dials *68 and hears slot 1
-// announced, then hangs up that call; alice stays held (nobody is
-// parked) and slot 1 is free again: a blind park of alice now takes it.
+// Attended park given up, with one slot: bob holds alice, dials *68 and
+// hears slot 1 announced; carol dialling *68 meanwhile hears that every
+// slot is in use and is hung up; bob hangs up his call to *68: alice
+// stays held (nobody is parked) and slot 1 is free again: a blind park of
+// alice now takes it.
 func TestParkAttendedCancel(t *testing.T) {
-	s := startParkCall(t, "park-cancel", "", false)
+	s := startParkCall(t, "park-cancel", "calls:\n  park_slots: 1\n", false)
 	s.bob.reinvite(s.ctx, t, s.toAlice, 2, "sendonly")
 	reinvitedTo(t, s, s.alice, "sendonly", "on hold")
 	from := s.bobRTP.received()
 	announce := s.bob.call(s.ctx, t, "*68")
 	s.bobRTP.pointAt(announce.InviteResponse.Body(), "sendrecv")
 	hearsPrompts(t, s.n, s.bobRTP, from, "park-parked", "num-1")
+
+	carolRTP := newRTPPhone(t, "carol", "127.0.0.1", g711.PCMU, s.carolHz)
+	carol := newGoPhone(t, s.n, "carol", "pw-carol")
+	carol.media = carolRTP
+	full := carol.call(s.ctx, t, "*68")
+	carolRTP.pointAt(full.InviteResponse.Body(), "sendrecv")
+	hearsPrompts(t, s.n, carolRTP, 0, "park-full")
+	ended(t, full, "the node hangs up carol's *68 with every slot taken")
+
 	if err := announce.Bye(s.ctx); err != nil {
 		t.Fatal(err)
 	}
