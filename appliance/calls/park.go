@@ -18,9 +18,11 @@ import (
 // final NOTIFY of the transfer names the slot ("SIP/2.0 200 Parked on slot
 // 3"); the parker's leg is then released. Dialling the retrieve code and
 // the slot (*883) from any phone of the site connects the caller with the
-// parked party; an empty slot is answered 404. A call nobody retrieves
-// within Timeout rings the parker's phones back for RingFor; unanswered,
-// it goes back to its slot and rings back again after another Timeout; after
+// parked party; an empty slot is answered and told so. Dialling the park
+// code itself is attended park (both in parkattended.go). A call nobody
+// retrieves within Timeout rings the parker's phones back for RingFor;
+// unanswered, it goes back to its slot and rings back again after another
+// Timeout; after
 // MaxRingbacks unanswered ring-backs the parked party hears "not available",
 // "goodbye" and is hung up. Parking is hot state: in memory on the node
 // holding the call; slots are per site and per node (two nodes of a site
@@ -237,7 +239,7 @@ func (b *B2BUA) takeParked(pk *parked, to *party, rec *store.CallRecord, sdp []b
 }
 
 // retrieve answers a call to the retrieve code and slot: connected with
-// the call parked there, or 404 when there is none.
+// the call parked there, or told there is none (parkEmpty).
 func (b *B2BUA) retrieve(req *sip.Request, tx sip.ServerTransaction, caller account.User, rec *store.CallRecord, slotDigits string) {
 	lot := b.park()
 	slot, err := strconv.Atoi(slotDigits)
