@@ -77,6 +77,13 @@ func (d *dialogs) matchServer(req *sip.Request) *sipgo.DialogServerSession {
 	return d.server[id]
 }
 
+// answered is the answered dialog id; nil when it ended.
+func (d *dialogs) answered(id string) *sipgo.DialogServerSession {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.server[id]
+}
+
 // matchClient finds the placed dialog an in-dialog request belongs to.
 func (d *dialogs) matchClient(req *sip.Request) *sipgo.DialogClientSession {
 	id, err := sip.DialogIDFromRequestUAC(req)

@@ -61,9 +61,10 @@ func (b *B2BUA) onFeature(req *sip.Request, tx sip.ServerTransaction, caller acc
 	switch d.ID {
 	case FeatureRetrieve:
 		b.retrieve(req, tx, caller, rec, d.Number)
+	case FeaturePark:
+		b.attendedPark(req, tx, caller, rec)
 	default:
-		cfg := b.park().config()
-		respond(tx, req, 403, "Forbidden: park a call by transferring it to "+cfg.Code)
-		b.finish(rec, 403, DispRefused)
+		respond(tx, req, 404, "Not Found")
+		b.finish(rec, 404, DispRefused)
 	}
 }

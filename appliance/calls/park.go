@@ -18,9 +18,11 @@ import (
 // final NOTIFY of the transfer names the slot ("SIP/2.0 200 Parked on slot
 // 3"); the parker's leg is then released. Dialling the retrieve code and
 // the slot (*883) from any phone of the site connects the caller with the
-// parked party; an empty slot is answered 404. A call nobody retrieves
-// within Timeout rings the parker's phones back for RingFor; unanswered,
-// it goes back to its slot and rings back again after another Timeout; after
+// parked party; an empty slot is answered and told so. Dialling the park
+// code itself is attended park (both in parkattended.go). A call nobody
+// retrieves within Timeout rings the parker's phones back for RingFor;
+// unanswered, it goes back to its slot and rings back again after another
+// Timeout; after
 // MaxRingbacks unanswered ring-backs the parked party hears "not available",
 // "goodbye" and is hung up. Parking is hot state: in memory on the node
 // holding the call; slots are per site and per node (two nodes of a site
@@ -75,29 +77,46 @@ func (b *B2BUA) isParkCode(dialled string) bool {
 func (b *B2BUA) parkRefer(c *call, transferor *party) {
 	defer c.done()
 	b.notify(transferor, 100, "Trying", false)
-	lot := b.park()
-	p := c.other(transferor)
-	site := transferor.user.Site
-	if site == "" {
-		site = p.user.Site
-	}
-	pk := &parked{site: site, p: p, parker: transferor.user, since: b.now().UTC(), ctx: p.sess.Context()}
-	pk.rec = &store.CallRecord{ID: newRecordID(), CallID: p.callID, Caller: p.user.SIP.Username, CallerName: p.user.Name,
-		Dialled: lot.config().Code, Destination: DestFeature, Start: pk.since, Node: b.nodeID, Site: site, Route: "park"}
-	if pk.rec.Caller == "" {
-		pk.rec.Caller = p.user.Extension
-	}
-	slot, err := lot.take(pk)
+	pk := b.newParked(c, transferor)
+	slot, err := b.park().take(pk)
 	if err != nil {
 		b.notify(transferor, 486, "Busy Here: "+err.Error(), true)
 		return
 	}
-	b.mu.Lock()
-	if b.calls[p.id] != c {
-		b.mu.Unlock()
-		lot.settle(pk, parkEnded)
+	if !b.parkOn(c, pk) {
 		b.notify(transferor, 487, "Request Terminated: the call ended", true)
 		return
+	}
+	b.notify(transferor, 200, fmt.Sprintf("Parked on slot %d", slot), true)
+	b.hangUp(transferor)
+}
+
+// newParked is the other party of c as parker parks it (on no slot yet).
+func (b *B2BUA) newParked(c *call, parker *party) *parked {
+	p := c.other(parker)
+	site := parker.user.Site
+	if site == "" {
+		site = p.user.Site
+	}
+	pk := &parked{site: site, p: p, parker: parker.user, since: b.now().UTC(), ctx: p.sess.Context()}
+	pk.rec = &store.CallRecord{ID: newRecordID(), CallID: p.callID, Caller: p.user.SIP.Username, CallerName: p.user.Name,
+		Dialled: b.park().config().Code, Destination: DestFeature, Start: pk.since, Node: b.nodeID, Site: site, Route: "park"}
+	if pk.rec.Caller == "" {
+		pk.rec.Caller = p.user.Extension
+	}
+	return pk
+}
+
+// parkOn takes c apart for pk, which is on its slot (parking): the
+// parked party hears the park's music and the call becomes retrievable.
+// False, pk settled ended, when c ended meanwhile.
+func (b *B2BUA) parkOn(c *call, pk *parked) bool {
+	lot := b.park()
+	b.mu.Lock()
+	if b.calls[pk.p.id] != c {
+		b.mu.Unlock()
+		lot.settle(pk, parkEnded)
+		return false
 	}
 	b.forgetLocked(c) // stops any music on hold: the park's own starts below
 	b.finish(c.rec, 200, DispTransferred)
@@ -105,9 +124,8 @@ func (b *B2BUA) parkRefer(c *call, transferor *party) {
 	b.startParkMusic(pk)
 	lot.publish(pk)
 	context.AfterFunc(pk.ctx, func() { b.unpark(pk, "the parked party hung up") })
-	b.log.Info("call parked", "call_id", p.callID, "site", site, "slot", slot, "by", transferor.user.SIP.Username)
-	b.notify(transferor, 200, fmt.Sprintf("Parked on slot %d", slot), true)
-	b.hangUp(transferor)
+	b.log.Info("call parked", "call_id", pk.p.callID, "site", pk.site, "slot", pk.slot, "by", pk.parker.SIP.Username)
+	return true
 }
 
 // startParkMusic plays music to the parked party (state parking).
@@ -221,7 +239,7 @@ func (b *B2BUA) takeParked(pk *parked, to *party, rec *store.CallRecord, sdp []b
 }
 
 // retrieve answers a call to the retrieve code and slot: connected with
-// the call parked there, or 404 when there is none.
+// the call parked there, or told there is none (parkEmpty).
 func (b *B2BUA) retrieve(req *sip.Request, tx sip.ServerTransaction, caller account.User, rec *store.CallRecord, slotDigits string) {
 	lot := b.park()
 	slot, err := strconv.Atoi(slotDigits)
@@ -230,8 +248,7 @@ func (b *B2BUA) retrieve(req *sip.Request, tx sip.ServerTransaction, caller acco
 		pk = lot.claim(caller.Site, slot)
 	}
 	if pk == nil {
-		respond(tx, req, 404, fmt.Sprintf("Not Found: no call parked on slot %s", slotDigits))
-		b.finish(rec, 404, DispRefused)
+		b.parkEmpty(req, tx, rec, slotDigits)
 		return
 	}
 	ds, err := b.dialogs.readInvite(req, tx)

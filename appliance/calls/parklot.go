@@ -103,11 +103,17 @@ func (pk *parked) current() (parkState, int) {
 	return pk.state, pk.rings
 }
 
-// parkLot holds a node's parked calls by site and slot.
+// parkLot holds a node's parked calls, and the slots reserved for
+// attended parks, by site and slot.
 type parkLot struct {
 	mu    sync.Mutex
 	cfg   ParkConfig
 	slots map[string]map[int]*parked
+	held  map[string]map[int]*reservation // slots announced to a call to the park code
+
+	// reserveFor is how long a reservation waits for its call
+	// (parkReserveFor).
+	reserveFor time.Duration
 
 	// afterFunc is the clock (time.AfterFunc).
 	afterFunc func(time.Duration, func()) stopper
@@ -120,7 +126,8 @@ type parkLot struct {
 }
 
 func newParkLot(cfg ParkConfig) *parkLot {
-	return &parkLot{cfg: cfg, slots: map[string]map[int]*parked{}, afterFunc: timeAfterFunc,
+	return &parkLot{cfg: cfg, slots: map[string]map[int]*parked{}, held: map[string]map[int]*reservation{},
+		reserveFor: parkReserveFor, afterFunc: timeAfterFunc,
 		ringback: func(context.Context, *parked) {}, expire: func(*parked) {}}
 }
 
@@ -144,18 +151,33 @@ func (l *parkLot) configure(cfg ParkConfig) {
 func (l *parkLot) take(pk *parked) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	s, ok := l.freeLocked(pk.site)
+	if !ok {
+		return 0, ErrParkFull
+	}
+	l.placeLocked(pk, s)
+	return s, nil
+}
+
+// freeLocked is the lowest slot of site holding neither a call nor a
+// reservation.
+func (l *parkLot) freeLocked(site string) (int, bool) {
+	for s := 1; s <= l.cfg.Slots; s++ {
+		if l.slots[site][s] == nil && l.held[site][s] == nil {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+// placeLocked puts pk on slot s of its site (state parking).
+func (l *parkLot) placeLocked(pk *parked, s int) {
 	site := l.slots[pk.site]
 	if site == nil {
 		site = map[int]*parked{}
 		l.slots[pk.site] = site
 	}
-	for s := 1; s <= l.cfg.Slots; s++ {
-		if site[s] == nil {
-			site[s], pk.slot, pk.state = pk, s, parkParking
-			return s, nil
-		}
-	}
-	return 0, ErrParkFull
+	site[s], pk.slot, pk.state = pk, s, parkParking
 }
 
 // publish makes pk retrievable and starts its ring-back timer; false
@@ -288,4 +310,117 @@ func (l *parkLot) all() []*parked {
 		return out[i].slot < out[j].slot
 	})
 	return out
+}
+
+// Reservations: a phone that dials the park code itself (attended park)
+// is told a slot before any call is on it. The slot is reserved for the
+// call the phone then transfers to that dialog; nothing else takes it
+// until the reservation is used, released (the phone hung up) or expires
+// (reserveFor without a transfer).
+
+// parkReserveFor is how long a reserved slot waits for its call.
+const parkReserveFor = 30 * time.Second
+
+// reservationState is where a reservation is in its life: held, then
+// exactly one of used, released or expired.
+type reservationState int
+
+const (
+	resHeld reservationState = iota
+	resUsed
+	resReleased
+	resExpired
+)
+
+// reservation is a slot announced to a call to the park code. The fields
+// above state are set by reserve and never change; state and timer
+// change under the lot's lock.
+type reservation struct {
+	site   string
+	slot   int
+	dialog string       // the call to the park code (its dialog ID)
+	by     account.User // who dialled it: only they may use it
+
+	state reservationState
+	timer stopper
+}
+
+// reserve holds the lowest free slot of site for the call to the park
+// code dialog (dialled by by); after reserveFor unused, the reservation
+// expires and expired is called (outside the lock).
+func (l *parkLot) reserve(site, dialog string, by account.User, expired func(*reservation)) (*reservation, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.freeLocked(site)
+	if !ok {
+		return nil, ErrParkFull
+	}
+	r := &reservation{site: site, slot: s, dialog: dialog, by: by}
+	if l.held[site] == nil {
+		l.held[site] = map[int]*reservation{}
+	}
+	l.held[site][s] = r
+	r.timer = l.afterFunc(l.reserveFor, func() {
+		if _, ended := l.endReservation(r, resExpired); ended {
+			expired(r)
+		}
+	})
+	return r, nil
+}
+
+// endReservation takes r off its slot as to (released or expired) if it
+// is still held (ended), and returns its state after.
+func (l *parkLot) endReservation(r *reservation, to reservationState) (reservationState, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.state != resHeld {
+		return r.state, false
+	}
+	l.dropReservationLocked(r, to)
+	return to, true
+}
+
+// release frees r's slot when it is still held (the phone hung up the
+// call to the park code); it returns r's final state: released, or used
+// or expired before.
+func (l *parkLot) release(r *reservation) reservationState {
+	s, _ := l.endReservation(r, resReleased)
+	return s
+}
+
+func (l *parkLot) dropReservationLocked(r *reservation, to reservationState) {
+	delete(l.held[r.site], r.slot)
+	r.state = to
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+}
+
+// fill puts pk on r's slot (state parking; pk's site is r's); false when r
+// is no longer held (expired or released).
+func (l *parkLot) fill(r *reservation, pk *parked) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.state != resHeld {
+		return false
+	}
+	l.dropReservationLocked(r, resUsed)
+	pk.site = r.site
+	l.placeLocked(pk, r.slot)
+	return true
+}
+
+// reservedFor is the reservation held for the call to the park code
+// dialog; nil when there is none.
+func (l *parkLot) reservedFor(dialog string) *reservation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, site := range l.held {
+		for _, r := range site {
+			if r.dialog == dialog {
+				return r
+			}
+		}
+	}
+	return nil
 }

@@ -52,6 +52,9 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c, transferor := b.match(req)
+	if c == nil && b.referInPark(req, tx) {
+		return
+	}
 	if c == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
@@ -73,6 +76,10 @@ func (b *B2BUA) OnRefer(req *sip.Request, tx sip.ServerTransaction) {
 	var replaced *call
 	var replacedParty *party
 	if raw, ok := rt.Address.Headers.Get("Replaces"); ok {
+		if r := b.parkReplacing(raw); r != nil { // attended park (parkattended.go)
+			b.referToPark(req, tx, c, transferor, r, transferor)
+			return
+		}
 		rc, rp, code, reason := b.replaces(raw, transferor)
 		if code != 0 {
 			respond(tx, req, code, reason)

@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/outpost-voice/outpost/appliance/media/g711"
+	"github.com/outpost-voice/outpost/appliance/media/prompts"
 )
 
 // parkSetup is bob (a goPhone) in a call with alice (a desk phone, whose
@@ -103,7 +106,7 @@ func noneParked(t *testing.T, n *node) {
 // *68; alice hears music on hold, bob's final NOTIFY names slot 1, the API
 // shows her parked there; carol (another phone of the site) dials *881
 // and alice and carol hear each other; the slot is free again and a
-// second *881 finds nobody (404).
+// second *881 is told nobody is parked there.
 func TestParkRetrieve(t *testing.T) {
 	s := startParkCall(t, "park", "", false)
 	if frag := s.park(t); frag != "SIP/2.0 200 Parked on slot 1" {
@@ -135,11 +138,9 @@ func TestParkRetrieve(t *testing.T) {
 	})
 	noneParked(t, s.n)
 
-	// The slot is empty now: 404, and carol's call with alice goes on.
-	again := newGoPhone(t, s.n, "carol", "pw-carol")
-	if code := again.refused(s.ctx, t, "*881"); code != 404 {
-		t.Errorf("*881 on an empty slot: %d, want 404", code)
-	}
+	// The slot is empty now: the node says so, and carol's call with
+	// alice goes on.
+	emptySlot(t, s, "carol", "*881", s.carolHz)
 	if err := toAlice.Bye(s.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -207,4 +208,233 @@ func TestParkRingback(t *testing.T) {
 		}
 		return fmt.Errorf("no answered park:ringback record in %+v", recs)
 	})
+}
+
+// hearsPrompts checks that ph, from sample from on, hears the built-in
+// prompts names one after the other: each found (within a second of
+// where the one before it ended) at a normalised correlation over 0.8
+// with the prompt itself, G.711 and all.
+func hearsPrompts(t *testing.T, n *node, ph *rtpPhone, from int, names ...string) {
+	t.Helper()
+	const slack = 8000 // a second of silence or pacing before each prompt
+	at := from
+	for _, name := range names {
+		p, err := prompts.Builtin(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := p.Samples
+		x := ph.settled(at, len(want), slack, time.Duration(len(want)+slack)*time.Second/8000+5*time.Second)
+		if x == nil {
+			t.Fatalf("%s heard %d samples, want the prompt %s (%d samples) after sample %d\n%s",
+				ph.name, ph.received(), name, len(want), at, n.log())
+		}
+		best, lag := 0.0, 0
+		for l := 0; l+len(want) <= len(x); l++ {
+			if c := correlation(x[l:l+len(want)], want); c > best {
+				best, lag = c, l
+			}
+		}
+		if best < 0.8 {
+			t.Fatalf("%s did not hear %s after sample %d: best correlation %.2f", ph.name, name, at, best)
+		}
+		t.Logf("%s hears %s (%.2f s) at sample %d, correlation %.2f", ph.name, name, p.Duration().Seconds(), at+lag, best)
+		at += lag + len(want)
+	}
+}
+
+// settled is the audio ph hears from sample from on: n samples and up to
+// extra more, fewer extra when the audio stops (the call ended) for
+// 300 ms; nil when n have not arrived within wait.
+func (ph *rtpPhone) settled(from, n, extra int, wait time.Duration) []int16 {
+	deadline := time.Now().Add(wait)
+	last, since := -1, time.Now()
+	for {
+		got := ph.received()
+		if got != last {
+			last, since = got, time.Now()
+		}
+		if got >= from+n+extra || got >= from+n && time.Since(since) > 300*time.Millisecond {
+			return ph.window(from, min(got, from+n+extra)-from, deadline)
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// correlation is the normalised correlation of two equal-length signals.
+func correlation(a, b []int16) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	if aa == 0 || bb == 0 {
+		return 0
+	}
+	return ab / math.Sqrt(aa*bb)
+}
+
+// reinvitedTo waits for the desk phone's next re-INVITE and checks its
+// direction.
+func reinvitedTo(t *testing.T, s *parkSetup, p *deskPhone, want, why string) {
+	t.Helper()
+	select {
+	case dir := <-p.reinv:
+		if dir != want {
+			t.Fatalf("%s was re-INVITEd %s %s, want %s", p.user, dir, why, want)
+		}
+	case <-s.ctx.Done():
+		t.Fatalf("%s was not re-INVITEd %s\n%s", p.user, why, s.n.log())
+	}
+}
+
+// ended waits for a phone's dialog to end (the node hung it up).
+func ended(t *testing.T, s *sipgo.DialogClientSession, what string) {
+	t.Helper()
+	eventually(t, 5*time.Second, what, func(context.Context) error {
+		if st := s.LoadState(); st != sip.DialogStateEnded {
+			return fmt.Errorf("state %v", st)
+		}
+		return nil
+	})
+}
+
+// emptySlot dials the retrieve code for an empty slot: the node answers,
+// says there is no call parked there and hangs up.
+func emptySlot(t *testing.T, s *parkSetup, user, dial string, freq float64) {
+	t.Helper()
+	rtpPh := newRTPPhone(t, user+" on an empty slot", "127.0.0.1", g711.PCMU, freq)
+	p := newGoPhone(t, s.n, user, "pw-"+user)
+	p.media = rtpPh
+	d := p.call(s.ctx, t, dial)
+	rtpPh.pointAt(d.InviteResponse.Body(), "sendrecv")
+	hearsPrompts(t, s.n, rtpPh, 0, "park-empty")
+	ended(t, d, "the node hangs up "+dial)
+}
+
+// Attended park, as a phone's park key in "feature access code" style
+// does it: bob, in a call with alice, holds her (she hears music) and
+// dials *68; the node answers and bob hears "Parked on slot" "one"; bob
+// REFERs alice to *68 with Replaces naming that call; alice is parked on
+// slot 1 (the API shows it) hearing music, and both of bob's calls are
+// hung up; carol dials *881 and talks with alice. Then the other way
+// round: carol holds alice, dials *68, hears slot 1 announced and REFERs
+// in that call with Replaces naming her call with alice; alice is parked
+// on slot 1 again. *889, an empty slot, is answered with "There is no
+// call parked on that slot" and hung up.
+func TestParkAttended(t *testing.T) {
+	s := startParkCall(t, "park-attended", "", false)
+	s.bob.reinvite(s.ctx, t, s.toAlice, 2, "sendonly")
+	reinvitedTo(t, s, s.alice, "sendonly", "on hold")
+	s.aliceRTP.waitMusic(t, s.n, s.bobHz)
+
+	from := s.bobRTP.received()
+	announce := s.bob.call(s.ctx, t, "*68")
+	s.bobRTP.pointAt(announce.InviteResponse.Body(), "sendrecv")
+	hearsPrompts(t, s.n, s.bobRTP, from, "park-parked", "num-1")
+	waitCall(t, s.n, 5*time.Second, "alice still held by bob", "", func(c apiCall) error {
+		if c.State == "parked" {
+			return fmt.Errorf("parked before the REFER")
+		}
+		return nil
+	})
+
+	referTo := "<sip:*68@acme.example?Replaces=" + url.QueryEscape(replacesOf(announce)) + ">"
+	if frag := strings.TrimSpace(referFinal(s.ctx, t, s.n, s.bob, s.toAlice, referTo)); frag != "SIP/2.0 200 Parked on slot 1" {
+		t.Fatalf("final NOTIFY %q, want SIP/2.0 200 Parked on slot 1\n%s", frag, s.n.log())
+	}
+	ended(t, announce, "the node hangs up bob's call to *68")
+	ended(t, s.toAlice, "the node hangs up bob's held call")
+	s.bobRTP.setPeer(netip.AddrPort{})
+	reinvitedTo(t, s, s.alice, "sendonly", "toward the park's music")
+	s.aliceRTP.waitMusic(t, s.n, s.bobHz)
+	waitCall(t, s.n, 5*time.Second, "alice parked on slot 1", "", func(c apiCall) error {
+		if c.State != "parked" || c.Slot != 1 || c.ParkedBy != "bob" {
+			return fmt.Errorf("state %s slot %d parked by %q", c.State, c.Slot, c.ParkedBy)
+		}
+		return nil
+	})
+
+	carolRTP := newRTPPhone(t, "carol", "127.0.0.1", g711.PCMU, s.carolHz)
+	carol := newGoPhone(t, s.n, "carol", "pw-carol")
+	carol.media = carolRTP
+	toAlice := carol.call(s.ctx, t, "*881")
+	carolRTP.pointAt(toAlice.InviteResponse.Body(), "sendrecv")
+	reinvitedTo(t, s, s.alice, "sendrecv", "toward carol")
+	checkHearing(t, map[*rtpPhone][2][]float64{
+		s.aliceRTP: {{s.carolHz}, {s.bobHz}},
+		carolRTP:   {{s.aliceHz}, nil},
+	})
+	noneParked(t, s.n)
+
+	// The other way round: the REFER in the call to *68.
+	carol.reinvite(s.ctx, t, toAlice, 2, "sendonly")
+	reinvitedTo(t, s, s.alice, "sendonly", "on carol's hold")
+	from = carolRTP.received()
+	announce = carol.call(s.ctx, t, "*68")
+	carolRTP.pointAt(announce.InviteResponse.Body(), "sendrecv")
+	hearsPrompts(t, s.n, carolRTP, from, "park-parked", "num-1")
+	referTo = "<sip:1001@acme.example?Replaces=" + url.QueryEscape(replacesOf(toAlice)) + ">"
+	if frag := strings.TrimSpace(referFinal(s.ctx, t, s.n, carol, announce, referTo)); frag != "SIP/2.0 200 Parked on slot 1" {
+		t.Fatalf("final NOTIFY %q, want SIP/2.0 200 Parked on slot 1\n%s", frag, s.n.log())
+	}
+	ended(t, announce, "the node hangs up carol's call to *68")
+	ended(t, toAlice, "the node hangs up carol's held call")
+	reinvitedTo(t, s, s.alice, "sendonly", "toward the park's music")
+	waitCall(t, s.n, 5*time.Second, "alice parked on slot 1 by carol", "", func(c apiCall) error {
+		if c.State != "parked" || c.Slot != 1 || c.ParkedBy != "carol" {
+			return fmt.Errorf("state %s slot %d parked by %q", c.State, c.Slot, c.ParkedBy)
+		}
+		return nil
+	})
+
+	emptySlot(t, s, "carol", "*889", s.carolHz)
+	eventually(t, 10*time.Second, "the attended parks journalled", func(ctx context.Context) error {
+		recs, err := s.n.client().Journal(ctx, 20)
+		if err != nil {
+			return err
+		}
+		counts := map[string]int{}
+		for _, r := range recs {
+			counts[r.Dialled+" "+r.Route+" "+r.Disposition]++
+		}
+		if counts["*68 park:attended transferred"] != 2 || counts["*889 park:empty answered"] != 1 {
+			return fmt.Errorf("want two *68 calls transferred and *889 answered, have %v", counts)
+		}
+		return nil
+	})
+}
+
+// Attended park given up, with one slot: bob holds alice, dials *68 and
+// hears slot 1 announced; carol dialling *68 meanwhile hears that every
+// slot is in use and is hung up; bob hangs up his call to *68: alice
+// stays held (nobody is parked) and slot 1 is free again: a blind park of
+// alice now takes it.
+func TestParkAttendedCancel(t *testing.T) {
+	s := startParkCall(t, "park-cancel", "calls:\n  park_slots: 1\n", false)
+	s.bob.reinvite(s.ctx, t, s.toAlice, 2, "sendonly")
+	reinvitedTo(t, s, s.alice, "sendonly", "on hold")
+	from := s.bobRTP.received()
+	announce := s.bob.call(s.ctx, t, "*68")
+	s.bobRTP.pointAt(announce.InviteResponse.Body(), "sendrecv")
+	hearsPrompts(t, s.n, s.bobRTP, from, "park-parked", "num-1")
+
+	carolRTP := newRTPPhone(t, "carol", "127.0.0.1", g711.PCMU, s.carolHz)
+	carol := newGoPhone(t, s.n, "carol", "pw-carol")
+	carol.media = carolRTP
+	full := carol.call(s.ctx, t, "*68")
+	carolRTP.pointAt(full.InviteResponse.Body(), "sendrecv")
+	hearsPrompts(t, s.n, carolRTP, 0, "park-full")
+	ended(t, full, "the node hangs up carol's *68 with every slot taken")
+
+	if err := announce.Bye(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if frag := s.park(t); frag != "SIP/2.0 200 Parked on slot 1" {
+		t.Fatalf("blind park after the cancelled one: %q, want slot 1\n%s", frag, s.n.log())
+	}
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -171,21 +170,6 @@ func (p *goPhone) call(ctx context.Context, t *testing.T, dial string, headers .
 		t.Fatal(err)
 	}
 	return s
-}
-
-// refused dials a call that must fail and returns its final status.
-func (p *goPhone) refused(ctx context.Context, t *testing.T, dial string) int {
-	t.Helper()
-	s, err := p.dial(ctx, t, dial)
-	var e *sipgo.ErrDialogResponse
-	if !errors.As(err, &e) {
-		if err == nil {
-			_ = s.Ack(ctx)
-			_ = s.Bye(ctx)
-		}
-		t.Fatalf("%s calls %s: %v, want a refusal", p.user, dial, err)
-	}
-	return e.Res.StatusCode
 }
 
 // dial sends the INVITE and waits for its final response.
