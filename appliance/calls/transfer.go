@@ -359,7 +359,8 @@ func (b *B2BUA) swap(c *call, p1, p2 *party, rec *store.CallRecord, replaced *ca
 
 // hangUp sends BYE on a party's dialog unless it ended already.
 func (b *B2BUA) hangUp(p *party) {
-	p.answering.Lock() // not while its 200 is being written
+	p.answering.Lock()
+	//lint:ignore SA2001 a wait, not a critical section: for the 200 being written to end
 	p.answering.Unlock()
 	if p.sess.Context().Err() != nil {
 		return
