@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/outpost-voice/outpost/cloudsync/protocol"
 )
 
 // Idempotency keys: an appliance's upload (a journal batch, a voicemail
@@ -45,4 +49,19 @@ func rememberAnswer(ctx context.Context, tx *sql.Tx, what, appliance, key string
 		return fmt.Errorf("%s of %s: remember key: %w", what, appliance, err)
 	}
 	return nil
+}
+
+// batchKeyRule is what a batch's Idempotency-Key must be (uploadKey).
+const batchKeyRule = "required: a unique key per batch, at most %d characters, the same when the batch is retried"
+
+// uploadKey is the request's Idempotency-Key. A missing or too long one
+// is refused (400, titled refusal; rule, with the longest length, says
+// what the key must be) and ok is false.
+func uploadKey(c *gin.Context, refusal, rule string) (key string, ok bool) {
+	key = c.GetHeader(protocol.HeaderIdempotencyKey)
+	if key == "" || len(key) > maxIdempotencyKey {
+		refuse(c, refusal, []protocol.Problem{{Path: protocol.HeaderIdempotencyKey, Message: fmt.Sprintf(rule, maxIdempotencyKey)}})
+		return "", false
+	}
+	return key, true
 }

@@ -156,10 +156,8 @@ func (s *Server) putVoicemailAudio(c *gin.Context) {
 
 // postVoicemail stores a batch of messages, all well-formed or none.
 func (s *Server) postVoicemail(c *gin.Context) {
-	key := c.GetHeader(protocol.HeaderIdempotencyKey)
-	if key == "" || len(key) > maxIdempotencyKey {
-		refuse(c, "batch refused: nothing stored", []protocol.Problem{{Path: protocol.HeaderIdempotencyKey,
-			Message: fmt.Sprintf("required: a unique key per batch, at most %d characters, the same when the batch is retried", maxIdempotencyKey)}})
+	key, ok := uploadKey(c, "batch refused: nothing stored", batchKeyRule)
+	if !ok {
 		return
 	}
 	body, ok := readBody(c, maxVoicemailBody)
