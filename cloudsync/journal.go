@@ -110,10 +110,7 @@ func (u *Uploader) Status() UploadStatus {
 // ends. Failures are retried with backoff (at the slowest pace when the
 // cloud refuses a batch: a bug on one side).
 func (u *Uploader) Run(ctx context.Context) {
-	u.run(ctx, "journal upload failed; retrying", func(ctx context.Context) error {
-		_, err := u.UploadPending(ctx)
-		return err
-	}, nil)
+	run(ctx, u.loop, "journal upload failed; retrying", u.UploadPending, nil)
 }
 
 // UploadPending uploads batches until the journal has nothing pending, and

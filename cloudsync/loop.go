@@ -80,12 +80,13 @@ func (l *loop) retryIn(err error) time.Duration {
 	return l.backoff.Slowest()
 }
 
-// run runs step now, then every interval or kick, until ctx ends. A
+// run runs step now, then every l's interval or kick, until ctx ends. A
 // failure is logged with msg (at the level level gives it; warn when
-// level is nil) and retried at the backoff's pace.
-func (l *loop) run(ctx context.Context, msg string, step func(context.Context) error, level func(error) slog.Level) {
+// level is nil) and retried at the backoff's pace. What step returns
+// besides its error is not used.
+func run[T any](ctx context.Context, l *loop, msg string, step func(context.Context) (T, error), level func(error) slog.Level) {
 	for ctx.Err() == nil {
-		err := step(ctx)
+		_, err := step(ctx)
 		if ctx.Err() != nil {
 			return
 		}

@@ -129,10 +129,7 @@ func (r *OverrideReporter) Status() OverrideReportStatus {
 // are retried with backoff (at the slowest pace when the cloud refuses
 // the report: a bug on one side, or a cloud without reports).
 func (r *OverrideReporter) Run(ctx context.Context) {
-	r.run(ctx, "sdg override report failed; retrying", func(ctx context.Context) error {
-		_, err := r.Report(ctx)
-		return err
-	}, func(err error) slog.Level {
+	run(ctx, r.loop, "sdg override report failed; retrying", r.Report, func(err error) slog.Level {
 		if errors.Is(err, ErrOverridesUnsupported) {
 			return slog.LevelDebug // said once, at warn, by failed
 		}

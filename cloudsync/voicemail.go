@@ -128,10 +128,7 @@ func (u *VoicemailUploader) Status() VoicemailUploadStatus {
 // Run uploads what is pending now, then every Interval or Kick, until ctx
 // ends, retrying failures with the journal's backoff rules.
 func (u *VoicemailUploader) Run(ctx context.Context) {
-	u.run(ctx, "voicemail upload failed; retrying", func(ctx context.Context) error {
-		_, err := u.UploadPending(ctx)
-		return err
-	}, nil)
+	run(ctx, u.loop, "voicemail upload failed; retrying", u.UploadPending, nil)
 }
 
 // UploadPending uploads batches until nothing it can upload is pending,
