@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
 
@@ -64,4 +65,18 @@ func uploadKey(c *gin.Context, refusal, rule string) (key string, ok bool) {
 		return "", false
 	}
 	return key, true
+}
+
+// storedUpload answers an upload the store could not keep (500) and
+// marks one it answered before (Idempotent-Replayed): ok says whether the
+// handler goes on to answer the receipt.
+func storedUpload(c *gin.Context, replayed bool, err error) (ok bool) {
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return false
+	}
+	if replayed {
+		c.Header(protocol.HeaderIdempotentReplayed, "true")
+	}
+	return true
 }

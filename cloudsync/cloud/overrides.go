@@ -127,12 +127,8 @@ func (s *Server) postOverrides(c *gin.Context) {
 	}
 	name := c.GetString(ctxAppliance)
 	receipt, replayed, err := s.cfg.Store.PutOverrides(c.Request.Context(), name, key, overrides, s.now())
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "%v", err)
+	if !storedUpload(c, replayed, err) {
 		return
-	}
-	if replayed {
-		c.Header(protocol.HeaderIdempotentReplayed, "true")
 	}
 	s.log.Info("sdg overrides reported", "appliance", name, "overrides", receipt.Accepted, "replayed", replayed)
 	c.JSON(http.StatusOK, receipt)

@@ -249,12 +249,8 @@ func (s *Server) postJournal(c *gin.Context) {
 	}
 	name := c.GetString(ctxAppliance)
 	receipt, replayed, err := s.cfg.Store.PutJournal(c.Request.Context(), name, key, records, s.now())
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "%v", err)
+	if !storedUpload(c, replayed, err) {
 		return
-	}
-	if replayed {
-		c.Header("Idempotent-Replayed", "true")
 	}
 	s.log.Info("journal batch", "appliance", name, "records", len(records), "accepted", receipt.Accepted,
 		"duplicates", receipt.Duplicates, "replayed", replayed)

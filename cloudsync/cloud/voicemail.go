@@ -193,12 +193,8 @@ func (s *Server) postVoicemail(c *gin.Context) {
 	}
 	name := c.GetString(ctxAppliance)
 	receipt, replayed, err := s.cfg.Store.PutVoicemail(c.Request.Context(), name, key, ms, s.now())
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "%v", err)
+	if !storedUpload(c, replayed, err) {
 		return
-	}
-	if replayed {
-		c.Header(protocol.HeaderIdempotentReplayed, "true")
 	}
 	s.log.Info("voicemail batch", "appliance", name, "messages", len(ms), "accepted", receipt.Accepted,
 		"duplicates", receipt.Duplicates, "missing_audio", len(receipt.MissingAudio), "replayed", replayed)
