@@ -186,7 +186,7 @@ type BlobStatus struct {
 type BlobFetcher struct {
 	cfg  BlobFetcherConfig
 	log  *slog.Logger
-	wake chan struct{}
+	loop *loop // no interval: Want and Wake kick it
 
 	mu      sync.Mutex
 	want    []BlobRef
@@ -201,21 +201,8 @@ func NewBlobFetcher(cfg BlobFetcherConfig) (*BlobFetcher, error) {
 	if cfg.Dir == nil || cfg.Client == nil {
 		return nil, errors.New("new blob fetcher: a directory and a client source are required")
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Backoff == nil {
-		cfg.Backoff = NewBackoff(nil)
-	}
-	if cfg.After == nil {
-		cfg.After = time.After
-	}
-	return &BlobFetcher{
-		cfg:  cfg,
-		log:  cfg.Log.With("component", "cloudsync_blobs"),
-		wake: make(chan struct{}, 1),
-		sums: map[string]string{},
-	}, nil
+	l := newLoop(loopConfig{Log: cfg.Log, Backoff: cfg.Backoff, After: cfg.After}, 0, "component", "cloudsync_blobs")
+	return &BlobFetcher{cfg: cfg, log: l.log, loop: l, sums: map[string]string{}}, nil
 }
 
 // Want replaces the set of blobs to keep (the snapshot in force's), and
@@ -242,12 +229,7 @@ func (f *BlobFetcher) Want(refs []BlobRef) {
 
 // Wake looks for missing blobs now (the cloud identity changed, the cloud
 // is back): it cuts a backoff wait short. It never blocks.
-func (f *BlobFetcher) Wake() {
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
-}
+func (f *BlobFetcher) Wake() { f.loop.Kick() }
 
 // Blob is the blob id as kept on disk, checked against the SHA-256 the
 // snapshot gives it: what the prompt library plays. A blob not fetched
@@ -272,10 +254,10 @@ func (f *BlobFetcher) Status() BlobStatus {
 // Run fetches what is missing, then again whenever Want or Wake asks,
 // retrying failures with backoff, until ctx ends.
 func (f *BlobFetcher) Run(ctx context.Context) {
-	b := f.cfg.Backoff
+	b := f.loop.backoff
 	for ctx.Err() == nil {
 		select { // this pass sees every Want made so far
-		case <-f.wake:
+		case <-f.loop.kick:
 		default:
 		}
 		var retry <-chan time.Time
@@ -285,14 +267,14 @@ func (f *BlobFetcher) Run(ctx context.Context) {
 		case err == nil:
 			b.Reset()
 		case retrySoon(err):
-			retry = f.cfg.After(b.Next())
+			retry = f.loop.after(b.Next())
 		default: // a wrong blob, or a refusal: the slowest pace
-			retry = f.cfg.After(b.Slowest())
+			retry = f.loop.after(b.Slowest())
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-f.wake:
+		case <-f.loop.kick:
 		case <-retry:
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/outpost-voice/outpost/cloudsync/protocol"
@@ -65,13 +64,9 @@ type UploadStatus struct {
 // made from its record ids (JournalKey), so a retried batch reuses its key;
 // records are marked uploaded only once the cloud has answered 200.
 type Uploader struct {
-	cfg     UploaderConfig
-	log     *slog.Logger
-	backoff *Backoff
-	kick    chan struct{}
-
-	mu     sync.Mutex
-	status UploadStatus
+	*loop
+	cfg  UploaderConfig
+	book uploadBook
 }
 
 // NewUploader checks cfg and fills its defaults.
@@ -79,39 +74,24 @@ func NewUploader(cfg UploaderConfig) (*Uploader, error) {
 	if cfg.Client == nil || cfg.Journal == nil {
 		return nil, errors.New("new uploader: a client and a journal are required")
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
 	if cfg.Batch <= 0 || cfg.Batch > protocol.MaxJournalBatch {
 		cfg.Batch = protocol.MaxJournalBatch
 	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = 30 * time.Second
-	}
-	if cfg.Backoff == nil {
-		cfg.Backoff = NewBackoff(nil)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.After == nil {
-		cfg.After = time.After
-	}
-	return &Uploader{
-		cfg:     cfg,
-		log:     cfg.Log.With("component", "cloudsync", "loop", "journal"),
-		backoff: cfg.Backoff,
-		kick:    make(chan struct{}, 1),
-	}, nil
+	l := newLoop(loopConfig{Log: cfg.Log, Interval: cfg.Interval, Backoff: cfg.Backoff, Now: cfg.Now, After: cfg.After},
+		30*time.Second, "component", "cloudsync", "loop", "journal")
+	return &Uploader{loop: l, cfg: cfg, book: uploadBook{now: l.now}}, nil
 }
 
 // JournalKey is the Idempotency-Key of a batch: a hash of its record ids,
 // whatever their order, so the same batch always has the same key.
-func JournalKey(ids []string) string {
+func JournalKey(ids []string) string { return idsKey("outpost-journal-v1", ids) }
+
+// idsKey is a hash of ids, whatever their order, in the domain named.
+func idsKey(domain string, ids []string) string {
 	sorted := slices.Clone(ids)
 	slices.Sort(sorted)
 	h := sha256.New()
-	h.Write([]byte("outpost-journal-v1\n"))
+	h.Write([]byte(domain + "\n"))
 	for _, id := range sorted {
 		h.Write([]byte(id))
 		h.Write([]byte{'\n'})
@@ -119,47 +99,18 @@ func JournalKey(ids []string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Kick makes Run look for records now. It never blocks.
-func (u *Uploader) Kick() {
-	select {
-	case u.kick <- struct{}{}:
-	default:
-	}
-}
-
 // Status is a copy of what the Uploader knows.
 func (u *Uploader) Status() UploadStatus {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.status
+	u.book.mu.Lock()
+	defer u.book.mu.Unlock()
+	return u.book.st
 }
 
 // Run uploads what is pending now, then every Interval or Kick, until ctx
 // ends. Failures are retried with backoff (at the slowest pace when the
 // cloud refuses a batch: a bug on one side).
 func (u *Uploader) Run(ctx context.Context) {
-	for ctx.Err() == nil {
-		_, err := u.UploadPending(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := u.cfg.Interval
-		if err != nil {
-			if Retryable(err) {
-				wait = u.backoff.Next()
-			} else {
-				wait = u.backoff.Slowest()
-			}
-			u.log.Warn("journal upload failed; retrying", "error", err, "retry_in", wait.Round(time.Millisecond))
-		} else {
-			u.backoff.Reset()
-		}
-		select {
-		case <-ctx.Done():
-		case <-u.kick:
-		case <-u.cfg.After(wait):
-		}
-	}
+	run(ctx, u.loop, "journal upload failed; retrying", u.UploadPending, nil)
 }
 
 // UploadPending uploads batches until the journal has nothing pending, and
@@ -183,12 +134,12 @@ func (u *Uploader) UploadPending(ctx context.Context) (int, error) {
 		n, found, err := u.sweep(ctx, sent)
 		total += n
 		if err != nil {
-			return total, u.failed(err)
+			return total, u.book.failed(err)
 		}
 		if !found {
-			u.mu.Lock()
-			u.status.Drained, u.status.LastError = true, ""
-			u.mu.Unlock()
+			u.book.mu.Lock()
+			u.book.st.Drained, u.book.st.LastError = true, ""
+			u.book.mu.Unlock()
 			return total, nil
 		}
 	}
@@ -291,21 +242,8 @@ func (u *Uploader) mark(ctx context.Context, b batch, r protocol.JournalReceipt)
 		}
 		u.log.Info("journal batch uploaded", "records", len(b.IDs), "accepted", r.Accepted, "duplicates", r.Duplicates,
 			"idempotency_key", b.key)
-		u.mu.Lock()
-		u.status.Uploaded += len(b.IDs)
-		u.status.LastUploadAt = u.cfg.Now()
-		u.status.LastError = ""
-		u.mu.Unlock()
+		u.book.took(len(b.IDs), true)
 		ch <- nil
 	}()
 	return ch
-}
-
-func (u *Uploader) failed(err error) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.status.Drained = false
-	u.status.LastError = err.Error()
-	u.status.LastErrorAt = u.cfg.Now()
-	return err
 }

@@ -68,10 +68,8 @@ type OverrideReportStatus struct {
 // on the leader, and recovery waits until the cloud has the list in force
 // (UpToDate).
 type OverrideReporter struct {
-	cfg     OverrideReporterConfig
-	log     *slog.Logger
-	backoff *Backoff
-	kick    chan struct{}
+	*loop
+	cfg OverrideReporterConfig
 
 	mu     sync.Mutex
 	status OverrideReportStatus
@@ -85,27 +83,9 @@ func NewOverrideReporter(cfg OverrideReporterConfig) (*OverrideReporter, error) 
 	if cfg.Client == nil || cfg.Source == nil {
 		return nil, errors.New("new override reporter: a client and a source are required")
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = time.Second
-	}
-	if cfg.Backoff == nil {
-		cfg.Backoff = NewBackoff(nil)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.After == nil {
-		cfg.After = time.After
-	}
-	return &OverrideReporter{
-		cfg:     cfg,
-		log:     cfg.Log.With("component", "cloudsync", "loop", "overrides"),
-		backoff: cfg.Backoff,
-		kick:    make(chan struct{}, 1),
-	}, nil
+	l := newLoop(loopConfig{Log: cfg.Log, Interval: cfg.Interval, Backoff: cfg.Backoff, Now: cfg.Now, After: cfg.After},
+		time.Second, "component", "cloudsync", "loop", "overrides")
+	return &OverrideReporter{loop: l, cfg: cfg}, nil
 }
 
 // canonicalOverrides is os by SDG id, times in UTC: the report's body and
@@ -135,14 +115,6 @@ func OverridesKey(os []protocol.Override) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Kick makes Run look at the overrides now. It never blocks.
-func (r *OverrideReporter) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
-
 // Status is a copy of what the reporter knows.
 func (r *OverrideReporter) Status() OverrideReportStatus {
 	r.mu.Lock()
@@ -157,32 +129,12 @@ func (r *OverrideReporter) Status() OverrideReportStatus {
 // are retried with backoff (at the slowest pace when the cloud refuses
 // the report: a bug on one side, or a cloud without reports).
 func (r *OverrideReporter) Run(ctx context.Context) {
-	for ctx.Err() == nil {
-		_, err := r.Report(ctx)
-		if ctx.Err() != nil {
-			return
+	run(ctx, r.loop, "sdg override report failed; retrying", r.Report, func(err error) slog.Level {
+		if errors.Is(err, ErrOverridesUnsupported) {
+			return slog.LevelDebug // said once, at warn, by failed
 		}
-		wait := r.cfg.Interval
-		if err != nil {
-			if Retryable(err) {
-				wait = r.backoff.Next()
-			} else {
-				wait = r.backoff.Slowest()
-			}
-			level := slog.LevelWarn
-			if errors.Is(err, ErrOverridesUnsupported) {
-				level = slog.LevelDebug // said once, at warn, by failed
-			}
-			r.log.Log(ctx, level, "sdg override report failed; retrying", "error", err, "retry_in", wait.Round(time.Millisecond))
-		} else {
-			r.backoff.Reset()
-		}
-		select {
-		case <-ctx.Done():
-		case <-r.kick:
-		case <-r.cfg.After(wait):
-		}
-	}
+		return slog.LevelWarn
+	})
 }
 
 // read is the overrides in force, canonical, and their key.
@@ -216,7 +168,7 @@ func (r *OverrideReporter) Report(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, r.failed(err)
 	}
-	r.took(key, os, r.cfg.Now())
+	r.took(key, os, r.now())
 	r.log.Info("sdg overrides reported", "overrides", receipt.Accepted, "idempotency_key", key)
 	return true, nil
 }
@@ -272,6 +224,6 @@ func (r *OverrideReporter) failed(err error) error {
 	}
 	r.status.Unsupported = unsupported
 	r.status.LastError = err.Error()
-	r.status.LastErrorAt = r.cfg.Now()
+	r.status.LastErrorAt = r.now()
 	return err
 }

@@ -91,10 +91,9 @@ type Rejection struct {
 // makes it poll at once. Failures are retried with backoff and shown in
 // Status; nothing is applied from a failed or partial answer.
 type Syncer struct {
-	cfg     SyncerConfig
-	log     *slog.Logger
-	backoff *Backoff
-	wake    chan struct{}
+	cfg  SyncerConfig
+	log  *slog.Logger
+	loop *loop // paced by PollInterval; Wake kicks it
 
 	// Loop state, owned by Run's goroutine.
 	base    *account.Snapshot // the cloud's snapshot at baseRev (applied or rejected); never modified
@@ -124,41 +123,18 @@ func NewSyncer(cfg SyncerConfig) (*Syncer, error) {
 	if cfg.Client == nil || cfg.Applier == nil {
 		return nil, errors.New("new syncer: a client and an applier are required")
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
 	if cfg.Wait <= 0 {
 		cfg.Wait = 30 * time.Second
 	}
 	cfg.Wait = min(cfg.Wait, protocol.MaxWait)
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = time.Second
-	}
-	if cfg.Backoff == nil {
-		cfg.Backoff = NewBackoff(nil)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.After == nil {
-		cfg.After = time.After
-	}
-	return &Syncer{
-		cfg:     cfg,
-		log:     cfg.Log.With("component", "cloudsync"),
-		backoff: cfg.Backoff,
-		wake:    make(chan struct{}, 1),
-	}, nil
+	l := newLoop(loopConfig{Log: cfg.Log, Interval: cfg.PollInterval, Backoff: cfg.Backoff, Now: cfg.Now, After: cfg.After},
+		time.Second, "component", "cloudsync")
+	return &Syncer{cfg: cfg, log: l.log, loop: l}, nil
 }
 
 // Wake makes the loop poll now (a push came): it cuts short a backoff
 // wait or a long poll in progress. It never blocks.
-func (s *Syncer) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *Syncer) Wake() { s.loop.Kick() }
 
 // Status is a copy of what the Syncer knows.
 func (s *Syncer) Status() SyncStatus {
@@ -188,31 +164,22 @@ func (s *Syncer) Run(ctx context.Context) {
 		if err != nil {
 			var d time.Duration
 			if Retryable(err) && !errors.Is(err, ErrAhead) {
-				d = s.backoff.Next()
+				d = s.loop.backoff.Next()
 			} else {
-				d = s.backoff.Slowest()
+				d = s.loop.backoff.Slowest()
 			}
 			level := slog.LevelWarn
 			if s.failed(err) {
 				level = slog.LevelDebug // the same failure again
 			}
 			s.log.Log(ctx, level, "sync failed; retrying", "error", err, "retry_in", d.Round(time.Millisecond))
-			s.pause(ctx, d)
+			s.loop.pause(ctx, d)
 			continue
 		}
-		s.backoff.Reset()
+		s.loop.backoff.Reset()
 		if idle && !s.skipPace {
-			s.pause(ctx, s.cfg.PollInterval)
+			s.loop.pause(ctx, s.loop.interval)
 		}
-	}
-}
-
-// pause waits d, or less if woken or ctx ends.
-func (s *Syncer) pause(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-s.wake:
-	case <-s.cfg.After(d):
 	}
 }
 
@@ -285,7 +252,7 @@ func (s *Syncer) poll(ctx context.Context) (*protocol.Changes, int64, error) {
 	done := make(chan struct{})
 	go func() {
 		select {
-		case <-s.wake:
+		case <-s.loop.kick:
 			cancel()
 			woken <- true
 		case <-done:
@@ -442,7 +409,7 @@ func (s *Syncer) setRevision(rev int64) {
 func (s *Syncer) succeeded(cloudRev int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.status.LastSyncAt = s.cfg.Now()
+	s.status.LastSyncAt = s.loop.now()
 	s.status.LastError = ""
 	s.status.CloudRevision = cloudRev
 	s.status.CaughtUp = cloudRev <= s.baseRev
@@ -455,7 +422,7 @@ func (s *Syncer) failed(err error) (again bool) {
 	msg := err.Error()
 	again = s.status.LastError == msg
 	s.status.LastError = msg
-	s.status.LastErrorAt = s.cfg.Now()
+	s.status.LastErrorAt = s.loop.now()
 	s.status.CaughtUp = false
 	return again
 }

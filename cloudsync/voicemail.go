@@ -2,14 +2,11 @@ package cloudsync
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/outpost-voice/outpost/cloudsync/protocol"
@@ -54,17 +51,7 @@ func (c *Client) UploadVoicemail(ctx context.Context, key string, ms []protocol.
 
 // VoicemailKey is the Idempotency-Key of a voicemail batch: a hash of its
 // message ids, whatever their order.
-func VoicemailKey(ids []string) string {
-	sorted := slices.Clone(ids)
-	slices.Sort(sorted)
-	h := sha256.New()
-	h.Write([]byte("outpost-voicemail-v1\n"))
-	for _, id := range sorted {
-		h.Write([]byte(id))
-		h.Write([]byte{'\n'})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+func VoicemailKey(ids []string) string { return idsKey("outpost-voicemail-v1", ids) }
 
 // VoicemailSource is what the VoicemailUploader needs of the appliance's
 // mailboxes.
@@ -95,13 +82,11 @@ type VoicemailUploaderConfig struct {
 	After    func(time.Duration) <-chan time.Time // default time.After
 }
 
-// VoicemailUploadStatus is what the VoicemailUploader knows.
+// VoicemailUploadStatus is what the VoicemailUploader knows: what every
+// uploader knows (Uploaded counts messages; Drained: the last look found
+// nothing it could upload left), and the messages it could not upload.
 type VoicemailUploadStatus struct {
-	Uploaded     int       // messages the cloud took since start
-	Drained      bool      // the last look found nothing it could upload left
-	LastUploadAt time.Time // last batch the cloud took
-	LastError    string    // last failure; "" after a success
-	LastErrorAt  time.Time
+	UploadStatus
 	// Unavailable is the messages the last look skipped: no node could
 	// give their audio (each with why). They are tried again at the next.
 	Unavailable map[string]string
@@ -113,12 +98,11 @@ type VoicemailUploadStatus struct {
 // their ids; a message is marked uploaded only once the cloud has
 // answered that it holds it, and only then is its audio freed.
 type VoicemailUploader struct {
+	*loop
 	cfg  VoicemailUploaderConfig
-	log  *slog.Logger
-	kick chan struct{}
+	book uploadBook
 
-	mu     sync.Mutex
-	status VoicemailUploadStatus
+	unavailable map[string]string // guarded by book.mu
 }
 
 // NewVoicemailUploader checks cfg and fills its defaults.
@@ -126,75 +110,25 @@ func NewVoicemailUploader(cfg VoicemailUploaderConfig) (*VoicemailUploader, erro
 	if cfg.Client == nil || cfg.Source == nil {
 		return nil, errors.New("new voicemail uploader: a client and a source are required")
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
 	if cfg.Batch <= 0 || cfg.Batch > protocol.MaxVoicemailBatch {
 		cfg.Batch = protocol.MaxVoicemailBatch
 	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = 30 * time.Second
-	}
-	if cfg.Backoff == nil {
-		cfg.Backoff = NewBackoff(nil)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.After == nil {
-		cfg.After = time.After
-	}
-	return &VoicemailUploader{cfg: cfg, log: cfg.Log.With("component", "cloudsync", "loop", "voicemail"),
-		kick: make(chan struct{}, 1)}, nil
-}
-
-// Kick makes Run look now. It never blocks.
-func (u *VoicemailUploader) Kick() {
-	select {
-	case u.kick <- struct{}{}:
-	default:
-	}
+	l := newLoop(loopConfig{Log: cfg.Log, Interval: cfg.Interval, Backoff: cfg.Backoff, Now: cfg.Now, After: cfg.After},
+		30*time.Second, "component", "cloudsync", "loop", "voicemail")
+	return &VoicemailUploader{loop: l, cfg: cfg, book: uploadBook{now: l.now}}, nil
 }
 
 // Status is a copy of what the uploader knows.
 func (u *VoicemailUploader) Status() VoicemailUploadStatus {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	s := u.status
-	if s.Unavailable != nil {
-		s.Unavailable = make(map[string]string, len(u.status.Unavailable))
-		for k, v := range u.status.Unavailable {
-			s.Unavailable[k] = v
-		}
-	}
-	return s
+	u.book.mu.Lock()
+	defer u.book.mu.Unlock()
+	return VoicemailUploadStatus{UploadStatus: u.book.st, Unavailable: maps.Clone(u.unavailable)}
 }
 
 // Run uploads what is pending now, then every Interval or Kick, until ctx
 // ends, retrying failures with the journal's backoff rules.
 func (u *VoicemailUploader) Run(ctx context.Context) {
-	for ctx.Err() == nil {
-		_, err := u.UploadPending(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := u.cfg.Interval
-		if err != nil {
-			if Retryable(err) {
-				wait = u.cfg.Backoff.Next()
-			} else {
-				wait = u.cfg.Backoff.Slowest()
-			}
-			u.log.Warn("voicemail upload failed; retrying", "error", err, "retry_in", wait.Round(time.Millisecond))
-		} else {
-			u.cfg.Backoff.Reset()
-		}
-		select {
-		case <-ctx.Done():
-		case <-u.kick:
-		case <-u.cfg.After(wait):
-		}
-	}
+	run(ctx, u.loop, "voicemail upload failed; retrying", u.UploadPending, nil)
 }
 
 // UploadPending uploads batches until nothing it can upload is pending,
@@ -208,7 +142,7 @@ func (u *VoicemailUploader) UploadPending(ctx context.Context) (int, error) {
 	for {
 		ms, err := u.cfg.Source.PendingVoicemail(ctx, u.cfg.Batch+len(skipped))
 		if err != nil {
-			return total, u.failed(fmt.Errorf("read pending voicemail: %w", err))
+			return total, u.book.failed(fmt.Errorf("read pending voicemail: %w", err))
 		}
 		var ready []protocol.VoicemailMessage
 		looked := 0
@@ -227,14 +161,14 @@ func (u *VoicemailUploader) UploadPending(ctx context.Context) (int, error) {
 				continue
 			}
 			if err := u.cfg.Client.UploadVoicemailAudio(ctx, m.SHA256, data); err != nil {
-				return total, u.failed(err)
+				return total, u.book.failed(err)
 			}
 			ready = append(ready, m)
 		}
 		if looked == 0 {
-			u.mu.Lock()
-			u.status.Drained, u.status.LastError, u.status.Unavailable = len(skipped) == 0, "", skipped
-			u.mu.Unlock()
+			u.book.mu.Lock()
+			u.book.st.Drained, u.book.st.LastError, u.unavailable = len(skipped) == 0, "", skipped
+			u.book.mu.Unlock()
 			return total, nil
 		}
 		if len(ready) == 0 {
@@ -247,36 +181,24 @@ func (u *VoicemailUploader) UploadPending(ctx context.Context) (int, error) {
 		key := VoicemailKey(ids)
 		r, err := u.cfg.Client.UploadVoicemail(ctx, key, ready)
 		if err != nil {
-			return total, u.failed(err)
+			return total, u.book.failed(err)
 		}
 		if len(r.Taken) > 0 {
 			if err := u.cfg.Source.MarkVoicemailUploaded(ctx, r.Taken); err != nil {
-				return total, u.failed(fmt.Errorf("mark %d voicemail messages uploaded: %w", len(r.Taken), err))
+				return total, u.book.failed(fmt.Errorf("mark %d voicemail messages uploaded: %w", len(r.Taken), err))
 			}
 		}
 		total += len(r.Taken)
 		u.log.Info("voicemail batch uploaded", "messages", len(ready), "accepted", r.Accepted, "duplicates", r.Duplicates,
 			"idempotency_key", key)
-		u.mu.Lock()
-		u.status.Uploaded += len(r.Taken)
-		u.status.LastUploadAt = u.cfg.Now()
-		u.mu.Unlock()
+		u.book.took(len(r.Taken), false)
 		if len(r.MissingAudio) > 0 {
-			return total, u.failed(fmt.Errorf("upload voicemail: the cloud holds no audio for %d messages just sent (first %s)",
+			return total, u.book.failed(fmt.Errorf("upload voicemail: the cloud holds no audio for %d messages just sent (first %s)",
 				len(r.MissingAudio), r.MissingAudio[0]))
 		}
 		if len(r.Taken) != len(ready) {
 			// Never loop on a batch the cloud does not take.
-			return total, u.failed(fmt.Errorf("upload voicemail: the cloud took %d of %d messages", len(r.Taken), len(ready)))
+			return total, u.book.failed(fmt.Errorf("upload voicemail: the cloud took %d of %d messages", len(r.Taken), len(ready)))
 		}
 	}
-}
-
-func (u *VoicemailUploader) failed(err error) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.status.Drained = false
-	u.status.LastError = err.Error()
-	u.status.LastErrorAt = u.cfg.Now()
-	return err
 }

@@ -506,10 +506,8 @@ func (b *B2BUA) redirect(ctx context.Context, username, id string, change func(*
 		return fmt.Errorf("%w: the call is being transferred", ErrNotSupported)
 	}
 	defer c.done()
-	if (e.Held != wasHeld || e.Held) && b.playsMusic() { // hold: music for the other party (hold.go)
-		if err := b.webHold(c, p, e.Held); err != nil {
-			return fmt.Errorf("hold: %w", err)
-		}
+	// changed tells the user's views of the new state.
+	changed := func() {
 		b.engage(username, Engagement{ID: id}, EvChanged, func(x *Engagement) {
 			x.Held, x.Muted = e.Held, e.Muted
 			x.State = EngConnected
@@ -517,6 +515,12 @@ func (b *B2BUA) redirect(ctx context.Context, username, id string, change func(*
 				x.State = EngHeld
 			}
 		}, EngagementEvent{})
+	}
+	if (e.Held != wasHeld || e.Held) && b.playsMusic() { // hold: music for the other party (hold.go)
+		if err := b.webHold(c, p, e.Held); err != nil {
+			return fmt.Errorf("hold: %w", err)
+		}
+		changed()
 		return nil
 	}
 	heard, _ := p.lastSDP()
@@ -534,13 +538,7 @@ func (b *B2BUA) redirect(ctx context.Context, username, id string, change func(*
 		return fmt.Errorf("the other party refused the change: %d %s", res.StatusCode, res.Reason)
 	}
 	b.ack(far, nil)
-	b.engage(username, Engagement{ID: id}, EvChanged, func(x *Engagement) {
-		x.Held, x.Muted = e.Held, e.Muted
-		x.State = EngConnected
-		if e.Held {
-			x.State = EngHeld
-		}
-	}, EngagementEvent{})
+	changed()
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/outpost-voice/outpost/account"
+	"github.com/outpost-voice/outpost/appliance/registrar"
 	"github.com/outpost-voice/outpost/appliance/store"
 )
 
@@ -61,15 +62,7 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.MinExpires == 0 {
-		o.MinExpires = 60 * time.Second
-	}
-	if o.MaxExpires == 0 {
-		o.MaxExpires = time.Hour
-	}
-	if o.DefaultExpires == 0 {
-		o.DefaultExpires = time.Hour
-	}
+	registrar.ExpiresDefaults(&o.MinExpires, &o.MaxExpires, &o.DefaultExpires)
 	if o.RegisterDelay == 0 {
 		o.RegisterDelay = 2 * time.Second
 	}
@@ -363,15 +356,16 @@ func (n *Notifier) Sweep(ctx context.Context) {
 	}
 }
 
-// expiresHeader parses a request's Expires; ok false when it is malformed.
-func expiresHeader(req *sip.Request) (secs int, present, ok bool) {
+// expiresHeader parses a request's Expires: -1 when there is none; ok
+// false when it is malformed.
+func expiresHeader(req *sip.Request) (secs int, ok bool) {
 	h := req.GetHeader("Expires")
 	if h == nil {
-		return 0, false, true
+		return -1, true
 	}
 	v, err := strconv.Atoi(strings.TrimSpace(h.Value()))
 	if err != nil || v < 0 {
-		return 0, true, false
+		return 0, false
 	}
-	return v, true, true
+	return v, true
 }

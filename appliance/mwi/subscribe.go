@@ -88,16 +88,14 @@ func (n *Notifier) OnSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 406, "Not Acceptable", sip.NewHeader("Accept", ContentType))
 		return
 	}
-	secs, present, ok := expiresHeader(req)
-	switch {
-	case !ok:
+	secs, ok := expiresHeader(req)
+	if !ok {
 		respond(tx, req, 400, "Bad Request: Expires is not a number of seconds")
 		return
-	case !present:
-		secs = int(n.opt.DefaultExpires / time.Second)
-	case secs > 0 && time.Duration(secs)*time.Second < n.opt.MinExpires:
-		respond(tx, req, 423, "Interval Too Brief",
-			sip.NewHeader("Min-Expires", strconv.Itoa(int(n.opt.MinExpires/time.Second))))
+	}
+	secs, minExp, ok := registrar.GrantExpires(secs, n.opt.MinExpires, n.opt.DefaultExpires)
+	if !ok {
+		respond(tx, req, 423, "Interval Too Brief", minExp)
 		return
 	}
 	secs = min(secs, int(n.opt.MaxExpires/time.Second))

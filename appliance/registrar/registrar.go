@@ -72,15 +72,7 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.MinExpires == 0 {
-		o.MinExpires = 60 * time.Second
-	}
-	if o.MaxExpires == 0 {
-		o.MaxExpires = time.Hour
-	}
-	if o.DefaultExpires == 0 {
-		o.DefaultExpires = time.Hour
-	}
+	ExpiresDefaults(&o.MinExpires, &o.MaxExpires, &o.DefaultExpires)
 	if o.SurvivabilityExpires == 0 {
 		o.SurvivabilityExpires = 120 * time.Second
 	}
@@ -272,12 +264,9 @@ func (r *Registrar) OnRegister(req *sip.Request, tx sip.ServerTransaction) {
 			if exp < 0 {
 				exp = expiresHdr
 			}
-			if exp < 0 {
-				exp = int(r.opt.DefaultExpires / time.Second)
-			}
-			if exp > 0 && time.Duration(exp)*time.Second < r.opt.MinExpires {
-				return nil, &errRefused{code: 423, reason: "Interval Too Brief",
-					hdrs: []sip.Header{sip.NewHeader("Min-Expires", strconv.Itoa(int(r.opt.MinExpires/time.Second)))}}
+			exp, minExp, ok := GrantExpires(exp, r.opt.MinExpires, r.opt.DefaultExpires)
+			if !ok {
+				return nil, &errRefused{code: 423, reason: "Interval Too Brief", hdrs: []sip.Header{minExp}}
 			}
 			id := bindingID(aor, c)
 			i := slices.IndexFunc(next, func(b store.Binding) bool { return b.ID == id })

@@ -247,17 +247,10 @@ func (s *Server) getJournal(c *gin.Context) {
 		refuse(c, "bad journal query", problems)
 		return
 	}
-	ctx := c.Request.Context()
-	known, err := s.cfg.Store.applianceExists(ctx, name)
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "%v", err)
+	if !s.paired(c, name) {
 		return
 	}
-	if !known {
-		fail(c, http.StatusNotFound, "no appliance %q has paired", name)
-		return
-	}
-	recs, next, err := s.cfg.Store.JournalPage(ctx, name, after, limit)
+	recs, next, err := s.cfg.Store.JournalPage(c.Request.Context(), name, after, limit)
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "%v", err)
 		return
@@ -267,6 +260,20 @@ func (s *Server) getJournal(c *gin.Context) {
 		page.Next = strconv.FormatInt(next, 10)
 	}
 	c.JSON(http.StatusOK, page)
+}
+
+// paired says whether the appliance name has paired; when not, or when
+// the store cannot say, it has answered (404, 500).
+func (s *Server) paired(c *gin.Context, name string) bool {
+	known, err := s.cfg.Store.applianceExists(c.Request.Context(), name)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return false
+	}
+	if !known {
+		fail(c, http.StatusNotFound, "no appliance %q has paired", name)
+	}
+	return known
 }
 
 func (s *Server) getAppliances(c *gin.Context) {

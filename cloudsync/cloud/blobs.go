@@ -60,49 +60,59 @@ func (s *Store) Blob(ctx context.Context, id string) ([]byte, error) {
 	return data, nil
 }
 
-// isSHA256Hex reports whether s is 64 lower-case hex digits.
-func isSHA256Hex(s string) bool {
-	if len(s) != sha256.Size*2 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // isWAV reports whether data starts as a RIFF WAVE file does.
 func isWAV(data []byte) bool {
 	return len(data) >= 12 && bytes.Equal(data[:4], []byte("RIFF")) && bytes.Equal(data[8:12], []byte("WAVE"))
 }
 
-// putBlob stores the body under the SHA-256 the path names: 201 when new,
-// 200 when it was there already.
-func (s *Server) putBlob(c *gin.Context) {
-	id := c.Param("id")
-	if !isSHA256Hex(id) {
-		refuse(c, "blob refused", []protocol.Problem{{Path: "id",
-			Message: fmt.Sprintf("%q is not a SHA-256: name the blob by the sha256sum of its bytes, 64 lower-case hex digits", id)}})
-		return
+// wavUpload is how a WAV file uploaded under its SHA-256 is checked: a
+// blob, a voicemail message's audio.
+type wavUpload struct {
+	refusal string // the refusal's title
+	param   string // the path parameter naming the SHA-256, the problem's path
+	noun    string // what the client names by the SHA-256: "blob", "audio"
+	limit   int64  // the body's largest size
+	wavHint string // after "not a WAV file (no RIFF/WAVE header)"
+}
+
+// read is the upload's SHA-256 and body: a SHA-256 in the path, a body
+// that is not empty, hashes to it and is a WAV file. Anything else is
+// answered (400, 413) and ok is false.
+func (u wavUpload) read(c *gin.Context) (id string, body []byte, ok bool) {
+	id = c.Param(u.param)
+	if !protocol.IsSHA256Hex(id) {
+		refuse(c, u.refusal, []protocol.Problem{{Path: u.param,
+			Message: fmt.Sprintf("%q is not a SHA-256: name the %s by the sha256 of its bytes, 64 lower-case hex digits", id, u.noun)}})
+		return "", nil, false
 	}
-	body, ok := readBody(c, maxBlobBody)
-	if !ok {
-		return
+	if body, ok = readBody(c, u.limit); !ok {
+		return "", nil, false
 	}
 	sum := sha256.Sum256(body)
 	switch got := hex.EncodeToString(sum[:]); {
 	case len(body) == 0:
-		refuse(c, "blob refused", []protocol.Problem{{Path: "body", Message: "empty: send the WAV file as the request body"}})
-		return
+		refuse(c, u.refusal, []protocol.Problem{{Path: "body", Message: "empty: send the WAV file as the request body"}})
+		return "", nil, false
 	case got != id:
-		refuse(c, "blob refused", []protocol.Problem{{Path: "id",
+		refuse(c, u.refusal, []protocol.Problem{{Path: u.param,
 			Message: fmt.Sprintf("the body's SHA-256 is %s, not %s: the upload was damaged, or the path names another file", got, id)}})
-		return
+		return "", nil, false
 	case !isWAV(body):
-		refuse(c, "blob refused", []protocol.Problem{{Path: "body",
-			Message: "not a WAV file (no RIFF/WAVE header); prompts are 8 kHz mono 16-bit PCM WAV files"}})
+		refuse(c, u.refusal, []protocol.Problem{{Path: "body", Message: "not a WAV file (no RIFF/WAVE header)" + u.wavHint}})
+		return "", nil, false
+	}
+	return id, body, true
+}
+
+// blobUpload checks an admin's PUT /v1/admin/blobs/{sha256}.
+var blobUpload = wavUpload{refusal: "blob refused", param: "id", noun: "blob", limit: maxBlobBody,
+	wavHint: "; prompts are 8 kHz mono 16-bit PCM WAV files"}
+
+// putBlob stores the body under the SHA-256 the path names: 201 when new,
+// 200 when it was there already.
+func (s *Server) putBlob(c *gin.Context) {
+	id, body, ok := blobUpload.read(c)
+	if !ok {
 		return
 	}
 	created, err := s.cfg.Store.PutBlob(c.Request.Context(), id, body, s.now())

@@ -2,9 +2,7 @@ package cloud
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -37,17 +35,8 @@ func (s *Store) PutJournal(ctx context.Context, appliance, key string, records [
 		return receipt, false, fmt.Errorf("journal of %s: begin: %w", appliance, err)
 	}
 	defer tx.Rollback()
-	var stored string
-	err = tx.QueryRowContext(ctx, `SELECT response FROM idempotency_keys WHERE appliance = ? AND key = ?`,
-		appliance, key).Scan(&stored)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal([]byte(stored), &receipt); err != nil {
-			return receipt, false, fmt.Errorf("journal of %s: stored answer for key %q: %w", appliance, key, err)
-		}
-		return receipt, true, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return receipt, false, fmt.Errorf("journal of %s: read key: %w", appliance, err)
+	if replayed, err := replayedAnswer(ctx, tx, "journal", appliance, key, &receipt); replayed || err != nil {
+		return receipt, replayed, err
 	}
 	st, err := tx.PrepareContext(ctx, insertJournalSQL)
 	if err != nil {
@@ -70,13 +59,8 @@ func (s *Store) PutJournal(ctx context.Context, appliance, key string, records [
 			receipt.Duplicates++
 		}
 	}
-	answer, err := json.Marshal(receipt)
-	if err != nil {
-		return receipt, false, fmt.Errorf("journal of %s: %w", appliance, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (appliance, key, response, created_ms) VALUES (?, ?, ?, ?)`,
-		appliance, key, string(answer), at); err != nil {
-		return receipt, false, fmt.Errorf("journal of %s: remember key: %w", appliance, err)
+	if err := rememberAnswer(ctx, tx, "journal", appliance, key, receipt, at); err != nil {
+		return receipt, false, err
 	}
 	if err := tx.Commit(); err != nil {
 		return receipt, false, fmt.Errorf("journal of %s: commit: %w", appliance, err)

@@ -112,10 +112,8 @@ func (s *Store) Overrides(ctx context.Context, appliance string) (OverrideReport
 // (docs/sync-protocol.md, "SDG overrides"). A malformed report is refused
 // whole (400), and the report held stays.
 func (s *Server) postOverrides(c *gin.Context) {
-	key := c.GetHeader(protocol.HeaderIdempotencyKey)
-	if key == "" || len(key) > maxIdempotencyKey {
-		refuse(c, "report refused: nothing stored", []protocol.Problem{{Path: protocol.HeaderIdempotencyKey,
-			Message: fmt.Sprintf("required: at most %d characters, the same whenever the report's content is", maxIdempotencyKey)}})
+	key, ok := uploadKey(c, "report refused: nothing stored", "required: at most %d characters, the same whenever the report's content is")
+	if !ok {
 		return
 	}
 	body, ok := readBody(c, maxOverridesBody)
@@ -129,12 +127,8 @@ func (s *Server) postOverrides(c *gin.Context) {
 	}
 	name := c.GetString(ctxAppliance)
 	receipt, replayed, err := s.cfg.Store.PutOverrides(c.Request.Context(), name, key, overrides, s.now())
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "%v", err)
+	if !storedUpload(c, replayed, err) {
 		return
-	}
-	if replayed {
-		c.Header(protocol.HeaderIdempotentReplayed, "true")
 	}
 	s.log.Info("sdg overrides reported", "appliance", name, "overrides", receipt.Accepted, "replayed", replayed)
 	c.JSON(http.StatusOK, receipt)

@@ -234,10 +234,8 @@ func (s *Server) postAck(c *gin.Context) {
 }
 
 func (s *Server) postJournal(c *gin.Context) {
-	key := c.GetHeader(protocol.HeaderIdempotencyKey)
-	if key == "" || len(key) > maxIdempotencyKey {
-		refuse(c, "batch refused: nothing stored", []protocol.Problem{{Path: protocol.HeaderIdempotencyKey,
-			Message: fmt.Sprintf("required: a unique key per batch, at most %d characters, the same when the batch is retried", maxIdempotencyKey)}})
+	key, ok := uploadKey(c, "batch refused: nothing stored", batchKeyRule)
+	if !ok {
 		return
 	}
 	body, ok := readBody(c, maxJournalBody)
@@ -251,12 +249,8 @@ func (s *Server) postJournal(c *gin.Context) {
 	}
 	name := c.GetString(ctxAppliance)
 	receipt, replayed, err := s.cfg.Store.PutJournal(c.Request.Context(), name, key, records, s.now())
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "%v", err)
+	if !storedUpload(c, replayed, err) {
 		return
-	}
-	if replayed {
-		c.Header("Idempotent-Replayed", "true")
 	}
 	s.log.Info("journal batch", "appliance", name, "records", len(records), "accepted", receipt.Accepted,
 		"duplicates", receipt.Duplicates, "replayed", replayed)

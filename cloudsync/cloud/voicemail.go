@@ -2,9 +2,7 @@ package cloud
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,17 +47,8 @@ func (s *Store) PutVoicemail(ctx context.Context, appliance, key string, ms []pr
 		return receipt, false, fmt.Errorf("voicemail of %s: begin: %w", appliance, err)
 	}
 	defer tx.Rollback()
-	var stored string
-	err = tx.QueryRowContext(ctx, `SELECT response FROM idempotency_keys WHERE appliance = ? AND key = ?`,
-		appliance, key).Scan(&stored)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal([]byte(stored), &receipt); err != nil {
-			return receipt, false, fmt.Errorf("voicemail of %s: stored answer for key %q: %w", appliance, key, err)
-		}
-		return receipt, true, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return receipt, false, fmt.Errorf("voicemail of %s: read key: %w", appliance, err)
+	if replayed, err := replayedAnswer(ctx, tx, "voicemail", appliance, key, &receipt); replayed || err != nil {
+		return receipt, replayed, err
 	}
 	receipt.Taken = []string{}
 	at := now.UnixMilli()
@@ -88,13 +77,8 @@ func (s *Store) PutVoicemail(ctx context.Context, appliance, key string, ms []pr
 		}
 		receipt.Taken = append(receipt.Taken, m.ID)
 	}
-	answer, err := json.Marshal(receipt)
-	if err != nil {
-		return receipt, false, fmt.Errorf("voicemail of %s: %w", appliance, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (appliance, key, response, created_ms) VALUES (?, ?, ?, ?)`,
-		appliance, key, string(answer), at); err != nil {
-		return receipt, false, fmt.Errorf("voicemail of %s: remember key: %w", appliance, err)
+	if err := rememberAnswer(ctx, tx, "voicemail", appliance, key, receipt, at); err != nil {
+		return receipt, false, err
 	}
 	if err := tx.Commit(); err != nil {
 		return receipt, false, fmt.Errorf("voicemail of %s: commit: %w", appliance, err)
@@ -144,27 +128,16 @@ func (s *Store) VoicemailAudio(ctx context.Context, appliance, id string) ([]byt
 	return data, nil
 }
 
+// voicemailAudioUpload checks an appliance's PUT
+// /v1/sync/voicemail/audio/{sha256}.
+var voicemailAudioUpload = wavUpload{refusal: "voicemail audio refused", param: "sha256", noun: "audio",
+	limit: protocol.MaxVoicemailAudioBytes}
+
 // putVoicemailAudio stores the WAV the path names by its sha256: 201 when
 // new, 200 when held already.
 func (s *Server) putVoicemailAudio(c *gin.Context) {
-	id := c.Param("sha256")
-	if !protocol.IsSHA256Hex(id) {
-		refuse(c, "voicemail audio refused", []protocol.Problem{{Path: "sha256",
-			Message: fmt.Sprintf("%q is not a SHA-256: name the audio by the sha256 of its bytes, 64 lower-case hex digits", id)}})
-		return
-	}
-	body, ok := readBody(c, protocol.MaxVoicemailAudioBytes)
+	id, body, ok := voicemailAudioUpload.read(c)
 	if !ok {
-		return
-	}
-	sum := sha256.Sum256(body)
-	switch got := hex.EncodeToString(sum[:]); {
-	case got != id:
-		refuse(c, "voicemail audio refused", []protocol.Problem{{Path: "sha256",
-			Message: fmt.Sprintf("the body's SHA-256 is %s, not %s: the upload was damaged, or the path names another file", got, id)}})
-		return
-	case !isWAV(body):
-		refuse(c, "voicemail audio refused", []protocol.Problem{{Path: "body", Message: "not a WAV file (no RIFF/WAVE header)"}})
 		return
 	}
 	name := c.GetString(ctxAppliance)
@@ -183,10 +156,8 @@ func (s *Server) putVoicemailAudio(c *gin.Context) {
 
 // postVoicemail stores a batch of messages, all well-formed or none.
 func (s *Server) postVoicemail(c *gin.Context) {
-	key := c.GetHeader(protocol.HeaderIdempotencyKey)
-	if key == "" || len(key) > maxIdempotencyKey {
-		refuse(c, "batch refused: nothing stored", []protocol.Problem{{Path: protocol.HeaderIdempotencyKey,
-			Message: fmt.Sprintf("required: a unique key per batch, at most %d characters, the same when the batch is retried", maxIdempotencyKey)}})
+	key, ok := uploadKey(c, "batch refused: nothing stored", batchKeyRule)
+	if !ok {
 		return
 	}
 	body, ok := readBody(c, maxVoicemailBody)
@@ -222,12 +193,8 @@ func (s *Server) postVoicemail(c *gin.Context) {
 	}
 	name := c.GetString(ctxAppliance)
 	receipt, replayed, err := s.cfg.Store.PutVoicemail(c.Request.Context(), name, key, ms, s.now())
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "%v", err)
+	if !storedUpload(c, replayed, err) {
 		return
-	}
-	if replayed {
-		c.Header(protocol.HeaderIdempotentReplayed, "true")
 	}
 	s.log.Info("voicemail batch", "appliance", name, "messages", len(ms), "accepted", receipt.Accepted,
 		"duplicates", receipt.Duplicates, "missing_audio", len(receipt.MissingAudio), "replayed", replayed)
@@ -241,17 +208,10 @@ func (s *Server) getVoicemail(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "missing ?appliance=NAME")
 		return
 	}
-	ctx := c.Request.Context()
-	known, err := s.cfg.Store.applianceExists(ctx, name)
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "%v", err)
+	if !s.paired(c, name) {
 		return
 	}
-	if !known {
-		fail(c, http.StatusNotFound, "no appliance %q has paired", name)
-		return
-	}
-	ms, err := s.cfg.Store.Voicemail(ctx, name)
+	ms, err := s.cfg.Store.Voicemail(c.Request.Context(), name)
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "%v", err)
 		return

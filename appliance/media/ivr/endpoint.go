@@ -191,29 +191,8 @@ func (ep *Endpoint) Play(ctx context.Context, names ...string) error {
 // (barge-in: they stop) or within timeout after them; ErrNoInput when
 // none came. Keys pressed before Menu was called count (type-ahead).
 func (ep *Endpoint) Menu(ctx context.Context, names []string, timeout time.Duration) (byte, error) {
-	select {
-	case k := <-ep.keys:
-		return k, nil
-	default:
-	}
-	pb := ep.sess.Play(ep.items(names)...)
-	for waiting := true; waiting; {
-		select {
-		case <-pb.Done():
-			waiting = false
-		case <-ep.pressed:
-			select {
-			case k := <-ep.keys:
-				ep.sess.Stop()
-				return k, nil
-			default:
-			}
-		case <-ctx.Done():
-			ep.sess.Stop()
-			return 0, ctx.Err()
-		case <-ep.closed:
-			return 0, ErrClosed
-		}
+	if k, ended, err := ep.playUntilKey(ctx, ep.items(names)...); !ended {
+		return k, err
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -278,31 +257,43 @@ func (ep *Endpoint) Record(ctx context.Context, idle time.Duration, sink func([]
 // returns when it ends, a key is pressed (the key), ctx ends or the
 // endpoint closes. Keys pressed before count at once (type-ahead).
 func (ep *Endpoint) PlaySamples(ctx context.Context, samples []int16) (byte, error) {
+	k, ended, err := ep.playUntilKey(ctx, player.Audio(samples))
+	switch {
+	case !ended:
+		return k, err
+	case errors.Is(err, player.ErrClosed):
+		return 0, ErrClosed
+	}
+	return 0, nil
+}
+
+// playUntilKey plays items and returns the first key pressed, before
+// them (type-ahead: they do not start) or during them (barge-in: they
+// stop), with a nil error; or ctx's error, or ErrClosed. When they play
+// to their end first, ended is true and err is the playback's.
+func (ep *Endpoint) playUntilKey(ctx context.Context, items ...player.Item) (k byte, ended bool, err error) {
 	select {
 	case k := <-ep.keys:
-		return k, nil
+		return k, false, nil
 	default:
 	}
-	pb := ep.sess.Play(player.Audio(samples))
+	pb := ep.sess.Play(items...)
 	for {
 		select {
 		case <-pb.Done():
-			if errors.Is(pb.Err(), player.ErrClosed) {
-				return 0, ErrClosed
-			}
-			return 0, nil
+			return 0, true, pb.Err()
 		case <-ep.pressed:
 			select {
 			case k := <-ep.keys:
 				ep.sess.Stop()
-				return k, nil
+				return k, false, nil
 			default:
 			}
 		case <-ctx.Done():
 			ep.sess.Stop()
-			return 0, ctx.Err()
+			return 0, false, ctx.Err()
 		case <-ep.closed:
-			return 0, ErrClosed
+			return 0, false, ErrClosed
 		}
 	}
 }
