@@ -64,6 +64,11 @@ type Receiver struct {
 	cur  event
 	done [8]doneEvent // recently finished events, a ring
 	next int
+	// atNewest holds the codes of the events finished at timestamp newest,
+	// however many: the ring forgets, and a stream that sends many codes
+	// at one timestamp (which no sender should) would have an evicted one
+	// reported again.
+	atNewest [4]uint64
 }
 
 // event is the event in progress. A long event spans segments (RFC 4733
@@ -156,7 +161,7 @@ func (r *Receiver) event(digits []Digit, ev Event, ts uint32, now time.Time) []D
 		cur.before += uint32(cur.segDur)
 		cur.segTS, cur.segDur = ts, ev.Duration
 		cur.volume, cur.lastSeen = ev.Volume, now
-		r.newest = ts
+		r.setNewest(ts)
 		if ev.End {
 			digits = r.finish(digits, true)
 		}
@@ -164,7 +169,7 @@ func (r *Receiver) event(digits []Digit, ev Event, ts uint32, now time.Time) []D
 	}
 	digits = r.finish(digits, false) // a new event ends the one in progress
 	*cur = event{active: true, code: ev.Code, ts: ts, segTS: ts, segDur: ev.Duration, volume: ev.Volume, lastSeen: now}
-	r.newest, r.seen = ts, true
+	r.setNewest(ts)
 	if ev.End {
 		digits = r.finish(digits, true)
 	}
@@ -179,6 +184,9 @@ func (r *Receiver) finish(digits []Digit, ended bool) []Digit {
 		return digits
 	}
 	cur.active = false
+	if cur.segTS == r.newest {
+		r.atNewest[cur.code/64] |= 1 << (cur.code % 64)
+	}
 	r.done[r.next] = doneEvent{ts: cur.segTS, code: cur.code, set: true}
 	r.next = (r.next + 1) % len(r.done)
 	if cur.segTS != cur.ts {
@@ -199,7 +207,18 @@ func (r *Receiver) finish(digits []Digit, ended bool) []Digit {
 	})
 }
 
+// setNewest notes ts as the newest event's timestamp.
+func (r *Receiver) setNewest(ts uint32) {
+	if !r.seen || ts != r.newest {
+		r.atNewest = [4]uint64{}
+	}
+	r.newest, r.seen = ts, true
+}
+
 func (r *Receiver) finished(ts uint32, code uint8) bool {
+	if r.seen && ts == r.newest && r.atNewest[code/64]&(1<<(code%64)) != 0 {
+		return true
+	}
 	for _, d := range r.done {
 		if d.set && d.ts == ts && d.code == code {
 			return true

@@ -232,7 +232,9 @@ func TestReceiverLongEvent(t *testing.T) {
 
 // FuzzReceiver feeds arbitrary event packets: it must not panic, and never
 // report more key presses than there were distinct events (timestamp and
-// code).
+// code), counting again an event whose packet came maxBackwards or more
+// behind the newest timestamp (a stream that restarted its timestamps:
+// its events are new ones).
 func FuzzReceiver(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 5, 0, 0x0a, 0, 0, 0, 0, 0, 5, 0, 0x8a, 3, 0x20})
 	f.Add([]byte{0, 0, 0, 5, 1, 0x0a, 0, 160, 0, 0, 1, 5, 2, 0x8a, 0, 160, 0, 0, 0, 5, 1, 0x8a, 3, 0x20})
@@ -245,18 +247,25 @@ func FuzzReceiver(f *testing.F) {
 			code uint8
 		}
 		starts := map[start]bool{}
+		restarts := 0
 		var got []Digit
-		for len(b) >= 8 {
+		var newest uint32
+		for i := 0; len(b) >= 8; i++ {
 			ts := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 			p := &rtp.Packet{Header: rtp.Header{PayloadType: pt, SSRC: 7, Timestamp: ts}, Payload: b[4:8]}
 			starts[start{ts, b[4]}] = true
+			if back := newest - ts; i > 0 && back >= maxBackwards && back < 1<<31 {
+				restarts++
+			} else if i == 0 || ts-newest < 1<<31 {
+				newest = ts
+			}
 			now = now.Add(time.Duration(b[7]) * time.Millisecond)
 			got = r.Feed(got, p, now)
 			b = b[8:]
 		}
 		got = r.Expire(got, now.Add(time.Hour))
-		if len(got) > len(starts) {
-			t.Fatalf("%d key presses from %d events", len(got), len(starts))
+		if len(got) > len(starts)+restarts {
+			t.Fatalf("%d key presses from %d events and %d restarts", len(got), len(starts), restarts)
 		}
 		for _, d := range got {
 			code, ok := Code(d.Key)
@@ -265,4 +274,26 @@ func FuzzReceiver(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A stream that sends many codes at one timestamp (no sender should)
+// still has each reported once: an end packet repeated after more events
+// than the receiver's ring of recent ones is a duplicate, not a new press.
+func TestManyCodesAtOneTimestamp(t *testing.T) {
+	r := NewReceiver(ReceiverConfig{PayloadType: pt})
+	at := time.Unix(0, 0)
+	packet := func(code uint8) *rtp.Packet {
+		ev := Event{Code: code, End: true, Duration: 800}
+		return &rtp.Packet{Header: rtp.Header{PayloadType: pt, SSRC: 7, Timestamp: 1000}, Payload: ev.AppendTo(nil)}
+	}
+	var got []Digit
+	for code := range uint8(12) {
+		got = r.Feed(got, packet(code), at)
+	}
+	for code := range uint8(12) { // every end packet again
+		got = r.Feed(got, packet(code), at)
+	}
+	if keysOf(got) != "0123456789*#" {
+		t.Errorf("keys %q, want each of 0123456789*# once", keysOf(got))
+	}
 }
