@@ -16,7 +16,8 @@ import (
 // the decoded snapshot) against the reference (Apply on the document, then
 // decode): both succeed with equal snapshots, or ApplySnapshot fails.
 // ApplySnapshot may refuse what Apply takes only when decoding Apply's
-// document fails too (data the snapshot model cannot hold).
+// document fails too (data the snapshot model cannot hold), or when an op
+// does not decode (a malformed op a later op of the batch deletes).
 func sameAsApply(t *testing.T, doc []byte, ops []Op) (applied bool) {
 	t.Helper()
 	base, err := account.DecodeBytes(doc)
@@ -27,6 +28,15 @@ func sameAsApply(t *testing.T, doc []byte, ops []Op) (applied bool) {
 	got, gotErr := ApplySnapshot(base, ops)
 	if after, _ := base.Encode(); string(after) != string(before) {
 		t.Fatalf("ApplySnapshot changed the snapshot it was given")
+	}
+	if _, decErr := DecodeOps(ops); decErr != nil {
+		// A malformed op is refused whole by the appliance, even when a
+		// later op of the batch deletes what it put (Apply, which edits
+		// JSON, then never sees it): stricter, never looser.
+		if gotErr == nil {
+			t.Fatalf("ApplySnapshot took ops that do not decode (%v)\nops: %s", decErr, mustJSON(t, ops))
+		}
+		return false
 	}
 	wantDoc, applyErr := Apply(doc, ops)
 	var want *account.Snapshot
