@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // peersSaying is a ParkPeers whose members answer peers, and that
@@ -95,5 +97,48 @@ func TestParkedElsewhere(t *testing.T) {
 	}
 	if peers[0].Node != "n4" {
 		t.Error("parkedElsewhere reordered its argument")
+	}
+}
+
+// TestParkHopRefused: a retrieval another node carries here is answered
+// only when it is signed with the cluster's key, names a slot, and a
+// call a phone may retrieve is parked on that slot of the site here; it
+// is never answered with another site's call, and records nothing (the
+// retriever's node records the call).
+func TestParkHopRefused(t *testing.T) {
+	ruri := "sip:*881@127.0.0.1:5060"
+	for _, tc := range []struct {
+		name   string
+		aor    string
+		site   string
+		key    []byte
+		code   int
+		reason string
+	}{
+		{name: "signed with another key", aor: "park:1", site: "hq", key: []byte("another cluster's key, 32 bytes."), code: 403, reason: "Forbidden"},
+		{name: "no slot", aor: "park:x", site: "hq", key: testHopKey, code: 400, reason: "Bad Request: no park slot"},
+		{name: "empty slot", aor: "park:2", site: "hq", key: testHopKey, code: 404, reason: "Not Found: no call parked on slot 2"},
+		{name: "another site's call", aor: "park:1", site: "branch", key: testHopKey, code: 404, reason: "Not Found: no call parked on slot 1"},
+		{name: "a call still parking", aor: "park:1", site: "hq", key: testHopKey, code: 404, reason: "Not Found: no call parked on slot 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, j := recorderB2BUA(t, challengeAll{}, newPhoneBook())
+			pk := &parked{site: "hq", p: &party{id: "a"}, ctx: context.Background()}
+			if _, err := b.park().take(pk, nil); err != nil {
+				t.Fatal(err)
+			}
+			if tc.name != "a call still parking" {
+				b.park().publish(pk)
+				t.Cleanup(func() { b.park().settle(pk, parkEnded) })
+			}
+			req := newRequest(t, sip.INVITE, ruri, withHop(tc.key, tc.aor, tc.site))
+			answeredOnce(t, serve(t, b.OnInvite, req), tc.code, tc.reason)
+			if st, _ := pk.current(); !st.onSlot() {
+				t.Fatalf("the parked call left its slot (%s)", st)
+			}
+			if recs := j.all(); len(recs) != 0 {
+				t.Fatalf("recorded %+v, want no record", recs)
+			}
+		})
 	}
 }
