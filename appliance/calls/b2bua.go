@@ -80,6 +80,7 @@ type B2BUA struct {
 		idx *groupIndex
 	}
 	parks      *parkLot    // parked calls (park.go)
+	parkPeers  ParkPeers   // asks the other members about their park slots (parkpeers.go); nil: none
 	engaged    engagements // the users' calls as the call widget sees them (engage.go)
 	trunkAddrs struct {    // the trunks' addresses, briefly cached (trunkEndpoints)
 		sync.Mutex

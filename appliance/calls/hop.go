@@ -94,6 +94,10 @@ func (b *B2BUA) onHop(req *sip.Request, tx sip.ServerTransaction, hops int) {
 		respond(tx, req, 403, "Forbidden")
 		return
 	}
+	if slot, ok := strings.CutPrefix(aor, parkHopPrefix); ok { // a retrieval of a call parked here (parkpeers.go)
+		b.onParkHop(req, tx, slot, id)
+		return
+	}
 	ctx := context.Background()
 	bindings, err := b.dir.Bindings(ctx, aor, time.Now())
 	if err != nil {

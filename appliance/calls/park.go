@@ -25,9 +25,8 @@ import (
 // Timeout; after
 // MaxRingbacks unanswered ring-backs the parked party hears "not available",
 // "goodbye" and is hung up. Parking is hot state: in memory on the node
-// holding the call; slots are per site and per node (two nodes of a site
-// may each have a call on slot 1; a phone retrieves the calls parked on
-// the node it is registered to).
+// holding the call; slots are per site across the cluster, the nodes
+// asking each other (parkpeers.go).
 
 // ParkConfig configures call park (config calls.park_*).
 type ParkConfig struct {
@@ -78,7 +77,7 @@ func (b *B2BUA) parkRefer(c *call, transferor *party) {
 	defer c.done()
 	b.notify(transferor, 100, "Trying", false)
 	pk := b.newParked(c, transferor)
-	slot, err := b.park().take(pk)
+	slot, err := b.park().take(pk, heldElsewhere(b.peerSlots(pk.site)))
 	if err != nil {
 		b.notify(transferor, 486, "Busy Here: "+err.Error(), true)
 		return
@@ -216,7 +215,8 @@ func first(a, _ []byte) []byte { return a }
 
 // takeParked connects the parked call pk (settled retrieved or answered:
 // off its slot) with party to, whose description is sdp: the music
-// stops; a direct parked phone is re-INVITEd toward to.
+// stops; a direct parked phone is re-INVITEd toward to. rec is the
+// call's record (nil when another node carries it and records it).
 func (b *B2BUA) takeParked(pk *parked, to *party, rec *store.CallRecord, sdp []byte) bool {
 	if m := pk.takeMusic(); m != nil {
 		m.stop()
@@ -230,8 +230,10 @@ func (b *B2BUA) takeParked(pk *parked, to *party, rec *store.CallRecord, sdp []b
 			return false
 		}
 	}
-	rec.Answer, rec.Status = b.now().UTC(), 200
-	rec.Callee = to.user.SIP.Username
+	if rec != nil { // nil: another node's leg, that node records the call
+		rec.Answer, rec.Status = b.now().UTC(), 200
+		rec.Callee = to.user.SIP.Username
+	}
 	b.finish(pk.rec, 200, DispTransferred)
 	b.connect(pk.p, to, rec)
 	b.log.Info("parked call taken", "call_id", pk.p.callID, "slot", pk.slot, "by", to.user.SIP.Username)
@@ -239,18 +241,30 @@ func (b *B2BUA) takeParked(pk *parked, to *party, rec *store.CallRecord, sdp []b
 }
 
 // retrieve answers a call to the retrieve code and slot: connected with
-// the call parked there, or told there is none (parkEmpty).
+// the call parked there (on this node, else on the member holding it), or
+// told there is none (parkEmpty).
 func (b *B2BUA) retrieve(req *sip.Request, tx sip.ServerTransaction, caller account.User, rec *store.CallRecord, slotDigits string) {
-	lot := b.park()
 	slot, err := strconv.Atoi(slotDigits)
 	var pk *parked
 	if err == nil {
-		pk = lot.claim(caller.Site, slot)
+		pk = b.park().claim(caller.Site, slot)
+		if pk == nil {
+			if holder, ok := parkedElsewhere(b.peerSlots(caller.Site), slot); ok {
+				b.retrieveElsewhere(req, tx, caller, rec, slot, holder)
+				return
+			}
+		}
 	}
 	if pk == nil {
 		b.parkEmpty(req, tx, rec, slotDigits)
 		return
 	}
+	b.takeRetrieved(req, tx, pk, caller, rec)
+}
+
+// takeRetrieved answers req, the retriever's INVITE (caller's, or another
+// node's carrying it: rec nil), connected with pk (settled retrieved).
+func (b *B2BUA) takeRetrieved(req *sip.Request, tx sip.ServerTransaction, pk *parked, caller account.User, rec *store.CallRecord) {
 	ds, err := b.dialogs.readInvite(req, tx)
 	if err != nil {
 		respond(tx, req, 500, "Server Internal Error")

@@ -22,16 +22,16 @@ func TestParkSlots(t *testing.T) {
 	var hq [3]*parked
 	for i := range hq {
 		hq[i] = &parked{site: "hq", p: &party{id: "hq" + string(rune('a'+i))}, ctx: context.Background()}
-		if s, err := l.take(hq[i]); err != nil || s != i+1 {
+		if s, err := l.take(hq[i], nil); err != nil || s != i+1 {
 			t.Fatalf("take %d: slot %d, %v; want %d", i, s, err, i+1)
 		}
 		l.publish(hq[i])
 	}
-	if _, err := l.take(&parked{site: "hq", p: &party{}}); !errors.Is(err, ErrParkFull) {
+	if _, err := l.take(&parked{site: "hq", p: &party{}}, nil); !errors.Is(err, ErrParkFull) {
 		t.Fatalf("a fourth call on 3 slots: %v, want ErrParkFull", err)
 	}
 	branch := &parked{site: "branch", p: &party{id: "br"}, ctx: context.Background()}
-	if s, err := l.take(branch); err != nil || s != 1 {
+	if s, err := l.take(branch, nil); err != nil || s != 1 {
 		t.Fatalf("another site: slot %d, %v; want 1", s, err)
 	}
 	if l.claim("branch", 1) != nil {
@@ -42,7 +42,7 @@ func TestParkSlots(t *testing.T) {
 		t.Fatal("settle must take a call off its slot once")
 	}
 	again := &parked{site: "hq", p: &party{id: "again"}, ctx: context.Background()}
-	if s, _ := l.take(again); s != 2 {
+	if s, _ := l.take(again, nil); s != 2 {
 		t.Fatalf("after slot 2 was freed: slot %d, want 2", s)
 	}
 	if got := l.claim("hq", 3); got != hq[2] {
@@ -168,7 +168,7 @@ func wait(t *testing.T, done chan struct{}, what string) {
 func parkOne(t *testing.T, l *parkLot, site string) *parked {
 	t.Helper()
 	pk := &parked{site: site, p: &party{id: site + "-call"}, ctx: context.Background()}
-	if _, err := l.take(pk); err != nil {
+	if _, err := l.take(pk, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !l.publish(pk) {
@@ -304,7 +304,7 @@ func TestParkEndsAfterMaxRingbacks(t *testing.T) {
 	}
 	wantState(t, l, pk, parkEnded, false)
 	clock.quiet(t)
-	if s, err := l.take(&parked{site: "hq", p: &party{}}); err != nil || s != 1 {
+	if s, err := l.take(&parked{site: "hq", p: &party{}}, nil); err != nil || s != 1 {
 		t.Fatalf("the only slot after expiry: %d, %v", s, err)
 	}
 }
@@ -325,7 +325,7 @@ func TestParkHangUp(t *testing.T) {
 
 	ctx, hangUp := context.WithCancel(context.Background())
 	ringing := &parked{site: "hq", p: &party{id: "r"}, ctx: ctx}
-	if _, err := l.take(ringing); err != nil {
+	if _, err := l.take(ringing, nil); err != nil {
 		t.Fatal(err)
 	}
 	l.publish(ringing)
@@ -348,7 +348,7 @@ func TestParkHangUp(t *testing.T) {
 	}
 
 	early := &parked{site: "hq", p: &party{id: "e"}, ctx: context.Background()}
-	if _, err := l.take(early); err != nil {
+	if _, err := l.take(early, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !l.settle(early, parkEnded) || l.publish(early) {

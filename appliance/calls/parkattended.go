@@ -42,7 +42,7 @@ func (b *B2BUA) attendedPark(req *sip.Request, tx sip.ServerTransaction, caller 
 	}
 	log := b.log.With("call_id", req.CallID().Value(), "by", caller.SIP.Username)
 	rec.Route = "park:attended"
-	r, err := lot.reserve(caller.Site, ds.ID, caller, func(r *reservation) {
+	r, err := lot.reserve(caller.Site, ds.ID, caller, heldElsewhere(b.peerSlots(caller.Site)), func(r *reservation) {
 		log.Info("park: the reserved slot was not used; hanging up", "site", r.site, "slot", r.slot)
 		b.hangUpFeature(ds)
 	})

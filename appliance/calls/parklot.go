@@ -147,11 +147,12 @@ func (l *parkLot) configure(cfg ParkConfig) {
 	l.cfg = cfg
 }
 
-// take puts pk on the lowest free slot of its site (state parking).
-func (l *parkLot) take(pk *parked) (int, error) {
+// take puts pk on the lowest free slot of its site (state parking) that
+// is not in elsewhere (the slots other nodes of the cluster hold).
+func (l *parkLot) take(pk *parked, elsewhere map[int]bool) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, ok := l.freeLocked(pk.site)
+	s, ok := l.freeLocked(pk.site, elsewhere)
 	if !ok {
 		return 0, ErrParkFull
 	}
@@ -160,10 +161,10 @@ func (l *parkLot) take(pk *parked) (int, error) {
 }
 
 // freeLocked is the lowest slot of site holding neither a call nor a
-// reservation.
-func (l *parkLot) freeLocked(site string) (int, bool) {
+// reservation here, nor held elsewhere.
+func (l *parkLot) freeLocked(site string, elsewhere map[int]bool) (int, bool) {
 	for s := 1; s <= l.cfg.Slots; s++ {
-		if l.slots[site][s] == nil && l.held[site][s] == nil {
+		if l.slots[site][s] == nil && l.held[site][s] == nil && !elsewhere[s] {
 			return s, true
 		}
 	}
@@ -345,13 +346,14 @@ type reservation struct {
 	timer stopper
 }
 
-// reserve holds the lowest free slot of site for the call to the park
-// code dialog (dialled by by); after reserveFor unused, the reservation
-// expires and expired is called (outside the lock).
-func (l *parkLot) reserve(site, dialog string, by account.User, expired func(*reservation)) (*reservation, error) {
+// reserve holds the lowest free slot of site not in elsewhere (held by
+// other nodes) for the call to the park code dialog (dialled by by);
+// after reserveFor unused, the reservation expires and expired is called
+// (outside the lock).
+func (l *parkLot) reserve(site, dialog string, by account.User, elsewhere map[int]bool, expired func(*reservation)) (*reservation, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, ok := l.freeLocked(site)
+	s, ok := l.freeLocked(site, elsewhere)
 	if !ok {
 		return nil, ErrParkFull
 	}
@@ -423,4 +425,22 @@ func (l *parkLot) reservedFor(dialog string) *reservation {
 		}
 	}
 	return nil
+}
+
+// slotsOf lists the slots of site this node holds, by slot: each call's
+// state, or "reserved".
+func (l *parkLot) slotsOf(site string) []HeldSlot {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []HeldSlot
+	for s, pk := range l.slots[site] {
+		pk.mu.Lock()
+		out = append(out, HeldSlot{Slot: s, State: pk.state.String()})
+		pk.mu.Unlock()
+	}
+	for s := range l.held[site] {
+		out = append(out, HeldSlot{Slot: s, State: slotReserved})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
+	return out
 }

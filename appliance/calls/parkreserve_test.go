@@ -19,7 +19,7 @@ func sipUser(name string) account.User {
 func TestParkReserve(t *testing.T) {
 	l, clock := newTestLot(t, testParkConfig(3))
 	expired := func(r *reservation) { t.Errorf("slot %d expired", r.slot) }
-	r1, err := l.reserve("hq", "d1", sipUser("bob"), expired)
+	r1, err := l.reserve("hq", "d1", sipUser("bob"), nil, expired)
 	if err != nil || r1.slot != 1 {
 		t.Fatalf("reserve: %v, %v; want slot 1", r1, err)
 	}
@@ -39,15 +39,15 @@ func TestParkReserve(t *testing.T) {
 		t.Fatal("reservedFor found a dialog that reserved nothing")
 	}
 
-	r3, err := l.reserve("hq", "d3", sipUser("carol"), expired)
+	r3, err := l.reserve("hq", "d3", sipUser("carol"), nil, expired)
 	if err != nil || r3.slot != 3 {
 		t.Fatalf("reserve: %v, %v; want slot 3", r3, err)
 	}
 	clock.timer(t, parkReserveFor)
-	if _, err := l.reserve("hq", "d4", sipUser("dave"), expired); !errors.Is(err, ErrParkFull) {
+	if _, err := l.reserve("hq", "d4", sipUser("dave"), nil, expired); !errors.Is(err, ErrParkFull) {
 		t.Fatalf("a fourth on 3 slots: %v, want ErrParkFull", err)
 	}
-	if _, err := l.take(&parked{site: "hq", p: &party{}}); !errors.Is(err, ErrParkFull) {
+	if _, err := l.take(&parked{site: "hq", p: &party{}}, nil); !errors.Is(err, ErrParkFull) {
 		t.Fatalf("a blind park with every slot called or reserved: %v, want ErrParkFull", err)
 	}
 
@@ -77,7 +77,7 @@ func TestParkReserve(t *testing.T) {
 	if l.fill(r3, &parked{p: &party{}}) {
 		t.Fatal("a released reservation was used")
 	}
-	if r, err := l.reserve("hq", "d5", sipUser("erin"), expired); err != nil || r.slot != 1 {
+	if r, err := l.reserve("hq", "d5", sipUser("erin"), nil, expired); err != nil || r.slot != 1 {
 		t.Fatalf("after slot 1 was retrieved and 3 released: %v, %v; want slot 1", r, err)
 	}
 	clock.timer(t, parkReserveFor)
@@ -90,7 +90,7 @@ func TestParkReserve(t *testing.T) {
 func TestParkReservationExpires(t *testing.T) {
 	l, clock := newTestLot(t, testParkConfig(1))
 	gone := make(chan *reservation, 2)
-	r, err := l.reserve("hq", "d1", sipUser("bob"), func(r *reservation) { gone <- r })
+	r, err := l.reserve("hq", "d1", sipUser("bob"), nil, func(r *reservation) { gone <- r })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestParkReservationExpires(t *testing.T) {
 func TestParkReservationReleasedBeforeExpiry(t *testing.T) {
 	l, clock := newTestLot(t, testParkConfig(1))
 	gone := make(chan *reservation, 1)
-	r, _ := l.reserve("hq", "d1", sipUser("bob"), func(r *reservation) { gone <- r })
+	r, _ := l.reserve("hq", "d1", sipUser("bob"), nil, func(r *reservation) { gone <- r })
 	ft := clock.timer(t, parkReserveFor)
 	if l.release(r) != resReleased || !ft.stopped.Load() {
 		t.Fatal("release did not free the reservation and stop its timer")

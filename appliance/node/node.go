@@ -224,6 +224,7 @@ func (n *Node) start() error {
 	if err := n.startDNS(reg); err != nil {
 		return err
 	}
+	n.sip.calls.SetParkPeers(n.parkPeers) // after n.health: it asks the healthy members only
 	n.web = web.New(web.Deps{
 		Trunks:         n.trunkStatus,
 		NodeID:         c.NodeID,
@@ -238,6 +239,7 @@ func (n *Node) start() error {
 		ActiveCalls:    func() int { return n.sip.calls.Active() },
 		PromptsMissing: n.prompts.Missing,
 		VoicemailAudio: n.voicemail.box.AudioFile,
+		ParkSlots:      n.parkSlots,
 		Groups:         func(ctx context.Context) (any, error) { return n.sip.calls.Groups(ctx) },
 		Calls: func() any {
 			if cs := n.sip.calls.Calls(); cs != nil {

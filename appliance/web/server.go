@@ -78,6 +78,9 @@ type Deps struct {
 	// VoicemailAudio is a voicemail message's WAV by sha256, served to the
 	// other nodes (nil: none).
 	VoicemailAudio func(sha256 string) ([]byte, error)
+	// ParkSlots is the park slots of a site this node holds, served to
+	// the other nodes (nil: none).
+	ParkSlots func(site string) []ParkSlot
 	// HTTPSAddr is the HTTPS listener's bound address (status.https_addr);
 	// empty when http.tls_listen is off.
 	HTTPSAddr string
@@ -163,6 +166,7 @@ func (s *Server) routes() {
 	admin.GET("/snapshot", s.getSnapshot)
 	admin.GET("/cluster/members", s.getMembers)
 	admin.GET("/cluster/voicemail/:hash", s.getVoicemailAudio)
+	admin.GET("/cluster/park/:site", s.getParkSlots)
 	admin.GET("/journal", s.getJournal)
 	admin.GET("/sdgs", s.getGroups)
 	admin.GET("/sdgs/overrides", s.getOverrides)
