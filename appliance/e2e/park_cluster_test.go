@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
-
 	"github.com/outpost-voice/outpost/appliance/media/g711"
 )
 
@@ -166,23 +164,7 @@ func TestParkRingbackAcrossNodes(t *testing.T) {
 	if frag := s.park(t); frag != "SIP/2.0 200 Parked on slot 1" {
 		t.Fatalf("final NOTIFY %q\n%s", frag, n1.log())
 	}
-	var ds *sipgo.DialogServerSession
-	select {
-	case ds = <-s.bobDesk.calls:
-	case <-s.ctx.Done():
-		t.Fatalf("bob's desk phone on n2 was never rung back\n%s\n%s", n1.log(), n2.log())
-	}
-	if took := time.Since(parkedAt); took < 2*time.Second || took > 10*time.Second {
-		t.Errorf("the ring-back came %v after parking, want about 2 s", took)
-	}
-	select {
-	case dir := <-s.alice.reinv:
-		if dir != "sendrecv" {
-			t.Fatalf("alice was re-INVITEd %s on the ring-back's answer, want sendrecv", dir)
-		}
-	case <-s.ctx.Done():
-		t.Fatalf("alice was not re-INVITEd toward bob's desk phone\n%s", n1.log())
-	}
+	ds := rungBack(t, s, parkedAt, n1, n2)
 	checkHearing(t, map[*rtpPhone][2][]float64{
 		s.aliceRTP:   {{s.bobDeskHz}, {s.bobHz}},
 		s.bobDeskRTP: {{s.aliceHz}, nil},

@@ -112,18 +112,9 @@ func TestParkRetrieve(t *testing.T) {
 	if frag := s.park(t); frag != "SIP/2.0 200 Parked on slot 1" {
 		t.Fatalf("final NOTIFY %q, want SIP/2.0 200 Parked on slot 1\n%s", frag, s.n.log())
 	}
-	waitCall(t, s.n, 5*time.Second, "alice parked on slot 1", "", func(c apiCall) error {
-		if c.State != "parked" || c.Slot != 1 || c.ParkedBy != "bob" {
-			return fmt.Errorf("state %s slot %d parked by %q", c.State, c.Slot, c.ParkedBy)
-		}
-		return nil
-	})
+	waitParked(t, s.n, 1, "bob")
 
-	carolRTP := newRTPPhone(t, "carol", "127.0.0.1", g711.PCMU, s.carolHz)
-	carol := newGoPhone(t, s.n, "carol", "pw-carol")
-	carol.media = carolRTP
-	toAlice := carol.call(s.ctx, t, "*881")
-	carolRTP.pointAt(toAlice.InviteResponse.Body(), "sendrecv")
+	_, carolRTP, toAlice := carolCalls(t, s, s.n, "*881")
 	select {
 	case dir := <-s.alice.reinv:
 		if dir != "sendrecv" {
@@ -171,23 +162,7 @@ func TestParkRingback(t *testing.T) {
 	if frag := s.park(t); frag != "SIP/2.0 200 Parked on slot 1" {
 		t.Fatalf("final NOTIFY %q\n%s", frag, s.n.log())
 	}
-	var ds *sipgo.DialogServerSession
-	select {
-	case ds = <-s.bobDesk.calls:
-	case <-s.ctx.Done():
-		t.Fatalf("bob was never rung back\n%s", s.n.log())
-	}
-	if took := time.Since(parkedAt); took < 2*time.Second || took > 10*time.Second {
-		t.Errorf("the ring-back came %v after parking, want about 2 s", took)
-	}
-	select {
-	case dir := <-s.alice.reinv:
-		if dir != "sendrecv" {
-			t.Fatalf("alice was re-INVITEd %s on the ring-back's answer, want sendrecv", dir)
-		}
-	case <-s.ctx.Done():
-		t.Fatalf("alice was not re-INVITEd toward bob's desk phone\n%s", s.n.log())
-	}
+	ds := rungBack(t, s, parkedAt, s.n)
 	checkHearing(t, map[*rtpPhone][2][]float64{
 		s.aliceRTP:   {{s.bobDeskHz}, {s.bobHz}},
 		s.bobDeskRTP: {{s.aliceHz}, nil},
@@ -352,18 +327,9 @@ func TestParkAttended(t *testing.T) {
 	s.bobRTP.setPeer(netip.AddrPort{})
 	reinvitedTo(t, s, s.alice, "sendonly", "toward the park's music")
 	s.aliceRTP.waitMusic(t, s.n, s.bobHz)
-	waitCall(t, s.n, 5*time.Second, "alice parked on slot 1", "", func(c apiCall) error {
-		if c.State != "parked" || c.Slot != 1 || c.ParkedBy != "bob" {
-			return fmt.Errorf("state %s slot %d parked by %q", c.State, c.Slot, c.ParkedBy)
-		}
-		return nil
-	})
+	waitParked(t, s.n, 1, "bob")
 
-	carolRTP := newRTPPhone(t, "carol", "127.0.0.1", g711.PCMU, s.carolHz)
-	carol := newGoPhone(t, s.n, "carol", "pw-carol")
-	carol.media = carolRTP
-	toAlice := carol.call(s.ctx, t, "*881")
-	carolRTP.pointAt(toAlice.InviteResponse.Body(), "sendrecv")
+	carol, carolRTP, toAlice := carolCalls(t, s, s.n, "*881")
 	reinvitedTo(t, s, s.alice, "sendrecv", "toward carol")
 	checkHearing(t, map[*rtpPhone][2][]float64{
 		s.aliceRTP: {{s.carolHz}, {s.bobHz}},
@@ -385,12 +351,7 @@ func TestParkAttended(t *testing.T) {
 	ended(t, announce, "the node hangs up carol's call to *68")
 	ended(t, toAlice, "the node hangs up carol's held call")
 	reinvitedTo(t, s, s.alice, "sendonly", "toward the park's music")
-	waitCall(t, s.n, 5*time.Second, "alice parked on slot 1 by carol", "", func(c apiCall) error {
-		if c.State != "parked" || c.Slot != 1 || c.ParkedBy != "carol" {
-			return fmt.Errorf("state %s slot %d parked by %q", c.State, c.Slot, c.ParkedBy)
-		}
-		return nil
-	})
+	waitParked(t, s.n, 1, "carol")
 
 	emptySlot(t, s, "carol", "*889", s.carolHz)
 	eventually(t, 10*time.Second, "the attended parks journalled", func(ctx context.Context) error {
@@ -423,11 +384,7 @@ func TestParkAttendedCancel(t *testing.T) {
 	s.bobRTP.pointAt(announce.InviteResponse.Body(), "sendrecv")
 	hearsPrompts(t, s.n, s.bobRTP, from, "park-parked", "num-1")
 
-	carolRTP := newRTPPhone(t, "carol", "127.0.0.1", g711.PCMU, s.carolHz)
-	carol := newGoPhone(t, s.n, "carol", "pw-carol")
-	carol.media = carolRTP
-	full := carol.call(s.ctx, t, "*68")
-	carolRTP.pointAt(full.InviteResponse.Body(), "sendrecv")
+	_, carolRTP, full := carolCalls(t, s, s.n, "*68")
 	hearsPrompts(t, s.n, carolRTP, 0, "park-full")
 	ended(t, full, "the node hangs up carol's *68 with every slot taken")
 
@@ -437,4 +394,59 @@ func TestParkAttendedCancel(t *testing.T) {
 	if frag := s.park(t); frag != "SIP/2.0 200 Parked on slot 1" {
 		t.Fatalf("blind park after the cancelled one: %q, want slot 1\n%s", frag, s.n.log())
 	}
+}
+
+// waitParked waits until n lists alice's call parked on slot by parker.
+func waitParked(t *testing.T, n *node, slot int, parker string) {
+	t.Helper()
+	waitCall(t, n, 5*time.Second, fmt.Sprintf("alice parked on slot %d by %s", slot, parker), "", func(c apiCall) error {
+		if c.State != "parked" || c.Slot != slot || c.ParkedBy != parker {
+			return fmt.Errorf("state %s slot %d parked by %q", c.State, c.Slot, c.ParkedBy)
+		}
+		return nil
+	})
+}
+
+// carolCalls registers carol on n with a media phone and dials dial; her
+// media goes to the node's answer.
+func carolCalls(t *testing.T, s *parkSetup, n *node, dial string) (*goPhone, *rtpPhone, *sipgo.DialogClientSession) {
+	t.Helper()
+	carolRTP := newRTPPhone(t, "carol", "127.0.0.1", g711.PCMU, s.carolHz)
+	carol := newGoPhone(t, n, "carol", "pw-carol")
+	carol.media = carolRTP
+	call := carol.call(s.ctx, t, dial)
+	carolRTP.pointAt(call.InviteResponse.Body(), "sendrecv")
+	return carol, carolRTP, call
+}
+
+// rungBack waits for the ring-back of a call parked at parkedAt (with a
+// park timeout of 2 s) on bob's desk phone, which answers, and for alice's
+// re-INVITE toward it; logs are the nodes' to show on failure.
+func rungBack(t *testing.T, s *parkSetup, parkedAt time.Time, logs ...*node) *sipgo.DialogServerSession {
+	t.Helper()
+	dump := func() string {
+		var b strings.Builder
+		for _, n := range logs {
+			b.WriteString(n.log())
+		}
+		return b.String()
+	}
+	var ds *sipgo.DialogServerSession
+	select {
+	case ds = <-s.bobDesk.calls:
+	case <-s.ctx.Done():
+		t.Fatalf("bob's desk phone was never rung back\n%s", dump())
+	}
+	if took := time.Since(parkedAt); took < 2*time.Second || took > 10*time.Second {
+		t.Errorf("the ring-back came %v after parking, want about 2 s", took)
+	}
+	select {
+	case dir := <-s.alice.reinv:
+		if dir != "sendrecv" {
+			t.Fatalf("alice was re-INVITEd %s on the ring-back's answer, want sendrecv", dir)
+		}
+	case <-s.ctx.Done():
+		t.Fatalf("alice was not re-INVITEd toward bob's desk phone\n%s", dump())
+	}
+	return ds
 }
