@@ -661,6 +661,7 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 	}()
 	var mu sync.Mutex
 	started := map[*sipgo.DialogClientSession]bool{}
+	answered := false                 // another leg won: a leg starting now is CANCELled at once
 	rang := map[string]account.User{} // users whose phones rang, by username
 	for _, tg := range rt.targets {
 		user := rt.callee
@@ -678,7 +679,11 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 			sess, err := b.leg(legCtx, offer, caller, rt, tg, func(sess *sipgo.DialogClientSession) {
 				mu.Lock()
 				started[sess] = true
+				late := answered // its INVITE went out, but the winner was CANCELling the others already
 				mu.Unlock()
+				if late {
+					go b.cancelElsewhere(sess)
+				}
 				if rl != nil {
 					b.mu.Lock()
 					rl.inv = sess.InviteRequest
@@ -711,6 +716,7 @@ func (b *B2BUA) fork(parent context.Context, offer []byte, caller account.User, 
 			winner, won = r.sess, r.tg
 			if stop() { // parent has not ended: the others are told why they stop
 				mu.Lock()
+				answered = true
 				for sess := range started {
 					if sess != winner {
 						go b.cancelElsewhere(sess)
