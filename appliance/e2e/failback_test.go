@@ -78,7 +78,7 @@ func newFailbackPhone(t *testing.T, n *node, user string, honour bool) *failback
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
 	go func() { _ = srv.ServeUDP(conn) }()
-	t.Cleanup(func() { ua.Close() })
+	t.Cleanup(func() { ua.Close(); conn.Close() }) // the UA does not close conn
 	return p
 }
 

@@ -81,7 +81,7 @@ func newDeskPhone(t *testing.T, n *node, user string, media *rtpPhone) *deskPhon
 		}
 	})
 	go func() { _ = srv.ServeUDP(conn) }()
-	t.Cleanup(func() { ua.Close() })
+	t.Cleanup(func() { ua.Close(); conn.Close() }) // the UA does not close conn
 	return p
 }
 

@@ -142,7 +142,10 @@ func newGoPhoneAt(t *testing.T, n *node, user, password, bind string, asSBC bool
 		srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
 	}
 	go func() { _ = srv.ServeUDP(conn) }()
-	t.Cleanup(func() { ua.Close() })
+	// Closing the UA does not close the socket ServeUDP was given: an SBC
+	// left listening on its fixed address would take the next trunk
+	// test's SBC's place.
+	t.Cleanup(func() { ua.Close(); conn.Close() })
 	return p
 }
 
